@@ -1,0 +1,62 @@
+"""The click group, the error boundary that turns exceptions into one-line messages and exit codes, and helpers
+every command shares (stderr messages, payload output)."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from ..errors import InputError
+from . import exits
+
+
+def err(msg: str) -> None:
+    """A line for people (stderr)."""
+    click.echo(msg, err=True)
+
+
+def emit(payload: str) -> None:
+    """The machine-readable payload (stdout), written in one piece."""
+    sys.stdout.write(payload if payload.endswith("\n") else payload + "\n")
+    sys.stdout.flush()
+
+
+class GeoshareGroup(click.Group):
+    """Maps exceptions to exit codes; bad input never shows a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            err(f"error: {exc}")
+            sys.exit(exits.BAD_INPUT)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except click.exceptions.Abort:
+            err("interrupted")
+            sys.exit(exits.INTERRUPTED)
+        except KeyboardInterrupt:
+            err("interrupted")
+            sys.exit(exits.INTERRUPTED)
+        except SystemExit:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if os.environ.get("GEOSHARE_DEBUG"):
+                traceback.print_exc()
+            err(f"internal error: {type(exc).__name__}: {exc} (set GEOSHARE_DEBUG=1 for a traceback)")
+            sys.exit(exits.INTERNAL)
+
+
+@click.group(cls=GeoshareGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="geoshare-opt")
+def cli():
+    """geoshare-opt: choose which layers of a network share storage by optimisation."""
+
+
+def main(argv=None):
+    # click's own usage errors exit 2, which is our bad-input code too
+    return cli.main(args=argv, prog_name="geoshare-opt")

@@ -1,0 +1,465 @@
+"""The instance: a weighted layer-conflict graph with types and a budget (format ``geoshare-instance``, version 1).
+
+Parsing is strict and every violation is reported as one line naming what is wrong (``InstanceError``).
+The JSON Schema in ``schemas/instance-v1.schema.json`` describes the same format for other tools; this module is
+the reference validator (it also checks what a schema cannot: unique ids, edges naming known nodes, budgets).
+
+Semantics (formulations/README.md): only nodes of the same type may share a class; an edge weight ``w`` is the
+cost of its two ends sharing a class (any finite real); a missing pair costs 0; a ``hard`` edge forbids sharing;
+a class stores ``max(params)`` of its members; the objective is the total weight of soft edges inside classes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .errors import InstanceError
+
+FORMAT = "geoshare-instance"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    params: int = 1
+    layer: int | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"id": self.id, "type": self.type, "params": self.params}
+        if self.layer is not None:
+            d["layer"] = self.layer
+        if self.meta:
+            d["meta"] = dict(self.meta)
+        return d
+
+
+@dataclass(frozen=True)
+class Edge:
+    u: str
+    v: str
+    w: float = 0.0
+    hard: bool = False
+
+    def to_dict(self) -> dict:
+        if self.hard:
+            return {"u": self.u, "v": self.v, "hard": True}
+        return {"u": self.u, "v": self.v, "w": self.w}
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_classes: int
+    max_classes_per_type: Mapping[str, int] = field(default_factory=dict)
+    max_params: int | None = None
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"max_classes": self.max_classes}
+        if self.max_classes_per_type:
+            d["max_classes_per_type"] = dict(self.max_classes_per_type)
+        if self.max_params is not None:
+            d["max_params"] = self.max_params
+        return d
+
+
+@dataclass(frozen=True)
+class TypeBlock:
+    """One type's sub-problem in local indices: the unit the exact per-type decomposition works on.
+
+    ``W`` is the dense symmetric soft-weight matrix (zero diagonal, zero where hard), ``hard`` the symmetric boolean
+    conflict matrix, ``params`` the parameter counts, ``nodes`` the global node indices, ``max_classes`` the cap
+    that applies to this type alone (min of the per-type cap, the global cap and the node count).
+    """
+
+    type: str
+    nodes: np.ndarray
+    W: np.ndarray
+    hard: np.ndarray
+    params: np.ndarray
+    max_classes: int
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def uniform_params(self) -> bool:
+        return bool(self.n == 0 or np.all(self.params == self.params[0]))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class Instance:
+    """An immutable, validated instance. Build with ``Instance.from_dict``, ``Instance.load``, ``Instance.build``
+    or ``Instance.from_networkx``."""
+
+    __slots__ = ("name", "nodes", "edges", "budget", "meta", "__dict__")
+
+    def __init__(self, name: str, nodes: Iterable[Node], edges: Iterable[Edge], budget: Budget,
+                 meta: Mapping[str, Any] | None = None):
+        self.name = name
+        self.nodes: tuple[Node, ...] = tuple(nodes)
+        self.edges: tuple[Edge, ...] = tuple(edges)
+        self.budget = budget
+        self.meta = dict(meta or {})
+        self._validate()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, nodes: Iterable[Mapping | Node], edges: Iterable[Mapping | Edge | tuple], max_classes: int,
+              *, max_classes_per_type: Mapping[str, int] | None = None, max_params: int | None = None,
+              name: str = "instance", meta: Mapping | None = None) -> "Instance":
+        """Construct from Python data. Edges may be dicts, ``Edge``s, ``(u, v, w)`` or ``(u, v, "hard")``."""
+        d = {
+            "format": FORMAT, "version": VERSION, "name": name,
+            "nodes": [n.to_dict() if isinstance(n, Node) else dict(n) for n in nodes],
+            "edges": [_edge_to_dict(e) for e in edges],
+            "budget": {"max_classes": max_classes},
+            "meta": dict(meta or {}),
+        }
+        if max_classes_per_type:
+            d["budget"]["max_classes_per_type"] = dict(max_classes_per_type)
+        if max_params is not None:
+            d["budget"]["max_params"] = max_params
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_networkx(cls, graph, max_classes: int, *, weight: str = "weight", hard: str = "hard",
+                      node_type: str = "type", default_type: str = "t", params: str = "params",
+                      default_weight: float = 1.0, **kwargs) -> "Instance":
+        """An instance from a networkx graph: node attributes ``type``/``params``/``layer``, edge attributes
+        ``weight`` (default ``default_weight``) and ``hard`` (bool). Node ids become strings."""
+        nodes = []
+        for v, attrs in graph.nodes(data=True):
+            nd = {"id": str(v), "type": str(attrs.get(node_type, default_type)), "params": attrs.get(params, 1)}
+            if "layer" in attrs:
+                nd["layer"] = attrs["layer"]
+            nodes.append(nd)
+        edges = []
+        for u, v, attrs in graph.edges(data=True):
+            if attrs.get(hard, False):
+                edges.append({"u": str(u), "v": str(v), "hard": True})
+            else:
+                edges.append({"u": str(u), "v": str(v), "w": attrs.get(weight, default_weight)})
+        return cls.build(nodes, edges, max_classes, name=kwargs.pop("name", getattr(graph, "name", "") or "graph"),
+                         **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Instance":
+        if not isinstance(d, dict):
+            raise InstanceError("instance: top level must be a JSON object")
+        if d.get("format") != FORMAT:
+            raise InstanceError(f"instance: 'format' must be {FORMAT!r}, got {d.get('format')!r}")
+        if d.get("version") != VERSION:
+            raise InstanceError(f"instance: unsupported version {d.get('version')!r} (this build reads version {VERSION})")
+        unknown = set(d) - {"format", "version", "name", "nodes", "edges", "budget", "meta"}
+        if unknown:
+            raise InstanceError(f"instance: unknown top-level field {sorted(unknown)[0]!r} (put free-form data in 'meta')")
+        name = d.get("name", "")
+        if not isinstance(name, str):
+            raise InstanceError("instance: 'name' must be a string")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise InstanceError("instance: 'meta' must be an object")
+        raw_nodes = d.get("nodes")
+        if not isinstance(raw_nodes, list):
+            raise InstanceError("instance: 'nodes' must be a list")
+        nodes = [_parse_node(i, n) for i, n in enumerate(raw_nodes)]
+        raw_edges = d.get("edges", [])
+        if not isinstance(raw_edges, list):
+            raise InstanceError("instance: 'edges' must be a list")
+        edges = [_parse_edge(i, e) for i, e in enumerate(raw_edges)]
+        budget = _parse_budget(d.get("budget"))
+        return cls(name, nodes, edges, budget, meta)
+
+    @classmethod
+    def loads(cls, text: str) -> "Instance":
+        try:
+            d = json.loads(text, parse_constant=_reject_constant)
+        except _NonFinite as exc:
+            raise InstanceError(f"instance: non-finite number {exc} in JSON") from None
+        except json.JSONDecodeError as exc:
+            raise InstanceError(f"instance: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Instance":
+        text = read_text(path, "instance")
+        try:
+            return cls.loads(text)
+        except InstanceError as exc:
+            raise InstanceError(f"{path}: {exc}") from None
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        seen: dict[str, int] = {}
+        for i, n in enumerate(self.nodes):
+            if n.id in seen:
+                raise InstanceError(f"instance: duplicate node id {n.id!r}")
+            seen[n.id] = i
+        pairs: set[tuple[int, int]] = set()
+        for k, e in enumerate(self.edges):
+            if e.u not in seen:
+                raise InstanceError(f"instance: edge {k} names unknown node {e.u!r}")
+            if e.v not in seen:
+                raise InstanceError(f"instance: edge {k} names unknown node {e.v!r}")
+            if e.u == e.v:
+                raise InstanceError(f"instance: edge {k} is a self-loop on {e.u!r}")
+            a, b = seen[e.u], seen[e.v]
+            key = (a, b) if a < b else (b, a)
+            if key in pairs:
+                raise InstanceError(f"instance: duplicate edge between {e.u!r} and {e.v!r} (edge {k})")
+            pairs.add(key)
+        b = self.budget
+        types = self.types
+        if b.max_classes < len(types):
+            raise InstanceError(
+                f"instance: budget max_classes={b.max_classes} is below the number of non-empty types ({len(types)}); "
+                "every type needs at least one class")
+        for t, cap in b.max_classes_per_type.items():
+            if t not in self._type_index:
+                raise InstanceError(f"instance: max_classes_per_type names unknown type {t!r}")
+        if b.max_params is not None:
+            need = sum(int(self.params[self.type_members(t)].max()) for t in types)
+            if b.max_params < need:
+                raise InstanceError(
+                    f"instance: budget max_params={b.max_params} is below {need}, the parameters of one class per type")
+
+    # ------------------------------------------------------------------ derived data (cached)
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {n.id: i for i, n in enumerate(self.nodes)}
+
+    @cached_property
+    def types(self) -> tuple[str, ...]:
+        """Type names in order of first appearance."""
+        return tuple(dict.fromkeys(n.type for n in self.nodes))
+
+    @cached_property
+    def _type_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.types)}
+
+    @cached_property
+    def type_of(self) -> np.ndarray:
+        ti = self._type_index
+        return np.array([ti[n.type] for n in self.nodes], dtype=np.int64)
+
+    @cached_property
+    def params(self) -> np.ndarray:
+        return np.array([n.params for n in self.nodes], dtype=np.int64)
+
+    @cached_property
+    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(u, v, w, hard)`` as arrays over all edges (global node indices; ``w`` is 0 for hard edges)."""
+        idx = self.index
+        m = len(self.edges)
+        u = np.fromiter((idx[e.u] for e in self.edges), dtype=np.int64, count=m)
+        v = np.fromiter((idx[e.v] for e in self.edges), dtype=np.int64, count=m)
+        w = np.fromiter((0.0 if e.hard else e.w for e in self.edges), dtype=np.float64, count=m)
+        h = np.fromiter((e.hard for e in self.edges), dtype=bool, count=m)
+        return u, v, w, h
+
+    @cached_property
+    def same_type_edge_mask(self) -> np.ndarray:
+        u, v, _, _ = self.edge_arrays
+        return self.type_of[u] == self.type_of[v]
+
+    def type_members(self, t: str) -> np.ndarray:
+        return np.flatnonzero(self.type_of == self._type_index[t])
+
+    def type_cap(self, t: str) -> int:
+        """Most classes type ``t`` can use on its own: its per-type cap, the share of the global cap left after one
+        class for every other type, and its node count."""
+        n_t = len(self.type_members(t))
+        cap = min(n_t, self.budget.max_classes - (len(self.types) - 1))
+        if t in self.budget.max_classes_per_type:
+            cap = min(cap, self.budget.max_classes_per_type[t])
+        return max(cap, 0)
+
+    def block(self, t: str) -> TypeBlock:
+        """The dense sub-problem of type ``t`` (see ``TypeBlock``). Cross-type edges never matter and are dropped."""
+        return self._blocks[t]
+
+    @cached_property
+    def _blocks(self) -> dict[str, TypeBlock]:
+        u, v, w, h = self.edge_arrays
+        same = self.same_type_edge_mask
+        local = np.empty(len(self.nodes), dtype=np.int64)
+        out = {}
+        for t in self.types:
+            members = self.type_members(t)
+            local[members] = np.arange(len(members))
+            sel = same & (self.type_of[u] == self._type_index[t])
+            lu, lv = local[u[sel]], local[v[sel]]
+            n = len(members)
+            W = np.zeros((n, n))
+            H = np.zeros((n, n), dtype=bool)
+            hs = h[sel]
+            W[lu[~hs], lv[~hs]] = w[sel][~hs]
+            W[lv[~hs], lu[~hs]] = w[sel][~hs]
+            H[lu[hs], lv[hs]] = True
+            H[lv[hs], lu[hs]] = True
+            out[t] = TypeBlock(t, members, W, H, self.params[members], self.type_cap(t))
+        return out
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hash of the canonical JSON form (sorted keys, no whitespace): stable across formatting and key order."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "version": VERSION, "name": self.name,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "edges": [e.to_dict() for e in self.edges],
+            "budget": self.budget.to_dict(),
+            "meta": self.meta,
+        }
+
+    def dumps(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from .atomic import write_text_atomic
+        write_text_atomic(path, self.dumps(indent=None) + "\n")
+
+    def with_budget(self, max_classes: int | None = None, *, max_classes_per_type: Mapping[str, int] | None = None,
+                    max_params: int | None = None, keep_caps: bool = False) -> "Instance":
+        """The same graph under another budget (unset caps are dropped unless ``keep_caps``)."""
+        b = self.budget
+        nb = Budget(
+            max_classes if max_classes is not None else b.max_classes,
+            dict(max_classes_per_type) if max_classes_per_type is not None else (dict(b.max_classes_per_type) if keep_caps else {}),
+            max_params if max_params is not None else (b.max_params if keep_caps else None),
+        )
+        return Instance(self.name, self.nodes, self.edges, nb, self.meta)
+
+    def __repr__(self) -> str:
+        return (f"Instance({self.name!r}, nodes={len(self.nodes)}, edges={len(self.edges)}, types={len(self.types)}, "
+                f"max_classes={self.budget.max_classes})")
+
+
+# ---------------------------------------------------------------------- parsing helpers
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(name)
+
+
+def read_text(path: str | os.PathLike, what: str) -> str:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InstanceError(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise InstanceError(f"{what} path is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise InstanceError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InstanceError(f"{path}: not UTF-8 text") from None
+
+
+def _edge_to_dict(e: Any) -> dict:
+    if isinstance(e, Edge):
+        return e.to_dict()
+    if isinstance(e, Mapping):
+        return dict(e)
+    if isinstance(e, (tuple, list)) and len(e) == 3:
+        u, v, w = e
+        if w == "hard":
+            return {"u": u, "v": v, "hard": True}
+        return {"u": u, "v": v, "w": w}
+    raise InstanceError(f"instance: cannot read edge {e!r} (use a dict, an Edge, (u, v, w) or (u, v, 'hard'))")
+
+
+def _parse_node(i: int, n: Any) -> Node:
+    if not isinstance(n, dict):
+        raise InstanceError(f"instance: node {i} must be an object")
+    unknown = set(n) - {"id", "type", "params", "layer", "meta"}
+    if unknown:
+        raise InstanceError(f"instance: node {i} has unknown field {sorted(unknown)[0]!r}")
+    nid = n.get("id")
+    if not isinstance(nid, str) or not nid:
+        raise InstanceError(f"instance: node {i} needs a non-empty string 'id'")
+    typ = n.get("type")
+    if not isinstance(typ, str) or not typ:
+        raise InstanceError(f"instance: node {nid!r} needs a non-empty string 'type'")
+    params = n.get("params", 1)
+    if isinstance(params, float) and params.is_integer():
+        params = int(params)
+    if not _is_int(params) or params < 0:
+        raise InstanceError(f"instance: node {nid!r} has params={params!r}; it must be a non-negative integer")
+    layer = n.get("layer")
+    if layer is not None and not _is_int(layer):
+        raise InstanceError(f"instance: node {nid!r} has layer={layer!r}; it must be an integer or absent")
+    meta = n.get("meta", {})
+    if not isinstance(meta, dict):
+        raise InstanceError(f"instance: node {nid!r} 'meta' must be an object")
+    return Node(nid, typ, params, layer, meta)
+
+
+def _parse_edge(i: int, e: Any) -> Edge:
+    if not isinstance(e, dict):
+        raise InstanceError(f"instance: edge {i} must be an object")
+    unknown = set(e) - {"u", "v", "w", "hard"}
+    if unknown:
+        raise InstanceError(f"instance: edge {i} has unknown field {sorted(unknown)[0]!r}")
+    u, v = e.get("u"), e.get("v")
+    if not isinstance(u, str) or not isinstance(v, str):
+        raise InstanceError(f"instance: edge {i} needs string node ids 'u' and 'v'")
+    hard = e.get("hard", False)
+    if not isinstance(hard, bool):
+        raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) 'hard' must be true or false")
+    if hard:
+        if "w" in e:
+            raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) is hard and must not carry a weight 'w'")
+        return Edge(u, v, 0.0, True)
+    if "w" not in e:
+        raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) needs a weight 'w' or \"hard\": true")
+    w = e["w"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)):
+        raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) weight must be a number, got {w!r}")
+    w = float(w)
+    if not math.isfinite(w):
+        raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) weight {w} is not finite")
+    return Edge(u, v, w, False)
+
+
+def _parse_budget(b: Any) -> Budget:
+    if not isinstance(b, dict):
+        raise InstanceError("instance: 'budget' must be an object with 'max_classes'")
+    unknown = set(b) - {"max_classes", "max_classes_per_type", "max_params"}
+    if unknown:
+        raise InstanceError(f"instance: budget has unknown field {sorted(unknown)[0]!r}")
+    k = b.get("max_classes")
+    if not _is_int(k) or k < 1:
+        raise InstanceError(f"instance: budget max_classes must be a positive integer, got {k!r}")
+    per = b.get("max_classes_per_type", {})
+    if not isinstance(per, dict):
+        raise InstanceError("instance: budget max_classes_per_type must be an object of type -> integer")
+    for t, c in per.items():
+        if not _is_int(c) or c < 1:
+            raise InstanceError(f"instance: budget max_classes_per_type[{t!r}] must be a positive integer, got {c!r}")
+    p = b.get("max_params")
+    if p is not None and (not _is_int(p) or p < 0):
+        raise InstanceError(f"instance: budget max_params must be a non-negative integer, got {p!r}")
+    return Budget(k, dict(per), p)

@@ -1,0 +1,155 @@
+"""The result (format ``geoshare-result``, version 1): why the solver stopped, kept apart from what it holds.
+
+``termination`` says why the run ended; ``status`` says whether it holds a feasible assignment. ``objective`` is
+always recomputed by ``checker.evaluate`` from ``assignment``. The gap definition (formulations/README.md):
+
+    gap = 0                                         if |objective - bound| <= 1e-9 * max(1, |objective|)
+    gap = (objective - bound) / max(|objective|, |bound|)   otherwise
+
+It lies in [0, 2], is defined for objective 0 and for negative objectives, and is null without a bound or incumbent.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from .errors import ResultError
+
+FORMAT = "geoshare-result"
+VERSION = 1
+
+
+class Termination(str, Enum):
+    OPTIMAL = "optimal"            # optimality proven (within numerical tolerance)
+    INFEASIBLE = "infeasible"      # infeasibility proven
+    TIME_LIMIT = "time_limit"      # stopped by the time limit
+    INTERRUPTED = "interrupted"    # stopped by Ctrl-C / KeyboardInterrupt
+    COMPLETED = "completed"        # a heuristic ran to its natural end (no proof either way)
+    ITERATION_LIMIT = "iteration_limit"
+    ERROR = "error"
+
+
+class Status(str, Enum):
+    FEASIBLE = "feasible"
+    NONE = "none"
+
+
+def compute_gap(objective: float | None, bound: float | None) -> float | None:
+    if objective is None or bound is None:
+        return None
+    diff = objective - bound
+    if abs(diff) <= 1e-9 * max(1.0, abs(objective)):
+        return 0.0
+    denom = max(abs(objective), abs(bound))
+    return max(diff, 0.0) / denom
+
+
+@dataclass
+class Result:
+    instance_sha256: str
+    solver: str
+    solver_version: str
+    termination: str
+    status: str
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    wall_time_s: float
+    assignment: dict[str, int] | None
+    options: dict[str, Any] = field(default_factory=dict)
+    instance_name: str = ""
+    n_classes: int | None = None
+    classes_per_type: dict[str, int] | None = None
+    stored_params: int | None = None
+    objective_per_type: dict[str, float] | None = None
+    message: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    version: int = VERSION
+
+    @property
+    def feasible(self) -> bool:
+        return self.status == Status.FEASIBLE.value
+
+    @property
+    def optimal(self) -> bool:
+        return self.termination == Termination.OPTIMAL.value and self.feasible
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        order = ["format", "version", "instance_sha256", "instance_name", "solver", "solver_version", "termination",
+                 "status", "objective", "bound", "gap", "wall_time_s", "n_classes", "classes_per_type",
+                 "stored_params", "objective_per_type", "assignment", "options", "message", "stats"]
+        return {k: _finite(d[k]) for k in order}
+
+    def dumps(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from .atomic import write_text_atomic
+        write_text_atomic(path, self.dumps() + "\n")
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Result":
+        if not isinstance(d, dict):
+            raise ResultError("result: top level must be a JSON object")
+        if d.get("format") != FORMAT:
+            raise ResultError(f"result: 'format' must be {FORMAT!r}, got {d.get('format')!r}")
+        if d.get("version") != VERSION:
+            raise ResultError(f"result: unsupported version {d.get('version')!r} (this build reads version {VERSION})")
+        for key in ("instance_sha256", "solver", "termination", "status"):
+            if not isinstance(d.get(key), str):
+                raise ResultError(f"result: field {key!r} must be a string")
+        if d["termination"] not in {t.value for t in Termination}:
+            raise ResultError(f"result: unknown termination {d['termination']!r}")
+        if d["status"] not in {s.value for s in Status}:
+            raise ResultError(f"result: unknown status {d['status']!r}")
+        a = d.get("assignment")
+        if d["status"] == Status.FEASIBLE.value:
+            if not isinstance(a, dict) or not all(isinstance(k, str) for k in a):
+                raise ResultError("result: a feasible result needs 'assignment' as an object of node id -> class")
+            for k, v in a.items():
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ResultError(f"result: class of node {k!r} must be an integer, got {v!r}")
+        elif a not in (None, {}):
+            raise ResultError("result: status 'none' but an assignment is present")
+        known = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw.setdefault("solver_version", "")
+        for k in ("objective", "bound", "gap"):
+            kw.setdefault(k, None)
+        kw.setdefault("wall_time_s", 0.0)
+        kw.setdefault("assignment", None)
+        return cls(**kw)
+
+    @classmethod
+    def loads(cls, text: str) -> "Result":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ResultError(f"result: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Result":
+        from .instance import read_text
+        from .errors import InstanceError
+        try:
+            text = read_text(path, "result")
+        except InstanceError as exc:
+            raise ResultError(str(exc)) from None
+        try:
+            return cls.loads(text)
+        except ResultError as exc:
+            raise ResultError(f"{path}: {exc}") from None
+
+
+def _finite(x: Any) -> Any:
+    """JSON has no inf/nan: encode them as null (bounds of -inf mean 'no bound')."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -1,0 +1,6 @@
+"""Model specs: a trained network, its calibration batches, a loss and optional metrics (imports torch).
+
+``load_spec("minilm")``, ``load_spec("digits-mlp")``, ``load_spec("path/to/file.py:make")``,
+``load_spec("package.module:make")`` or a Hugging Face model directory. See ``base.ModelSpec`` for the contract.
+"""
+from .base import ModelSpec, as_spec, load_spec, move_batch  # noqa: F401

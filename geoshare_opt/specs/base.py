@@ -1,0 +1,150 @@
+"""The spec contract shared by the front end, the back end and the CLI.
+
+A user spec is ``make()`` returning either a ``ModelSpec`` or a plain dict with keys
+``model`` (``torch.nn.Module``), ``batches`` (an iterable of batches, or a callable returning one),
+``loss`` (``(model, batch) -> scalar tensor``) and optionally ``metrics`` (``model -> dict[str, float]``; higher is
+better unless the name ends in ``loss``, ``perplexity``, ``ppl``, ``error`` or ``mse``) and ``heldout`` (batches not
+used for calibration, same forms as ``batches``).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import InputError
+
+BUILTIN = {
+    "minilm": "geoshare_opt.specs.minilm:make",
+    "digits-mlp": "geoshare_opt.specs.digits:make",
+}
+
+LOWER_IS_BETTER_SUFFIXES = ("loss", "perplexity", "ppl", "error", "mse")
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.lower().endswith(LOWER_IS_BETTER_SUFFIXES)
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    model: Any                                   # torch.nn.Module, trained
+    batches: Callable[[], Iterable[Any]]         # fresh iterator of calibration batches on each call
+    loss: Callable[[Any, Any], Any]              # (model, batch) -> scalar tensor
+    metrics: Callable[[Any], dict[str, float]] | None = None
+    heldout: Callable[[], Iterable[Any]] | None = None
+    meta: dict = field(default_factory=dict)     # provenance (weights file, data split, seed, ...)
+
+
+def _as_batch_factory(obj: Any, what: str) -> Callable[[], Iterable[Any]] | None:
+    if obj is None:
+        return None
+    if callable(obj) and not hasattr(obj, "__iter__"):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = list(obj)
+        return lambda: iter(items)
+    if hasattr(obj, "__iter__"):
+        if iter(obj) is obj:  # a one-shot iterator/generator: keep its items so every pass sees the same data
+            items = list(obj)
+            return lambda: iter(items)
+        return lambda: iter(obj)
+    raise InputError(f"spec: {what!r} must be an iterable of batches or a callable returning one, got {type(obj).__name__}")
+
+
+def as_spec(obj: Any, name: str = "user") -> ModelSpec:
+    """Check and normalise what a ``make()`` returned."""
+    import torch
+
+    if isinstance(obj, ModelSpec):
+        spec = obj
+    elif isinstance(obj, dict):
+        missing = [k for k in ("model", "batches", "loss") if k not in obj]
+        if missing:
+            raise InputError(f"spec {name!r}: the dict lacks key {missing[0]!r} (needs model, batches, loss)")
+        unknown = set(obj) - {"model", "batches", "loss", "metrics", "heldout", "meta", "name"}
+        if unknown:
+            raise InputError(f"spec {name!r}: unknown key {sorted(unknown)[0]!r}")
+        spec = ModelSpec(name=obj.get("name", name), model=obj["model"], batches=obj["batches"], loss=obj["loss"],
+                         metrics=obj.get("metrics"), heldout=obj.get("heldout"), meta=dict(obj.get("meta", {})))
+    else:
+        raise InputError(f"spec {name!r}: make() must return a dict or a ModelSpec, got {type(obj).__name__}")
+    if not isinstance(spec.model, torch.nn.Module):
+        raise InputError(f"spec {name!r}: 'model' must be a torch.nn.Module, got {type(spec.model).__name__}")
+    if not callable(spec.loss):
+        raise InputError(f"spec {name!r}: 'loss' must be callable (model, batch) -> scalar tensor")
+    if spec.metrics is not None and not callable(spec.metrics):
+        raise InputError(f"spec {name!r}: 'metrics' must be callable model -> dict")
+    spec.batches = _as_batch_factory(spec.batches, "batches")
+    spec.heldout = _as_batch_factory(spec.heldout, "heldout")
+    return spec
+
+
+def _load_callable(ref: str) -> Callable:
+    target, _, attr = ref.rpartition(":")
+    if not target or not attr:
+        raise InputError(f"spec {ref!r}: expected 'file.py:function' or 'package.module:function'")
+    if target.endswith(".py") or os.sep in target or target.startswith("."):
+        path = Path(target)
+        if not path.is_file():
+            raise InputError(f"spec {ref!r}: file {target} not found")
+        mod_name = f"_geoshare_user_spec_{abs(hash(str(path.resolve())))}"
+        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file failed to import
+            sys.modules.pop(mod_name, None)
+            raise InputError(f"spec {ref!r}: importing {target} failed: {type(exc).__name__}: {exc}") from None
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as exc:
+            raise InputError(f"spec {ref!r}: cannot import module {target!r}: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        raise InputError(f"spec {ref!r}: {target} has no callable {attr!r}")
+    return fn
+
+
+def load_spec(ref: str, **options) -> ModelSpec:
+    """A spec by built-in name, ``file.py:make``, ``package.module:make`` or Hugging Face model directory.
+    ``options`` go to the built-in ``make`` (e.g. ``n_calib``, ``seq_len``); user ``make()`` gets none."""
+    if ref in BUILTIN:
+        fn = _load_callable(BUILTIN[ref])
+        return as_spec(fn(**options), ref)
+    if os.path.isdir(ref):
+        from .hf import make_from_directory
+        return as_spec(make_from_directory(ref, **options), os.path.basename(os.path.normpath(ref)))
+    if ":" not in ref:
+        raise InputError(f"unknown spec {ref!r}: use one of {', '.join(BUILTIN)}, file.py:make, package.module:make, "
+                         "or a Hugging Face model directory")
+    fn = _load_callable(ref)
+    try:
+        obj = fn()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"spec {ref!r}: make() failed: {type(exc).__name__}: {exc}") from None
+    return as_spec(obj, ref)
+
+
+def move_batch(batch: Any, device=None, dtype=None) -> Any:
+    """Move a batch (tensor, tuple/list, dict, or nested) to ``device``; floating tensors to ``dtype`` if given."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        if dtype is not None and batch.is_floating_point():
+            return batch.to(device=device, dtype=dtype)
+        return batch.to(device=device)
+    if isinstance(batch, dict):
+        return {k: move_batch(v, device, dtype) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_batch(v, device, dtype) for v in batch)
+    return batch

@@ -4,7 +4,10 @@ A user spec is ``make()`` returning either a ``ModelSpec`` or a plain dict with 
 ``model`` (``torch.nn.Module``), ``batches`` (an iterable of batches, or a callable returning one),
 ``loss`` (``(model, batch) -> scalar tensor``) and optionally ``metrics`` (``model -> dict[str, float]``; higher is
 better unless the name ends in ``loss``, ``perplexity``, ``ppl``, ``error`` or ``mse``) and ``heldout`` (batches not
-used for calibration, same forms as ``batches``).
+used for calibration, same forms as ``batches``). Two optional keys let the front end compute Gauss-Newton /
+Fisher curvature that stays informative at a stationary point (where squared gradients vanish, e.g. a distillation
+loss at the original weights): ``outputs`` (``(model, batch) -> tensor``, the network's output) and ``output_loss``
+(``(outputs, batch) -> scalar``) with ``loss(model, batch) == output_loss(outputs(model, batch), batch)``.
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ class ModelSpec:
     metrics: Callable[[Any], dict[str, float]] | None = None
     heldout: Callable[[], Iterable[Any]] | None = None
     meta: dict = field(default_factory=dict)     # provenance (weights file, data split, seed, ...)
+    outputs: Callable[[Any, Any], Any] | None = None       # (model, batch) -> output tensor
+    output_loss: Callable[[Any, Any], Any] | None = None   # (outputs, batch) -> scalar; loss = output_loss(outputs(...))
 
 
 def _as_batch_factory(obj: Any, what: str) -> Callable[[], Iterable[Any]] | None:
@@ -67,17 +72,21 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
         missing = [k for k in ("model", "batches", "loss") if k not in obj]
         if missing:
             raise InputError(f"spec {name!r}: the dict lacks key {missing[0]!r} (needs model, batches, loss)")
-        unknown = set(obj) - {"model", "batches", "loss", "metrics", "heldout", "meta", "name"}
+        unknown = set(obj) - {"model", "batches", "loss", "metrics", "heldout", "meta", "name", "outputs",
+                              "output_loss"}
         if unknown:
             raise InputError(f"spec {name!r}: unknown key {sorted(unknown)[0]!r}")
         spec = ModelSpec(name=obj.get("name", name), model=obj["model"], batches=obj["batches"], loss=obj["loss"],
-                         metrics=obj.get("metrics"), heldout=obj.get("heldout"), meta=dict(obj.get("meta", {})))
+                         metrics=obj.get("metrics"), heldout=obj.get("heldout"), meta=dict(obj.get("meta", {})),
+                         outputs=obj.get("outputs"), output_loss=obj.get("output_loss"))
     else:
         raise InputError(f"spec {name!r}: make() must return a dict or a ModelSpec, got {type(obj).__name__}")
     if not isinstance(spec.model, torch.nn.Module):
         raise InputError(f"spec {name!r}: 'model' must be a torch.nn.Module, got {type(spec.model).__name__}")
     if not callable(spec.loss):
         raise InputError(f"spec {name!r}: 'loss' must be callable (model, batch) -> scalar tensor")
+    if (spec.outputs is None) != (spec.output_loss is None):
+        raise InputError(f"spec {name!r}: 'outputs' and 'output_loss' must be given together")
     if spec.metrics is not None and not callable(spec.metrics):
         raise InputError(f"spec {name!r}: 'metrics' must be callable model -> dict")
     spec.batches = _as_batch_factory(spec.batches, "batches")

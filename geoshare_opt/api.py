@@ -36,9 +36,11 @@ def warm_start_labels(instance: Instance, warm: Any) -> np.ndarray | None:
             raise ResultError("warm start result holds no assignment")
         warm = warm.assignment
     try:
-        return labels_from_assignment(instance, warm)
+        labels = labels_from_assignment(instance, warm)
     except ResultError as exc:
         raise ResultError(f"warm start does not fit the instance: {exc}") from None
+    # backends index classes by label: hand them 0..k-1 whatever numbering the user's file used
+    return canonical(labels)
 
 
 def solve(instance: Instance | Mapping | str | os.PathLike, solver: str = "auto", *,
@@ -141,6 +143,10 @@ def finish(inst: Instance, backend_cls, options: SolveOptions, outcome: Outcome,
 def check_result(instance: Instance, result: Result) -> list[str]:
     """Problems with a result against its instance (empty list = consistent): hash, assignment, objective."""
     problems = []
+    if not result.feasible and (result.assignment or result.objective is not None):
+        problems.append("status 'none' but an assignment or objective is present")
+    if result.termination == Termination.INFEASIBLE.value and result.feasible:
+        problems.append("termination 'infeasible' with a feasible assignment")
     if result.instance_sha256 != instance.sha256:
         problems.append(f"result answers instance {result.instance_sha256[:12]}…, not this one ({instance.sha256[:12]}…)")
         return problems
@@ -155,4 +161,7 @@ def check_result(instance: Instance, result: Result) -> list[str]:
             problems.append(f"objective {result.objective} does not match the recomputed {ev.objective}")
         if result.bound is not None and result.bound > ev.objective + 1e-6 * max(1.0, abs(ev.objective)):
             problems.append(f"bound {result.bound} exceeds the objective {ev.objective}")
+        gap = compute_gap(ev.objective, result.bound)
+        if (gap is None) != (result.gap is None) or (gap is not None and abs(gap - result.gap) > 1e-6):
+            problems.append(f"gap {result.gap} does not match the recomputed {gap}")
     return problems

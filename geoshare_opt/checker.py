@@ -45,6 +45,8 @@ def labels_from_assignment(instance: Instance, assignment: Mapping[str, int] | S
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise ResultError(f"assignment classes must be integers, got {v!r}")
+        if not -2**63 <= v < 2**63:
+            raise ResultError(f"assignment class {v} is out of the 64-bit integer range")
     return np.asarray(values, dtype=np.int64).reshape(n)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +26,9 @@ from .errors import InstanceError
 
 FORMAT = "geoshare-instance"
 VERSION = 1
+# Largest parameter count / params budget accepted: the JSON-safe integer range, so that sums over many nodes
+# stay exact in int64 arithmetic (the checker sums them) and every JSON reader sees the same number.
+MAX_INT = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,14 @@ class TypeBlock:
 
 
 def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def _integral(x: Any) -> Any:
+    """``3.0`` -> ``3``: JSON (and its Schema's "integer") does not tell 3 from 3.0, so neither do we."""
+    if isinstance(x, float) and math.isfinite(x) and x.is_integer():
+        return int(x)
+    return x
 
 
 class Instance:
@@ -173,6 +184,7 @@ class Instance:
         meta = d.get("meta", {})
         if not isinstance(meta, dict):
             raise InstanceError("instance: 'meta' must be an object")
+        _check_json_value(meta, "'meta'")
         raw_nodes = d.get("nodes")
         if not isinstance(raw_nodes, list):
             raise InstanceError("instance: 'nodes' must be a list")
@@ -187,11 +199,13 @@ class Instance:
     @classmethod
     def loads(cls, text: str) -> "Instance":
         try:
-            d = json.loads(text, parse_constant=_reject_constant)
+            d = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except _NonFinite as exc:
             raise InstanceError(f"instance: non-finite number {exc} in JSON") from None
         except json.JSONDecodeError as exc:
             raise InstanceError(f"instance: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        except RecursionError:
+            raise InstanceError("instance: JSON nested too deeply") from None
         return cls.from_dict(d)
 
     @classmethod
@@ -341,12 +355,16 @@ class Instance:
                     max_params: int | None = None, keep_caps: bool = False) -> "Instance":
         """The same graph under another budget (unset caps are dropped unless ``keep_caps``)."""
         b = self.budget
-        nb = Budget(
-            max_classes if max_classes is not None else b.max_classes,
-            dict(max_classes_per_type) if max_classes_per_type is not None else (dict(b.max_classes_per_type) if keep_caps else {}),
-            max_params if max_params is not None else (b.max_params if keep_caps else None),
-        )
-        return Instance(self.name, self.nodes, self.edges, nb, self.meta)
+        d: dict[str, Any] = {"max_classes": max_classes if max_classes is not None else b.max_classes}
+        per = dict(max_classes_per_type) if max_classes_per_type is not None else (
+            dict(b.max_classes_per_type) if keep_caps else {})
+        if per:
+            d["max_classes_per_type"] = per
+        p = max_params if max_params is not None else (b.max_params if keep_caps else None)
+        if p is not None:
+            d["max_params"] = p
+        # through the parser, so a new budget gets the same checks as one read from a file
+        return Instance(self.name, self.nodes, self.edges, _parse_budget(d), self.meta)
 
     def __repr__(self) -> str:
         return (f"Instance({self.name!r}, nodes={len(self.nodes)}, edges={len(self.edges)}, types={len(self.types)}, "
@@ -360,6 +378,38 @@ class _NonFinite(ValueError):
 
 def _reject_constant(name: str):
     raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):  # e.g. 1e400 overflows to inf
+        raise _NonFinite(text)
+    return x
+
+
+def _check_json_value(x: Any, where: str, depth: int = 0) -> None:
+    """Free-form ``meta`` must survive a JSON round trip unchanged (the hash is taken over it)."""
+    if depth > 64:
+        raise InstanceError(f"instance: {where} is nested too deeply")
+    if x is None or isinstance(x, (str, bool)):
+        return
+    if isinstance(x, int):
+        return
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise InstanceError(f"instance: {where} holds a non-finite number {x}")
+        return
+    if isinstance(x, (list, tuple)):
+        for item in x:
+            _check_json_value(item, where, depth + 1)
+        return
+    if isinstance(x, dict):
+        for k, item in x.items():
+            if not isinstance(k, str):
+                raise InstanceError(f"instance: {where} has a non-string key {k!r}")
+            _check_json_value(item, where, depth + 1)
+        return
+    raise InstanceError(f"instance: {where} holds {type(x).__name__}, which is not JSON data")
 
 
 def read_text(path: str | os.PathLike, what: str) -> str:
@@ -403,18 +453,18 @@ def _parse_node(i: int, n: Any) -> Node:
     typ = n.get("type")
     if not isinstance(typ, str) or not typ:
         raise InstanceError(f"instance: node {nid!r} needs a non-empty string 'type'")
-    params = n.get("params", 1)
-    if isinstance(params, float) and params.is_integer():
-        params = int(params)
-    if not _is_int(params) or params < 0:
-        raise InstanceError(f"instance: node {nid!r} has params={params!r}; it must be a non-negative integer")
-    layer = n.get("layer")
-    if layer is not None and not _is_int(layer):
+    params = _integral(n.get("params", 1))
+    if not _is_int(params) or not 0 <= params <= MAX_INT:
+        raise InstanceError(f"instance: node {nid!r} has params={params!r}; it must be a non-negative integer "
+                            f"(at most 2**53-1)")
+    layer = _integral(n.get("layer"))
+    if layer is not None and (not _is_int(layer) or abs(layer) > MAX_INT):
         raise InstanceError(f"instance: node {nid!r} has layer={layer!r}; it must be an integer or absent")
     meta = n.get("meta", {})
     if not isinstance(meta, dict):
         raise InstanceError(f"instance: node {nid!r} 'meta' must be an object")
-    return Node(nid, typ, params, layer, meta)
+    _check_json_value(meta, f"node {nid!r} 'meta'")
+    return Node(nid, typ, int(params), None if layer is None else int(layer), meta)
 
 
 def _parse_edge(i: int, e: Any) -> Edge:
@@ -436,9 +486,12 @@ def _parse_edge(i: int, e: Any) -> Edge:
     if "w" not in e:
         raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) needs a weight 'w' or \"hard\": true")
     w = e["w"]
-    if isinstance(w, bool) or not isinstance(w, (int, float)):
+    if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
         raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) weight must be a number, got {w!r}")
-    w = float(w)
+    try:
+        w = float(w)
+    except OverflowError:  # an integer literal too large for a float
+        w = math.inf
     if not math.isfinite(w):
         raise InstanceError(f"instance: edge {i} ({u!r}, {v!r}) weight {w} is not finite")
     return Edge(u, v, w, False)
@@ -450,16 +503,17 @@ def _parse_budget(b: Any) -> Budget:
     unknown = set(b) - {"max_classes", "max_classes_per_type", "max_params"}
     if unknown:
         raise InstanceError(f"instance: budget has unknown field {sorted(unknown)[0]!r}")
-    k = b.get("max_classes")
-    if not _is_int(k) or k < 1:
+    k = _integral(b.get("max_classes"))
+    if not _is_int(k) or not 1 <= k <= MAX_INT:
         raise InstanceError(f"instance: budget max_classes must be a positive integer, got {k!r}")
     per = b.get("max_classes_per_type", {})
     if not isinstance(per, dict):
         raise InstanceError("instance: budget max_classes_per_type must be an object of type -> integer")
+    per = {t: _integral(c) for t, c in per.items()}
     for t, c in per.items():
-        if not _is_int(c) or c < 1:
+        if not _is_int(c) or not 1 <= c <= MAX_INT:
             raise InstanceError(f"instance: budget max_classes_per_type[{t!r}] must be a positive integer, got {c!r}")
-    p = b.get("max_params")
-    if p is not None and (not _is_int(p) or p < 0):
+    p = _integral(b.get("max_params"))
+    if p is not None and (not _is_int(p) or not 0 <= p <= MAX_INT):
         raise InstanceError(f"instance: budget max_params must be a non-negative integer, got {p!r}")
-    return Budget(k, dict(per), p)
+    return Budget(int(k), {t: int(c) for t, c in per.items()}, None if p is None else int(p))

@@ -108,6 +108,16 @@ class Result:
             raise ResultError(f"result: unknown termination {d['termination']!r}")
         if d["status"] not in {s.value for s in Status}:
             raise ResultError(f"result: unknown status {d['status']!r}")
+        for key in ("objective", "bound", "gap"):
+            x = d.get(key)
+            if x is not None and not _is_number(x):
+                raise ResultError(f"result: field {key!r} must be a finite number or null, got {x!r}")
+        if "wall_time_s" in d and not _is_number(d["wall_time_s"]):
+            raise ResultError(f"result: field 'wall_time_s' must be a finite number, got {d['wall_time_s']!r}")
+        if not isinstance(d.get("options", {}), dict) or not isinstance(d.get("stats", {}), dict):
+            raise ResultError("result: 'options' and 'stats' must be objects")
+        if d["status"] == Status.FEASIBLE.value and d.get("objective") is None:
+            raise ResultError("result: status 'feasible' needs a numeric 'objective'")
         a = d.get("assignment")
         if d["status"] == Status.FEASIBLE.value:
             if not isinstance(a, dict) or not all(isinstance(k, str) for k in a):
@@ -132,6 +142,8 @@ class Result:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ResultError(f"result: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        except RecursionError:
+            raise ResultError("result: JSON nested too deeply") from None
         return cls.from_dict(d)
 
     @classmethod
@@ -146,6 +158,15 @@ class Result:
             return cls.loads(text)
         except ResultError as exc:
             raise ResultError(f"{path}: {exc}") from None
+
+
+def _is_number(x: Any) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an integer beyond the float range
+        return False
 
 
 def _finite(x: Any) -> Any:

@@ -122,14 +122,29 @@ def _load_callable(ref: str) -> Callable:
     return fn
 
 
+def _check_options(ref: str, fn: Callable, options: dict) -> None:
+    """Unknown options are the user's mistake: say which, and what the spec accepts."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(**options)
+    except TypeError:
+        accepted = [p for p in inspect.signature(fn).parameters if p != "path"]
+        unknown = sorted(set(options) - set(accepted) - {"path"})
+        raise InputError(f"spec {ref!r}: unknown option {unknown[0] if unknown else sorted(options)[0]!r} "
+                         f"(accepts {', '.join(accepted)})") from None
+
+
 def load_spec(ref: str, **options) -> ModelSpec:
     """A spec by built-in name, ``file.py:make``, ``package.module:make`` or Hugging Face model directory.
     ``options`` go to the built-in ``make`` (e.g. ``n_calib``, ``seq_len``); user ``make()`` gets none."""
     if ref in BUILTIN:
         fn = _load_callable(BUILTIN[ref])
+        _check_options(ref, fn, options)
         return as_spec(fn(**options), ref)
     if os.path.isdir(ref):
         from .hf import make_from_directory
+        _check_options(ref, make_from_directory, {"path": ref, **options})
         return as_spec(make_from_directory(ref, **options), os.path.basename(os.path.normpath(ref)))
     if ":" not in ref:
         raise InputError(f"unknown spec {ref!r}: use one of {', '.join(BUILTIN)}, file.py:make, package.module:make, "

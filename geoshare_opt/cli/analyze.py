@@ -1,0 +1,101 @@
+"""``geoshare-opt analyze``: a trained network -> an instance (+ curvature sidecar). torch is imported inside the
+command so that the solver commands start fast."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import InputError
+from .app import cli, emit, err
+
+
+class TqdmProgress:
+    """One tqdm bar per step on stderr (the ``progress`` callback of ``analyze``); nothing when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, info: dict) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        step = info.get("step", "")
+        bar = self.bars.get(step)
+        if bar is None:
+            bar = self.bars[step] = tqdm(total=info.get("total"), desc=step, unit="batch", leave=True,
+                                         dynamic_ncols=True)
+        if info.get("total") is not None and bar.total != info["total"]:
+            bar.total = info["total"]
+        bar.n = info.get("done", bar.n)
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+@cli.command("analyze")
+@click.argument("spec")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write the instance here and the curvature sidecar beside it (<stem>.curvature.safetensors); "
+                   "stdout then gets a JSON summary. Without -o the instance JSON goes to stdout and no sidecar is "
+                   "written.")
+@click.option("--estimator", type=click.Choice(["diag", "kfac", "lanczos"]), default="diag", show_default=True,
+              help="Curvature model: diagonal Gauss-Newton/Fisher, K-FAC factors, or top Hessian eigenpairs.")
+@click.option("--mode", type=click.Choice(["tie", "basis"]), default="tie", show_default=True,
+              help="Sharing mode the weights predict: tie (one merged tensor) or basis (shared low-rank basis).")
+@click.option("--samples", type=int, default=None, metavar="N",
+              help="Calibration examples to use (built-in specs build that many; user specs are cut after N).")
+@click.option("--seq-len", "seq_len", type=int, default=None, metavar="T", help="Tokens per sequence (minilm).")
+@click.option("--ratio", type=float, default=None, metavar="R",
+              help="Fraction of the shareable parameters to remove, 0<R<1 (tie: max_params; basis: the rank).")
+@click.option("--max-classes", "max_classes", type=int, default=None, metavar="K",
+              help="Budget on the number of classes instead of --ratio.")
+@click.option("--rank", type=int, default=None, help="Shared basis rank per pair (basis mode; else from --ratio).")
+@click.option("--include", multiple=True, metavar="PAT",
+              help="Only parameters matching this glob (or re:REGEX) are candidates. Repeatable.")
+@click.option("--exclude", multiple=True, metavar="PAT", help="Drop parameters matching this glob / re:REGEX.")
+@click.option("--device", default=None, help="cpu or cuda (default: where the model is).")
+@click.option("--dtype", default=None, help="float32, float64 or bfloat16 (default: the model's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random probe vectors.")
+@click.option("--lanczos-steps", "lanczos_steps", type=int, default=10, show_default=True, metavar="M",
+              help="Lanczos steps (Hessian-vector passes over the data) for --estimator lanczos.")
+@click.option("--diag-method", "diag_method", type=click.Choice(["auto", "ggn", "empirical", "hutchinson"]),
+              default="auto", show_default=True,
+              help="diag/kfac: Monte-Carlo Gauss-Newton (auto when the spec gives outputs), squared gradients, or "
+                   "Hutchinson.")
+@click.option("--no-first-order", "no_first_order", is_flag=True, help="Drop the gradient term g·δ.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary on stderr.")
+def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_classes, rank, include, exclude, device,
+                dtype, seed, lanczos_steps, diag_method, no_first_order, quiet):
+    """Turn the trained network of SPEC into an instance: SPEC is minilm, digits-mlp, file.py:make,
+    package.module:make or a Hugging Face model directory."""
+    from ..frontend import analyze
+    from ..frontend.sidecar import sidecar_path
+
+    if samples is not None and samples < 1:
+        raise InputError(f"--samples must be >= 1, got {samples}")
+    progress = TqdmProgress(enabled=not quiet)
+    try:
+        inst = analyze(spec, estimator=estimator, mode=mode, ratio=ratio, max_classes=max_classes, rank=rank,
+                       samples=samples, seq_len=seq_len, include=list(include) or None,
+                       exclude=list(exclude) or None, device=device, dtype=dtype, seed=seed,
+                       lanczos_steps=lanczos_steps, diag_method=diag_method, first_order=not no_first_order,
+                       progress=progress, out=output)
+    finally:
+        progress.close()
+    if output is None:
+        emit(inst.dumps())
+        return
+    summary = {"instance": output, "curvature": str(sidecar_path(output)), "nodes": len(inst.nodes),
+               "edges": len(inst.edges), "types": list(inst.types), "budget": inst.budget.to_dict(),
+               "estimator": estimator, "mode": mode, "samples": inst.meta["samples"],
+               "spread": inst.meta["spread"], "time_s": round(inst.meta["time_s"], 3)}
+    emit(json.dumps(summary))
+    if not quiet:
+        err(f"analyze: {len(inst.nodes)} tensors in {len(inst.types)} types, {len(inst.edges)} pairs, "
+            f"{inst.meta['samples']} samples, {inst.meta['time_s']:.1f} s -> {output}")

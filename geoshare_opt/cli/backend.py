@@ -1,0 +1,235 @@
+"""The back-end commands: ``apply``, ``baseline``, ``evaluate``, ``pipeline``. torch is imported inside the
+commands (``baseline`` never imports it). stdout carries the JSON payload; tables and progress go to stderr."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from . import exits
+from .app import cli, emit, err
+from .common import format_table, write_output
+
+KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
+
+
+def _ratio(ctx, param, value):
+    if value is not None and not 0.0 < value < 1.0:
+        raise click.BadParameter(f"must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    t0 = time.perf_counter()
+
+    def show(info: dict) -> None:
+        msg = info.get("message")
+        if msg is None and "step" in info and info.get("done") == info.get("total"):
+            msg = f"{info['step']} done ({info.get('total')} steps)"     # the front end's per-step progress
+        if msg:
+            err(f"[{time.perf_counter() - t0:6.1f}s] {info.get('stage', '')}: {msg}")
+    return show
+
+
+def _instance_for_result(result, instance_path):
+    from ..errors import InputError
+    from ..instance import Instance
+    if instance_path is None:
+        path = (result.stats or {}).get("instance_path")
+        if not path:
+            raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+        instance_path = path
+    return Instance.load(instance_path), instance_path
+
+
+# ---------------------------------------------------------------------- apply
+@cli.command("apply")
+@click.argument("spec")
+@click.argument("result", type=click.Path())
+@click.option("--instance", "instance_path", type=click.Path(), default=None,
+              help="The instance the result answers (its sha256 must match); its curvature sidecar is read.")
+@click.option("--mode", type=click.Choice(["tie", "basis"]), default="tie", show_default=True,
+              help="tie: one tensor per class (curvature-weighted mean); basis: one shared low-rank basis per class.")
+@click.option("--ratio", type=float, default=None, callback=_ratio,
+              help="basis mode: fraction of the shareable parameters removed (default: the instance's budget).")
+@click.option("--rank", default=None, help="basis mode: a fixed rank per class, or 'full'.")
+@click.option("--side", type=click.Choice(["auto", "in", "out"]), default="auto", show_default=True,
+              help="basis mode: which factor is shared (auto: the larger dimension).")
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default=None,
+              help="Directory for model.safetensors + tiemap.json (written atomically).")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, force, quiet):
+    """Materialise RESULT's colouring on SPEC's network; print the parameter report (JSON).
+
+    \b
+    SPEC: minilm, digits-mlp, file.py:make, package.module:make or a Hugging Face model directory.
+    Exit codes: 0 done; 2 bad input (result for another instance or model, missing curvature for basis mode,
+    existing output directory without --force).
+    """
+    from ..errors import InputError
+    from ..result import Result
+    from ..materialize import apply, save_compressed
+    from ..materialize.save import prepare_outdir
+    from ..specs import load_spec
+
+    res = Result.load(result)
+    inst, inst_path = _instance_for_result(res, instance_path)
+    if res.instance_sha256 != inst.sha256:
+        raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
+                         f"({inst.sha256[:12]}…)")
+    if outdir:
+        prepare_outdir(outdir, force)
+    if rank is not None and rank != "full":
+        try:
+            rank = int(rank)
+        except ValueError:
+            raise InputError(f"--rank must be a positive integer or 'full', got {rank!r}") from None
+    curvature = _curvature_or_none(inst, inst_path, mode)
+    model = load_spec(spec).model
+    compressed, report = apply(model, inst, res, mode, curvature, ratio=ratio, rank=rank, side=side, spec=spec)
+    payload = {"spec": spec, "instance_sha256": inst.sha256, **report.to_dict()}
+    if outdir:
+        payload["outdir"] = str(save_compressed(compressed, outdir, report.tie_map, force=force))
+    emit(json.dumps(payload, indent=1, allow_nan=False))
+    if not quiet:
+        p = report.parameters
+        err(f"{mode}: {len(report.classes)} classes; parameters {p['before']['params']} -> {p['after']['params']} "
+            f"({100 * p['removed_fraction']:.1f}% removed; shareable layers "
+            f"{100 * p.get('shareable_removed_fraction', 0):.1f}%)" + (f"; saved to {outdir}" if outdir else ""))
+
+
+def _curvature_or_none(inst, inst_path, mode):
+    """The sidecar's tensors, or None when the instance records no sidecar (tie mode then merges by the plain
+    mean; basis mode cannot work without input covariances)."""
+    from ..errors import InputError
+    from ..materialize.apply import BASIS_NEEDS_COV
+    from ..materialize.common import read_curvature
+    if not (inst.meta.get("curvature") if isinstance(inst.meta, dict) else None):
+        if mode == "basis":
+            raise InputError(BASIS_NEEDS_COV)
+        return None
+    return read_curvature(inst_path)
+
+
+# ---------------------------------------------------------------------- baseline
+@cli.command("baseline")
+@click.argument("instance", type=click.Path())
+@click.option("--kind", type=click.Choice(KIND_CHOICES), required=True, help="Heuristic colouring.")
+@click.option("--classes", type=int, default=None,
+              help="Classes per type (default: the largest uniform number the budget or --ratio allows).")
+@click.option("--ratio", type=float, default=None, callback=_ratio,
+              help="Fraction of stored parameters removed, to size --classes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random kind.")
+@click.option("-o", "--output", default=None, metavar="RESULT", help="Write the result here instead of stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
+    """A heuristic colouring of INSTANCE in the result format (solver ``baseline:KIND``).
+
+    \b
+    Exit codes: 0 feasible; 3 the colouring breaks the instance's budget or hard edges; 2 bad input.
+    """
+    from ..baselines import baseline
+    from ..instance import Instance
+
+    inst = Instance.load(instance)
+    res = baseline(inst, kind, classes=classes, ratio=ratio, seed=seed)
+    payload = res.dumps()
+    if output and output != "-":
+        write_output(output, payload + "\n")
+    else:
+        emit(payload)
+    if not quiet:
+        if res.feasible:
+            err(f"baseline:{kind}: {res.n_classes} classes, objective {res.objective:.6g}, "
+                f"stored params {res.stored_params}")
+        else:
+            err(f"baseline:{kind}: {res.message}")
+    if not res.feasible:
+        sys.exit(exits.NO_SOLUTION)
+
+
+# ---------------------------------------------------------------------- evaluate
+@cli.command("evaluate")
+@click.argument("spec")
+@click.argument("outdir", required=False, type=click.Path(file_okay=False))
+@click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
+def evaluate_cmd(spec, outdir, quiet):
+    """SPEC's metrics for the original network and, with OUTDIR (from apply -o), the compressed one."""
+    from ..materialize import load_compressed, parameter_report
+    from ..pipeline import evaluate_model
+    from ..specs import load_spec
+
+    s = load_spec(spec)
+    original = evaluate_model(s, s.model)
+    payload = {"spec": spec, "original": original}
+    if outdir:
+        model = load_compressed(outdir, s.model)
+        payload["compressed"] = evaluate_model(s, model)
+        payload["outdir"] = outdir
+        payload["parameters"] = {"original": parameter_report(s.model)["params"],
+                                 "compressed": parameter_report(model)["params"]}
+    emit(json.dumps(payload, indent=1, allow_nan=False))
+    if not quiet:
+        rows = [{"metric": k, "original": v, "compressed": payload.get("compressed", {}).get(k)}
+                for k, v in original.items()]
+        err(format_table(rows, ["metric", "original", "compressed"]))
+
+
+# ---------------------------------------------------------------------- pipeline
+@cli.command("pipeline")
+@click.argument("spec")
+@click.option("--ratio", type=float, default=0.5, show_default=True, callback=_ratio,
+              help="Fraction of the shareable layers' stored parameters removed.")
+@click.option("--solver", default="auto", show_default=True, help="Backend for the colouring.")
+@click.option("--mode", type=click.Choice(["tie", "basis"]), default="tie", show_default=True)
+@click.option("--estimator", default="diag", show_default=True, help="Curvature estimator of analyze.")
+@click.option("--samples", type=int, default=None, help="Calibration sequences/batches for analyze.")
+@click.option("--time-limit", "time_limit", type=float, default=20.0, show_default=True,
+              help="Solver time limit in seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--baselines", default=",".join(("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
+                                                "random")), show_default=True,
+              help="Comma-separated heuristic colourings to compare against.")
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default=None,
+              help="Save the solved compressed network (model.safetensors, tiemap.json, instance, result) here.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
+def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force, quiet):
+    """analyze -> solve -> apply -> evaluate on SPEC, against every heuristic colouring at the same budget.
+
+    \b
+    stdout: one JSON document (rows per colouring, original metrics, time per stage); stderr: progress and a table.
+    Exit codes: 0 done; 2 bad input; 3 the solver found no feasible colouring.
+    """
+    from ..pipeline import pipeline
+
+    kinds = [k.strip() for k in baselines.split(",") if k.strip()]
+    out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
+                   samples=samples, baselines=kinds, outdir=outdir, force=force, progress=_progress(quiet))
+    emit(json.dumps(out, indent=1, allow_nan=False))
+    if not quiet:
+        err(pipeline_table(out))
+
+
+def pipeline_table(out: dict) -> str:
+    metric_names = list(out["original"])
+    rows = [{"colouring": "original", **out["original"], "stored": None, "removed": 0.0}]
+    for r in out["rows"]:
+        rows.append({"colouring": r["colouring"], **r.get("metrics", {}), "stored": r.get("stored_params"),
+                     "removed": r.get("shareable_removed"), "objective": r.get("objective"),
+                     "apply_s": r.get("apply_s"), "eval_s": r.get("eval_s")})
+    cols = ["colouring", *metric_names, "objective", "stored", "removed", "apply_s", "eval_s"]
+    t = out["times_s"]
+    lines = [format_table(rows, cols),
+             "time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items())]
+    b = out.get("best_heuristic")
+    if b:
+        verdict = "at least as good as" if b["solved_at_least_as_good"] else "WORSE than"
+        lines.append(f"solved colouring is {verdict} the best heuristic at this budget ({b['colouring']}: "
+                     f"{b['metric']} {b['value']:.4g} vs solved {b['solved']:.4g})")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""``geoshare-opt validate``, ``solvers``, ``convert`` and ``export``: commands around the formats (no torch)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from .app import cli, emit, err
+from .common import format_table, write_output
+
+
+# ---------------------------------------------------------------------- validate
+@cli.command("validate")
+@click.argument("file", type=click.Path())
+@click.option("--instance", "instance_path", type=click.Path(), default=None, metavar="INSTANCE",
+              help="The instance a result answers (checks hash, feasibility, objective and bound against it).")
+def validate_cmd(file, instance_path):
+    """Check an instance or a result file and print a JSON summary.
+
+    \b
+    An instance is checked against the JSON Schema (when jsonschema is installed) and by the reference parser
+    (unique ids, known nodes, no self-loops, finite weights, a budget every type fits).
+    A result is checked for format and internal consistency (status, objective, bound <= objective, gap);
+    with --instance also against that instance: its hash, a feasible assignment, the recomputed objective.
+    Exit 0 valid, 2 invalid (the reason on stderr in one line).
+    """
+    from ..errors import InputError
+    from ..instance import read_text
+
+    text = read_text(file, "input")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file}: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{file}: JSON nested too deeply") from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt == "geoshare-instance":
+        if instance_path is not None:
+            raise InputError("--instance is only meaningful when FILE is a result")
+        summary = validate_instance_text(text, file)
+    elif fmt == "geoshare-result":
+        summary = validate_result_text(text, file, instance_path)
+    else:
+        raise InputError(f"{file}: unknown format {fmt!r} (expected 'geoshare-instance' or 'geoshare-result')")
+    emit(json.dumps(summary, indent=1))
+    err(f"{file}: valid {summary['kind']}")
+
+
+def schema_errors(data, which: str) -> str | None:
+    """The first JSON Schema violation as one line, or None (also None when jsonschema is not installed)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return None
+    from ..schemas import load_schema
+    validator = jsonschema.Draft202012Validator(load_schema(which))
+    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"schema violation at {where}: {error.message[:200]}"
+
+
+def validate_instance_text(text: str, file: str) -> dict:
+    from ..errors import InstanceError
+
+    inst = _instance_from_text(text, file)
+    problem = schema_errors(json.loads(text), "instance")
+    if problem:  # the parser accepted it, so the schema and the parser disagree: report it, do not hide it
+        raise InstanceError(f"{file}: {problem}")
+    u, v, w, hard = inst.edge_arrays
+    return {"kind": "instance", "valid": True, "name": inst.name, "nodes": len(inst.nodes), "edges": len(inst.edges),
+            "hard_edges": int(hard.sum()), "cross_type_edges": int((~inst.same_type_edge_mask).sum()),
+            "types": {t: int(len(inst.type_members(t))) for t in inst.types},
+            "budget": inst.budget.to_dict(), "sha256": inst.sha256}
+
+
+def _instance_from_text(text: str, file: str):
+    from ..errors import InstanceError
+    from ..instance import Instance
+    try:
+        return Instance.loads(text)
+    except InstanceError as exc:
+        raise InstanceError(f"{file}: {exc}") from None
+
+
+def validate_result_text(text: str, file: str, instance_path: str | None) -> dict:
+    from ..api import check_result
+    from ..errors import ResultError
+    from ..instance import Instance
+    from ..result import Result, compute_gap
+
+    try:
+        res = Result.loads(text)
+    except ResultError as exc:
+        raise ResultError(f"{file}: {exc}") from None
+    problem = schema_errors(json.loads(text), "result")
+    if problem:
+        raise ResultError(f"{file}: {problem}")
+    problems = []
+    if res.objective is not None and res.bound is not None and res.bound > res.objective + 1e-6 * max(1.0, abs(res.objective)):
+        problems.append(f"bound {res.bound} exceeds the objective {res.objective}")
+    gap = compute_gap(res.objective, res.bound)
+    if (gap is None) != (res.gap is None) or (gap is not None and abs(gap - res.gap) > 1e-6):
+        problems.append(f"gap {res.gap} does not match the recomputed {gap}")
+    if instance_path is not None:
+        problems += check_result(Instance.load(instance_path), res)
+    if problems:
+        raise ResultError(f"{file}: {problems[0]}")
+    return {"kind": "result", "valid": True, "checked_against_instance": instance_path is not None,
+            "instance_sha256": res.instance_sha256, "solver": res.solver, "termination": res.termination,
+            "status": res.status, "objective": res.objective, "bound": res.bound, "gap": res.gap}
+
+
+# ---------------------------------------------------------------------- solvers
+@cli.command("solvers")
+def solvers_cmd():
+    """List the backends: availability (and why one is missing), version, exact or heuristic, bound, determinism.
+
+    JSON rows on stdout, a table on stderr."""
+    from ..solvers import available_solvers
+
+    rows = available_solvers()
+    shown = [dict(r, kind=("exact" if r["exact"] else "heuristic") if r["exact"] is not None else "-",
+                  bound=("yes" if r["gives_bound"] else "no") if r["gives_bound"] is not None else "-",
+                  state="available" if r["available"] else f"missing: {r['reason']}") for r in rows]
+    err(format_table(shown, ["name", "state", "kind", "bound", "determinism", "version"]))
+    emit(json.dumps(rows, indent=1))
+
+
+# ---------------------------------------------------------------------- convert
+@cli.command("convert")
+@click.argument("file", type=click.Path())
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default=None, metavar="INSTANCE",
+              help="Write the instance here (atomically); default: stdout.")
+@click.option("--k", "k", type=int, default=None,
+              help="max_classes of the budget (default: 2 for Gset; the chromatic number from the file for DIMACS "
+                   "when it states one).")
+@click.option("--soft/--hard", "soft", default=None,
+              help="Edges as weighted soft edges (min k-partition; Gset's default) or hard conflicts (k-colouring; "
+                   "DIMACS's default).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "dimacs", "gset"]), default="auto", show_default=True)
+@click.option("--name", default=None, help="Instance name (default: the file name).")
+def convert_cmd(file, output, k, soft, fmt, name):
+    """Convert a DIMACS .col colouring graph or a Gset/rudy graph into an instance (JSON)."""
+    from .. import convert
+
+    kwargs = {}
+    if k is not None:
+        kwargs["k"] = k
+    if name is not None:
+        kwargs["name"] = name
+    if soft is not None:
+        kwargs["hard"] = not soft
+    if fmt == "dimacs":
+        inst = convert.read_dimacs(file, **kwargs)
+    elif fmt == "gset":
+        inst = convert.read_gset(file, **kwargs)
+    else:
+        inst = convert.read_graph(file, **kwargs)
+    text = inst.dumps() + "\n"
+    if output and output != "-":
+        write_output(output, text)
+        err(f"{output}: {len(inst.nodes)} nodes, {len(inst.edges)} edges, max_classes={inst.budget.max_classes}")
+    else:
+        emit(text)
+
+
+# ---------------------------------------------------------------------- export
+@cli.command("export")
+@click.argument("instance", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["lp", "mps"]), default=None,
+              help="Model file format (default: from the output suffix).")
+@click.option("-o", "--output", type=click.Path(), required=True, metavar="FILE", help="Where to write the model.")
+def export_cmd(instance, fmt, output):
+    """Write the MILP of INSTANCE as an LP or MPS file for any external solver (written atomically)."""
+    from ..errors import InputError
+    from ..instance import Instance
+    from ..solvers import milp
+
+    if fmt is None:
+        fmt = Path(output).suffix.lower().lstrip(".")
+        if fmt not in ("lp", "mps"):
+            raise InputError(f"cannot tell the format from {output!r}: give --format lp or --format mps")
+    inst = Instance.load(instance)
+    target = Path(output)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"cannot write {output}: directory {directory} does not exist")
+    # the exporter writes through the solver library; build the file aside and rename it into place
+    tmpdir = tempfile.mkdtemp(prefix=f".{target.name}.", dir=directory)
+    try:
+        tmp = Path(tmpdir) / f"model.{fmt}"
+        milp.export(inst, tmp, fmt)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    err(f"{output}: {fmt.upper()} model of {inst.name or instance} ({len(inst.nodes)} nodes, {len(inst.edges)} edges)")

@@ -1,0 +1,119 @@
+"""``geoshare-opt solve`` and ``geoshare-opt compare``: the solver commands (never import torch)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import exits
+from .app import cli, emit, err
+from .common import (ProgressLine, format_table, parse_native, rows_to_csv, rows_to_json, solver_options,
+                     summary_line, write_output)
+
+
+def exit_code(result) -> int:
+    """0 with a feasible assignment; otherwise 130 after Ctrl-C, 1 after a backend error, 3 when none exists or
+    none was found."""
+    if result.feasible:
+        return exits.OK
+    if result.termination == "interrupted":
+        return exits.INTERRUPTED
+    if result.termination == "error":
+        return exits.INTERNAL
+    return exits.NO_SOLUTION
+
+
+@cli.command("solve")
+@click.argument("instance", type=click.Path(dir_okay=True, allow_dash=False))
+@click.option("--solver", default="auto", show_default=True, help="Backend name (see `geoshare-opt solvers`).")
+@solver_options
+@click.option("--init", "init", type=click.Path(), default=None, metavar="RESULT",
+              help="Warm start from a result file (its assignment, matched by node id).")
+@click.option("-o", "--output", type=click.Path(allow_dash=True), default=None, metavar="RESULT",
+              help="Write the result JSON here (atomically); stdout then stays empty. '-' means stdout.")
+def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output):
+    """Colour INSTANCE under its budget and print the result JSON.
+
+    \b
+    stdout: the result (geoshare-result v1) unless -o is given; stderr: progress and a one-line summary.
+    Exit codes: 0 a feasible assignment is held (optimal or not, also after a time limit or Ctrl-C);
+    3 no feasible assignment (infeasibility proven or none found); 2 bad input; 130 Ctrl-C with nothing held;
+    1 internal or backend error.
+    """
+    from ..api import solve
+    from ..instance import Instance
+
+    inst = Instance.load(instance)
+    progress = ProgressLine(f"{solver}:", enabled=not quiet)
+    log = (lambda msg: err(f"[{solver}] {msg}")) if verbose and not quiet else None
+    try:
+        result = solve(inst, solver, time_limit=time_limit, seed=seed, threads=threads, warm_start=init,
+                       verbose=verbose, native=parse_native(native), log=log, progress=progress)
+    finally:
+        progress.close()
+    payload = result.dumps()
+    if output and output != "-":
+        write_output(output, payload + "\n")
+    else:
+        emit(payload)
+    if not quiet:
+        err(summary_line(result))
+    sys.exit(exit_code(result))
+
+
+@cli.command("compare")
+@click.argument("instances", nargs=-1, required=True, type=click.Path())
+@click.option("--solvers", "solvers", required=True, metavar="A,B,C", help="Comma-separated backend names.")
+@click.option("--repeats", type=int, default=1, show_default=True, help="Runs per (instance, solver); seed+r.")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S", help="Seconds per run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first repeat.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Worker threads per run.")
+@click.option("--native", "native", multiple=True, metavar="SOLVER:KEY=VALUE",
+              help="A native option for one solver (e.g. cpsat:num_search_workers=1). Repeatable.")
+@click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
+              help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
+@click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
+              help="Write the rows as JSON to FILE ('-' = stdout, the default).")
+@click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
+def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, csv_out, json_out, quiet):
+    """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
+
+    \b
+    stdout: the rows as JSON (or CSV with --csv -); stderr: a progress line per run and the table, where '*'
+    marks the best objective on each instance. Files are written atomically. Exit 0 when every run finished
+    (whatever it found), 2 on bad input.
+    """
+    from ..compare import COLUMNS, compare
+    from ..errors import InputError
+
+    names = [s.strip() for s in solvers.split(",") if s.strip()]
+    if not names:
+        raise InputError("--solvers needs at least one solver name")
+    per_solver: dict[str, dict] = {}
+    for item in native:
+        name, sep, pair = item.partition(":")
+        if not sep or name not in names:
+            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
+        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    if csv_out == "-" and json_out == "-":
+        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+
+    def report(row, res):
+        if not quiet:
+            err(f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}")
+
+    rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
+                   native=per_solver, on_result=report)
+    if not quiet:
+        cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
+        shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6)) for r in rows]
+        err(format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
+                                       "termination", "best"]))
+    if csv_out and csv_out != "-":
+        write_output(csv_out, rows_to_csv(rows, COLUMNS))
+    if json_out and json_out != "-":
+        write_output(json_out, rows_to_json(rows))
+    if csv_out == "-":
+        emit(rows_to_csv(rows, COLUMNS))
+    elif json_out in (None, "-"):
+        emit(rows_to_json(rows))

@@ -1,0 +1,87 @@
+"""Solver comparison: run every (instance, solver, repeat) through ``geoshare_opt.solve`` and return flat rows.
+
+The library function behind ``geoshare-opt compare`` and the benchmarks. Repeat ``r`` uses seed ``seed + r``.
+Every row carries the checked objective, the bound, the gap, the time and why the run stopped; ``best`` marks the
+rows holding the best objective on their instance (ties included) and ``best_bound`` is the largest proven bound
+any solver reported on that instance, so a row's objective can be judged against every solver's proof.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .api import as_instance, solve
+from .instance import Instance
+from .result import Result, compute_gap
+
+COLUMNS = ("instance", "solver", "repeat", "seed", "termination", "status", "objective", "bound", "gap",
+           "wall_time_s", "n_classes", "best", "best_bound", "instance_sha256", "solver_version", "message")
+
+#: relative tolerance under which two objectives count as equal for the ``best`` marker
+BEST_RTOL = 1e-9
+
+
+def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers: Sequence[str], *,
+            repeats: int = 1, time_limit: float | None = None, seed: int = 0, threads: int = 1,
+            native: Mapping[str, Mapping[str, Any]] | None = None,
+            on_result: Callable[[dict, Result], None] | None = None) -> list[dict]:
+    """Run each solver ``repeats`` times on each instance; return one row per run (see ``COLUMNS``).
+
+    ``native`` maps a solver name to its native options. ``on_result(row, result)`` is called after every run
+    (progress reporting, saving the full results). Bad input (an unknown solver, an unreadable instance) raises
+    before anything runs.
+    """
+    if repeats < 1:
+        from .errors import InputError
+        raise InputError(f"repeats must be at least 1, got {repeats}")
+    loaded = [(_label(src, i), as_instance(src)) for i, src in enumerate(instances)]
+    from .solvers import default_registry
+    for name in solvers:  # fail fast on an unknown or unavailable solver
+        default_registry.get(name)
+    rows: list[dict] = []
+    for label, inst in loaded:
+        first = len(rows)
+        for name in solvers:
+            for r in range(repeats):
+                res = solve(inst, name, time_limit=time_limit, seed=seed + r, threads=threads,
+                            native=(native or {}).get(name))
+                row = row_of(label, r, seed + r, res)
+                rows.append(row)
+                if on_result is not None:
+                    on_result(row, res)
+        mark_best(rows[first:])
+    return rows
+
+
+def row_of(label: str, repeat: int, seed: int, res: Result) -> dict:
+    return {"instance": label, "solver": res.solver, "repeat": repeat, "seed": seed,
+            "termination": res.termination, "status": res.status, "objective": res.objective, "bound": res.bound,
+            "gap": res.gap, "wall_time_s": res.wall_time_s, "n_classes": res.n_classes, "best": False,
+            "best_bound": None, "instance_sha256": res.instance_sha256, "solver_version": res.solver_version,
+            "message": res.message}
+
+
+def mark_best(rows: Iterable[dict]) -> None:
+    """Set ``best`` and ``best_bound`` on the rows of one instance, in place."""
+    rows = list(rows)
+    objs = [r["objective"] for r in rows if r["objective"] is not None]
+    bounds = [r["bound"] for r in rows if r["bound"] is not None]
+    best = min(objs) if objs else None
+    best_bound = max(bounds) if bounds else None
+    for r in rows:
+        r["best_bound"] = best_bound
+        r["best"] = (best is not None and r["objective"] is not None
+                     and r["objective"] <= best + BEST_RTOL * max(1.0, abs(best)))
+
+
+def gap_to_best_bound(row: dict) -> float | None:
+    """The gap of a row's objective to the best bound any solver proved on its instance."""
+    return compute_gap(row["objective"], row["best_bound"])
+
+
+def _label(src: Any, i: int) -> str:
+    if isinstance(src, Instance):
+        return src.name or f"instance{i}"
+    if isinstance(src, Mapping):
+        return str(src.get("name") or f"instance{i}")
+    return os.path.basename(os.fspath(src))

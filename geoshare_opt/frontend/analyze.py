@@ -1,0 +1,234 @@
+"""``analyze``: a trained network -> a layer-conflict instance (and its curvature sidecar).
+
+Steps: resolve the spec; discover the shareable tensors; estimate curvature on a working model (the caller's model
+itself, or a copy when another device or dtype is asked for) in eval mode; compute pair weights; set the budget; write
+the instance with provenance and the sidecar (both or neither). No printing: progress goes to the ``progress``
+callback as ``{"step", "done", "total"}`` dicts.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import platform
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..errors import InputError
+from ..instance import Instance
+from ..specs.base import BUILTIN, ModelSpec, as_spec, load_spec
+from .discovery import NodeInfo, discover, group_by_type
+from .estimators import diag as diag_est
+from .estimators import kfac as kfac_est
+from .estimators import lanczos as lanczos_est
+from .estimators.common import Curvature, PassContext
+from .hooks import LinearCovariances
+from .pairs import basis_weights, tie_weights
+from .runtime import (Calibration, evaluation, make_generator, resolve_device, resolve_dtype, translated_errors,
+                      working_model)
+from .sidecar import fingerprint, write_with_sidecar
+
+ESTIMATORS = ("diag", "kfac", "lanczos")
+MODES = ("tie", "basis")
+
+
+def resolve_spec(spec_or_model: Any, batches=None, loss=None, *, spec_options: dict | None = None) -> tuple[ModelSpec, str]:
+    """A ``ModelSpec`` and the reference recorded in the instance."""
+    if isinstance(spec_or_model, str):
+        return load_spec(spec_or_model, **(spec_options or {})), spec_or_model
+    if isinstance(spec_or_model, torch.nn.Module):
+        if batches is None or loss is None:
+            raise InputError("analyze(model, batches, loss): a bare model needs batches and loss")
+        return as_spec({"model": spec_or_model, "batches": batches, "loss": loss}, "python"), "python"
+    if batches is not None or loss is not None:
+        raise InputError("analyze: batches and loss go with a bare model, not with a spec")
+    spec = as_spec(spec_or_model, "python")
+    return spec, spec.name
+
+
+def builtin_options(ref: str, samples: int | None, seq_len: int | None) -> dict:
+    """Options a built-in spec accepts: ``--samples`` sizes its calibration set, ``--seq-len`` its windows."""
+    if ref not in BUILTIN:
+        if seq_len is not None:
+            raise InputError("--seq-len applies to built-in text specs only (minilm); a user spec sets its own data")
+        return {}
+    from ..specs.base import _load_callable
+    params = inspect.signature(_load_callable(BUILTIN[ref])).parameters
+    opts = {}
+    if samples is not None and "n_calib" in params:
+        opts["n_calib"] = samples
+    if seq_len is not None:
+        if "seq_len" not in params:
+            raise InputError(f"--seq-len does not apply to spec {ref!r}")
+        opts["seq_len"] = seq_len
+    return opts
+
+
+def _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps) -> None:
+    if estimator not in ESTIMATORS:
+        raise InputError(f"estimator {estimator!r}: use one of {', '.join(ESTIMATORS)}")
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r}: use one of {', '.join(MODES)}")
+    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
+        raise InputError(f"ratio must be a number strictly between 0 and 1, got {ratio!r}")
+    if max_classes is not None and (not isinstance(max_classes, int) or isinstance(max_classes, bool)
+                                    or max_classes < 1):
+        raise InputError(f"max_classes must be a positive integer, got {max_classes!r}")
+    if mode == "tie" and ratio is not None and max_classes is not None:
+        raise InputError("give either a ratio or max_classes, not both (in tie mode the ratio sets max_params)")
+    if rank is not None and mode != "basis":
+        raise InputError("rank applies to mode 'basis' only")
+    if rank is not None and (not isinstance(rank, int) or rank < 1):
+        raise InputError(f"rank must be a positive integer, got {rank!r}")
+    if mode == "basis" and rank is None and ratio is None:
+        raise InputError("mode 'basis' needs a rank or a ratio (the shared rank comes from one of them)")
+    if samples is not None and (not isinstance(samples, int) or samples < 1):
+        raise InputError(f"samples must be a positive integer, got {samples!r}")
+    if not isinstance(lanczos_steps, int) or lanczos_steps < 1:
+        raise InputError(f"lanczos steps must be a positive integer, got {lanczos_steps!r}")
+
+
+def budget_for(nodes: Sequence[NodeInfo], mode: str, ratio: float | None, max_classes: int | None) -> dict:
+    """``Instance.build`` budget arguments.
+
+    tie + ratio R: ``max_params = ⌊(1 − R) Σ params⌋`` over the nodes, ``max_classes`` = number of nodes.
+    basis + ratio: the ratio sets each class's rank, so only ``max_classes`` (default: number of nodes) applies.
+    ``max_classes`` K: at least one class per type. Neither: no constraint (``max_classes`` = number of nodes);
+    set one later with ``Instance.with_budget``."""
+    types = group_by_type(nodes)
+    if max_classes is not None and max_classes < len(types):
+        raise InputError(f"max_classes {max_classes} is below the number of types ({len(types)}): every type needs "
+                         "a class")
+    out: dict[str, Any] = {"max_classes": max_classes if max_classes is not None else len(nodes)}
+    if mode == "tie" and ratio is not None:
+        total = sum(n.params for n in nodes)
+        need = sum(max(nodes[i].params for i in idx) for idx in types.values())
+        cap = math.floor((1 - ratio) * total)
+        if cap < need:
+            raise InputError(f"ratio {ratio} is too high: one tensor per type already stores {need} of {total} "
+                             f"parameters (the ratio can be at most {1 - need / total:.4f})")
+        out["max_params"] = cap
+    return out
+
+
+def _versions() -> dict:
+    import numpy
+
+    from .. import __version__
+    return {"torch": torch.__version__, "numpy": numpy.__version__, "geoshare-opt": __version__,
+            "python": platform.python_version()}
+
+
+def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
+    """A forward-only pass gathering ``E[x xᵀ]`` (for the shared-basis weights when the estimator has none)."""
+    with LinearCovariances(ctx.model, ctx.nodes, inputs=True, output_grads=False, why="mode 'basis'") as hooks, \
+            torch.no_grad(), translated_errors("input covariances", ctx.device):
+        from .runtime import call_user
+        for i, batch, _ in ctx.calib:
+            hooks.new_batch()
+            call_user(ctx.spec.loss, ctx.model, batch, what="loss")
+            ctx.report("input covariances", i + 1, ctx.calib.n_batches)
+        return hooks.input_covariances()
+
+
+def estimate_curvature(ctx: PassContext, estimator: str, *, need_in_cov: bool, diag_method: str,
+                       lanczos_steps: int) -> Curvature:
+    if estimator == "kfac":
+        return kfac_est.estimate(ctx, diag_method)
+    if estimator == "lanczos":
+        curv = lanczos_est.estimate(ctx, lanczos_steps)
+        if need_in_cov:
+            curv.in_cov = _input_covariances(ctx)
+        return curv
+    method = diag_est.resolve_method(diag_method, ctx.spec)
+    if need_in_cov:
+        with LinearCovariances(ctx.model, ctx.nodes, inputs=True, output_grads=False, why="mode 'basis'") as hooks:
+            curv = diag_est.curvature_pass(ctx, method, "diag", hooks=hooks)
+            curv.in_cov = hooks.input_covariances()
+        return curv
+    return diag_est.curvature_pass(ctx, method, "diag")
+
+
+def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "diag", mode: str = "tie",
+            ratio: float | None = None, max_classes: int | None = None, rank: int | None = None,
+            samples: int | None = None, seq_len: int | None = None, include: str | Sequence[str] | None = None,
+            exclude: str | Sequence[str] | None = None, device: str | None = None, dtype: str | None = None,
+            seed: int = 0, lanczos_steps: int = lanczos_est.DEFAULT_STEPS, diag_method: str = "auto",
+            first_order: bool = True, progress: Callable[[dict], None] | None = None, out=None,
+            name: str | None = None) -> Instance:
+    """Turn a trained network into an instance (see the package docstring for every option).
+
+    ``spec_or_model``: a ``ModelSpec``, a spec dict, a spec reference (``minilm``, ``file.py:make``, ...), or a
+    ``torch.nn.Module`` together with ``batches`` and ``loss``. ``out``: write the instance JSON there and the
+    curvature sidecar beside it (atomically); without it nothing is written and ``meta.curvature`` is absent.
+    ``first_order``: add ``g·δ`` where the estimator measured the gradient.
+    """
+    started = time.perf_counter()
+    _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
+    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
+    if not isinstance(spec_or_model, str) and seq_len is not None:
+        raise InputError("seq_len applies to built-in text specs given by name only")
+    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
+    model = spec.model
+    dev = resolve_device(device, model)
+    dt = resolve_dtype(dtype, model)
+    nodes = discover(model, include, exclude)
+    work = working_model(model, dev, dt)
+    wparams = dict(work.named_parameters())
+    ctx = PassContext(model=work, spec=spec, calib=Calibration(spec, dev, dt, samples), nodes=nodes,
+                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt,
+                      generator=make_generator(dev, seed), progress=progress)
+    need_in_cov = mode == "basis"
+    t0 = time.perf_counter()
+    with evaluation(work):
+        curv = estimate_curvature(ctx, estimator, need_in_cov=need_in_cov, diag_method=diag_method,
+                                  lanczos_steps=lanczos_steps)
+    t1 = time.perf_counter()
+    weights = {n.name: wparams[n.name].detach() for n in nodes}
+    extra: dict[str, Any] = {}
+    with torch.no_grad(), translated_errors("pair weights", dev):
+        if mode == "tie":
+            edges = tie_weights(nodes, weights, curv, first_order=first_order)
+        else:
+            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
+            extra["basis_rank"] = ranks
+    bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
+    if bad is not None:
+        raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
+    t2 = time.perf_counter()
+    progress and progress({"step": "pair weights", "done": 1, "total": 1})
+    budget = budget_for(nodes, mode, ratio, max_classes)
+
+    meta: dict[str, Any] = {
+        "model": {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes])},
+        "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
+        "batches": curv.batches, "spread": curv.spread, "seed": seed, "device": str(dev),
+        "dtype": str(dt).replace("torch.", ""), "first_order": bool(first_order and curv.grad is not None),
+        "budget_from": ({"ratio": ratio} if ratio is not None else {})
+        | ({"max_classes": max_classes} if max_classes is not None else {}),
+        "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
+        "versions": _versions(), **extra,
+    }
+    if estimator == "lanczos":
+        meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
+                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"]}
+    if curv.stats.get("output_hessian"):
+        meta["output_hessian"] = curv.stats["output_hessian"]
+    inst_name = name or f"{ref}-{estimator}-{mode}"
+    node_dicts = [n.to_node_dict() for n in nodes]
+
+    def build(side_file: str | None = None, side_sha: str | None = None) -> Instance:
+        m = dict(meta, time_s=time.perf_counter() - started)
+        if side_file is not None:
+            m["curvature"] = {"file": side_file, "sha256": side_sha}
+        return Instance.build(node_dicts, edges, name=inst_name, meta=m, **budget)
+
+    if out is None:
+        return build()
+    tensors = {f"diag/{n}": t for n, t in curv.diag.items()}
+    if curv.in_cov is not None and (mode == "basis" or estimator == "kfac"):
+        tensors.update({f"in_cov/{n}": t for n, t in curv.in_cov.items()})
+    if curv.out_cov is not None:
+        tensors.update({f"out_cov/{n}": t for n, t in curv.out_cov.items()})
+    return write_with_sidecar(out, tensors, build)

@@ -1,0 +1,121 @@
+"""What the estimators share: the pass context, the curvature they return, and the output-space sampler behind the
+Monte-Carlo Gauss-Newton diagonal.
+
+Gauss-Newton / Fisher curvature at the model outputs ``z``: ``GGN = Jᵀ H_z J`` with ``H_z`` the Hessian of
+``output_loss`` in ``z``. For a random ``r`` with ``E[r rᵀ] = H_z``, ``E[(Jᵀr)²] = diag(GGN)``: one backward per batch.
+``r`` is built from ``H_z`` probed in output space (cheap: no network pass):
+- diagonal ``H_z`` (MSE, masked MSE): ``r = sqrt(diag H_z) ⊙ ε``, ε Rademacher;
+- per-example blocks of width ≤ 512 (cross-entropy over classes, a loss on pooled embeddings): each example's block
+  is read with one probe per output unit, then ``r = V Λ^½ ε``;
+- anything else: ``E[(Jᵀε) ⊙ (Jᵀ H_z ε)] = diag(GGN)``, unbiased but two backward passes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..discovery import NodeInfo
+from ..runtime import Calibration, rademacher
+
+MAX_BLOCK = 512
+
+
+@dataclass
+class PassContext:
+    model: torch.nn.Module
+    spec: Any
+    calib: Calibration
+    nodes: Sequence[NodeInfo]
+    params: list[torch.Tensor]           # node tensors of the working model, in node order
+    device: torch.device
+    dtype: torch.dtype
+    generator: torch.Generator
+    progress: Callable[[dict], None] | None = None
+
+    def report(self, step: str, done: int, total: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress({"step": step, "done": done, "total": total})
+
+
+@dataclass
+class Curvature:
+    """An estimator's answer. ``diag`` (always, non-negative float32) per node; ``grad`` the mean loss gradient when
+    the pass computed it (first-order term); ``in_cov``/``out_cov`` the K-FAC factors; ``eigvals``/``eigvecs``
+    (``m``, and ``m × D`` over the concatenated node tensors) and ``lam_rest`` for the low-rank model."""
+    estimator: str
+    method: str
+    diag: dict[str, torch.Tensor]
+    samples: int
+    batches: int
+    spread: float
+    grad: dict[str, torch.Tensor] | None = None
+    in_cov: dict[str, torch.Tensor] | None = None
+    out_cov: dict[str, torch.Tensor] | None = None
+    eigvals: torch.Tensor | None = None
+    eigvecs: torch.Tensor | None = None
+    lam_rest: float | None = None
+    stats: dict = field(default_factory=dict)
+
+
+class OutputSampler:
+    """Draws ``r`` with ``E[r rᵀ] = H_z`` (see the module docstring); ``kind`` says which construction applied."""
+
+    def __init__(self, output_loss: Callable, generator: torch.Generator):
+        self.output_loss = output_loss
+        self.generator = generator
+        self.kind: str | None = None
+
+    def _hvp_fn(self, z: torch.Tensor, batch: Any):
+        from ..runtime import call_user
+        zd = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = call_user(self.output_loss, zd, batch, what="output_loss")
+            (g,) = torch.autograd.grad(loss, zd, create_graph=True)
+        if not g.requires_grad:  # linear in the outputs: no curvature
+            return None
+
+        def hvp(v: torch.Tensor) -> torch.Tensor:
+            (hv,) = torch.autograd.grad(g, zd, grad_outputs=v, retain_graph=True)
+            return hv.detach()
+        return hvp
+
+    def sample(self, z: torch.Tensor, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(r, None)`` for one backward, or ``(ε, H_z ε)`` for the two-backward estimator."""
+        hvp = self._hvp_fn(z, batch)
+        zf = z.detach()
+        eps = lambda: rademacher(zf.shape, self.generator, zf.device, zf.dtype)
+        if hvp is None:
+            self.kind = self.kind or "zero"
+            return torch.zeros_like(zf), None
+        e1, e2 = eps(), eps()
+        h1, h2 = hvp(e1), hvp(e2)
+        d = h1 * e1
+        scale = d.abs().max().clamp_min(torch.finfo(d.dtype).tiny)
+        if torch.allclose(h2, d * e2, rtol=1e-4, atol=1e-5 * float(scale)):
+            self.kind = self.kind or "diagonal"
+            return d.clamp_min(0).sqrt() * eps(), None
+        if zf.dim() == 2 and zf.shape[1] <= MAX_BLOCK:
+            blocks = self._blocks(hvp, zf)
+            probe = torch.randn(zf.shape, generator=self.generator, device=zf.device, dtype=zf.dtype)
+            if torch.allclose(hvp(probe), torch.einsum("scd,sd->sc", blocks, probe), rtol=1e-3,
+                              atol=1e-5 * float(blocks.abs().max())):
+                self.kind = self.kind or "per-example blocks"
+                lam, vec = torch.linalg.eigh(blocks.double())
+                root = vec * lam.clamp_min(0).sqrt().unsqueeze(1)        # V Λ^½ per example
+                return torch.einsum("scd,sd->sc", root, eps().double()).to(zf.dtype), None
+        self.kind = self.kind or "two-backward"
+        e = eps()
+        return e, hvp(e)
+
+    @staticmethod
+    def _blocks(hvp, z: torch.Tensor) -> torch.Tensor:
+        """Per-example ``C × C`` Hessian blocks, assuming the loss does not couple examples (checked by the caller)."""
+        s, c = z.shape
+        cols = []
+        for j in range(c):
+            e = torch.zeros_like(z)
+            e[:, j] = 1
+            cols.append(hvp(e))                                 # (S, C): column j of every example's block
+        return torch.stack(cols, dim=2)                         # (S, C, C)

@@ -1,0 +1,126 @@
+"""Diagonal curvature, one pass over the calibration data (the cheapest estimator).
+
+Methods (``diag_method``):
+- ``ggn`` (default when the spec gives ``outputs``/``output_loss``): Monte-Carlo Gauss-Newton diagonal
+  ``E[(Jᵀr)²]`` with ``E[r rᵀ] = H_z`` (see ``common.OutputSampler``): one forward and one backward per batch, and
+  informative at a stationary point (a distillation loss at the original weights), where squared gradients vanish.
+- ``empirical`` (default otherwise): squared mini-batch gradients scaled by the batch size, ``n_b · g_b²`` ≈ the
+  empirical Fisher diagonal; the mean gradient comes free and feeds the first-order term.
+- ``hutchinson``: ``E[v ⊙ Hv]`` with Rademacher ``v`` on Hessian-vector products (about 3 gradients per batch; the
+  Hessian diagonal may be negative and is clipped at 0 for the sidecar).
+The data average weights each batch by its number of examples (the loss of a batch is a mean over its examples).
+"""
+from __future__ import annotations
+
+import torch
+
+from ...errors import InputError
+from ..hooks import LinearCovariances
+from ..runtime import call_user, checked_loss, math_attention, rademacher, relative_spread, translated_errors
+from .common import Curvature, OutputSampler, PassContext
+
+METHODS = ("auto", "ggn", "empirical", "hutchinson")
+
+
+def resolve_method(method: str, spec) -> str:
+    if method not in METHODS:
+        raise InputError(f"diag method {method!r}: use one of {', '.join(METHODS)}")
+    if method == "auto":
+        return "ggn" if spec.outputs is not None else "empirical"
+    if method == "ggn" and spec.outputs is None:
+        raise InputError("diag method 'ggn' needs a spec with 'outputs' and 'output_loss'")
+    return method
+
+
+def _grads(outputs, params, grad_outputs=None, **kw):
+    gs = torch.autograd.grad(outputs, params, grad_outputs=grad_outputs, allow_unused=True, **kw)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(gs, params)]
+
+
+def curvature_pass(ctx: PassContext, method: str, step: str,
+                   hooks: LinearCovariances | None = None) -> Curvature:
+    """One pass accumulating the diagonal (and, through ``hooks``, K-FAC factors)."""
+    spec, params, names = ctx.spec, ctx.params, [n.name for n in ctx.nodes]
+    sums = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    grad_sum = [torch.zeros_like(p, dtype=torch.float32) for p in params] if method != "ggn" else None
+    traces: list[float] = []
+    sampler = OutputSampler(spec.output_loss, ctx.generator) if method == "ggn" else None
+    total = 0
+    second_order = method == "hutchinson"
+    with torch.enable_grad(), translated_errors(step, ctx.device), \
+            (math_attention() if second_order else _null()):
+        for i, batch, n in ctx.calib:
+            if hooks is not None:
+                hooks.new_batch()
+                hooks.mode = "square"
+            if method == "ggn":
+                z = call_user(spec.outputs, ctx.model, batch, what="outputs")
+                if not isinstance(z, torch.Tensor):
+                    raise InputError(f"spec outputs must return a tensor, got {type(z).__name__}")
+                checked_loss(call_user(spec.output_loss, z, batch, what="output_loss"), i)
+                r, hr = sampler.sample(z, batch)
+                if hooks is not None:
+                    hooks.weight = float(n)
+                if hr is None:
+                    gs = _grads(z, params, r)
+                    contrib = [g.float().square() for g in gs]
+                else:
+                    if hooks is not None:
+                        hooks.mode = "first"
+                    g1 = _grads(z, params, r, retain_graph=True)
+                    if hooks is not None:
+                        hooks.mode = "second"
+                    g2 = _grads(z, params, hr)
+                    contrib = [a.float() * b.float() for a, b in zip(g1, g2)]
+            else:
+                loss = checked_loss(call_user(spec.loss, ctx.model, batch, what="loss"), i)
+                if hooks is not None:
+                    hooks.weight = float(n) * float(n)
+                if method == "empirical":
+                    gs = _grads(loss, params)
+                    contrib = [float(n) * g.float().square() for g in gs]
+                else:
+                    gs = _grads(loss, params, create_graph=True)
+                    vs = [rademacher(p.shape, ctx.generator, p.device, p.dtype) for p in params]
+                    hv = _hvp(gs, params, vs)
+                    contrib = [(v * h).float() for v, h in zip(vs, hv)]
+                for acc, g in zip(grad_sum, gs):
+                    acc.add_(g.detach().float(), alpha=float(n))
+            tr = 0.0
+            for acc, c in zip(sums, contrib):
+                acc.add_(c, alpha=float(n))
+                tr += float(c.sum())
+            traces.append(tr)
+            total += n
+            ctx.report(step, i + 1, ctx.calib.n_batches)
+    diag = {}
+    for name, s in zip(names, sums):
+        d = s / total
+        if not bool(torch.isfinite(d).all()):
+            raise InputError(f"the curvature of {name!r} is not finite (check the loss and the model at this layer)")
+        diag[name] = d.clamp_min(0)
+    grad = {name: g / total for name, g in zip(names, grad_sum)} if grad_sum is not None else None
+    stats = {"output_hessian": sampler.kind} if sampler is not None else {}
+    if method == "hutchinson":
+        stats["clipped_fraction"] = float(sum(int((s < 0).sum()) for s in sums) / max(sum(s.numel() for s in sums), 1))
+    return Curvature(estimator="diag", method=method, diag=diag, grad=grad, samples=total, batches=len(traces),
+                     spread=relative_spread(traces), stats=stats)
+
+
+def _hvp(grads, params, vs):
+    dot = sum((g * v).sum() for g, v in zip(grads, vs) if g.requires_grad)
+    if not isinstance(dot, torch.Tensor) or not dot.requires_grad:
+        return [torch.zeros_like(p) for p in params]
+    return _grads(dot, params)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def estimate(ctx: PassContext, method: str = "auto") -> Curvature:
+    return curvature_pass(ctx, resolve_method(method, ctx.spec), "diag")

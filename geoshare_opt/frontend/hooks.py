@@ -1,0 +1,101 @@
+"""Forward/backward hooks on the linear layers that own node weights: input-activation covariance ``G = E[x xᵀ]``
+(per token) and output-gradient covariance ``B = Σ_tokens g gᵀ`` (K-FAC). The collector owns its hooks and removes
+them on exit, whatever happens; a module called twice in one forward (tied / reused) is an error because the factors
+would mix two different inputs."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import InputError
+from .discovery import NodeInfo
+
+
+class LinearCovariances:
+    def __init__(self, model: torch.nn.Module, nodes: Sequence[NodeInfo], *, inputs: bool = True,
+                 output_grads: bool = False, why: str = "kfac"):
+        self.model = model
+        self.nodes = list(nodes)
+        self.inputs, self.output_grads = inputs, output_grads
+        self.handles: list = []
+        self.G: dict[str, torch.Tensor] = {}
+        self.B: dict[str, torch.Tensor] = {}
+        self.tokens: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.weight = 1.0            # weight of the current batch in the output-gradient sum
+        self.pending: dict[str, torch.Tensor] = {}
+        self.mode = "square"         # "square": B += gᵀg; "first"/"second": B += sym(g1ᵀ g2) over two backwards
+        self.record_inputs = True
+        holders: dict[int, list[str]] = {}
+        for mod_name, mod in model.named_modules(remove_duplicate=False):
+            for p_name, p in mod.named_parameters(recurse=False):
+                holders.setdefault(id(p), []).append(f"{mod_name}.{p_name}" if mod_name else p_name)
+        self.modules: dict[str, torch.nn.Module] = {}
+        params = dict(model.named_parameters())
+        for n in self.nodes:
+            mod = model.get_submodule(n.module) if n.module else model
+            if not isinstance(mod, torch.nn.Linear) or n.name != (n.module + ".weight" if n.module else "weight"):
+                raise InputError(f"{why} needs nn.Linear layers, but node {n.name!r} belongs to a "
+                                 f"{type(mod).__name__}; exclude it (--exclude) or use --estimator diag/lanczos "
+                                 "with --mode tie")
+            if len(holders.get(id(params[n.name]), [])) > 1:
+                raise InputError(f"{why}: weight {n.name!r} is tied to {holders[id(params[n.name])][1]!r}; "
+                                 "compute curvature on the untied network")
+            self.modules[n.name] = mod
+
+    # ------------------------------------------------------------------ hooks
+    def _forward_hook(self, name: str):
+        def hook(module, args, output):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if self.calls[name] > 1:
+                raise InputError(f"module {name.rpartition('.')[0]!r} is called more than once per forward pass "
+                                 "(reused / tied); K-FAC and input covariances need each layer used once")
+            x = args[0].detach()
+            if self.inputs and self.record_inputs:
+                x2 = x.reshape(-1, x.shape[-1]).to(torch.float32)
+                acc = self.G.get(name)
+                self.G[name] = x2.T @ x2 if acc is None else acc.addmm_(x2.T, x2)
+                self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
+            if self.output_grads and output.requires_grad:
+                output.register_hook(self._grad_hook(name))
+        return hook
+
+    def _grad_hook(self, name: str):
+        def hook(grad):
+            g = grad.detach().reshape(-1, grad.shape[-1]).to(torch.float32)
+            if self.mode == "first":
+                self.pending[name] = g
+                return None
+            if self.mode == "second":
+                g1 = self.pending.pop(name)
+                prod = g1.T @ g
+                prod = 0.5 * (prod + prod.T)
+            else:
+                prod = g.T @ g
+            prod = prod * self.weight
+            acc = self.B.get(name)
+            self.B[name] = prod if acc is None else acc.add_(prod)
+            return None
+        return hook
+
+    def new_batch(self) -> None:
+        self.calls.clear()
+
+    def __enter__(self) -> "LinearCovariances":
+        for name, mod in self.modules.items():
+            self.handles.append(mod.register_forward_hook(self._forward_hook(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+        self.pending.clear()
+
+    def input_covariances(self) -> dict[str, torch.Tensor]:
+        """``E[x xᵀ]`` over every token seen (float32)."""
+        return {n: g / max(self.tokens[n], 1) for n, g in self.G.items()}

@@ -1,0 +1,238 @@
+"""Saving and loading a compressed network: ``model.safetensors`` with one copy of every shared tensor, and
+``tiemap.json`` (format ``geoshare-tiemap`` v1) saying which tensor each state-dict key and each node uses.
+
+Storage identity does not survive files reliably (materialize.md), so loading never trusts it: the ties and bases
+are rebuilt from the map on a fresh copy of the original architecture, then the values are loaded and the ties
+checked by ``data_ptr``. The directory is written under a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from .basis import SharedBasisLinear, skeleton_class
+from .common import owner
+from .tie import retie
+
+WEIGHTS = "model.safetensors"
+TIEMAP = "tiemap.json"
+FORMAT = "geoshare-tiemap"
+VERSION = 1
+
+
+class TieMapError(InputError):
+    """A tie map (or the weights beside it) is missing, corrupt, or does not fit the model."""
+
+
+def _dealias(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """One tensor per distinct storage view, and every state-dict key -> the key that stores it."""
+    canon: dict[tuple, str] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    for key, t in state.items():
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if ident not in canon:
+            canon[ident] = key
+            tensors[key] = t.detach().to("cpu").contiguous().clone()
+        aliases[key] = canon[ident]
+    return tensors, aliases
+
+
+def _node_tensors(model, tie_map: dict, aliases: dict[str, str]) -> dict[str, Any]:
+    out = {}
+    for cls in tie_map["classes"]:
+        for name in cls["members"]:
+            module, attr = owner(model, name)
+            prefix = name.rpartition(".")[0]
+            prefix = prefix + "." if prefix else ""
+            if isinstance(module, SharedBasisLinear) and attr == "weight":
+                out[name] = {"weight_in": aliases[prefix + "weight_in"], "weight_out": aliases[prefix + "weight_out"]}
+            else:
+                out[name] = aliases[name]
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def prepare_outdir(outdir: str | os.PathLike, force: bool) -> Path:
+    out = Path(outdir)
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"output path {out} exists and is not a directory")
+        if any(out.iterdir()) and not force:
+            raise InputError(f"output directory {out} exists and is not empty (use --force to replace it)")
+    if not out.parent.exists():
+        raise InputError(f"the parent directory of {out} does not exist")
+    return out
+
+
+def publish_dir(tmp: Path, out: Path) -> None:
+    """Move a finished temporary directory to ``out``, replacing an old one only once the new one is complete."""
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, trash / "old")
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(trash / "old", out)
+            raise
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, *, force: bool = False,
+                    extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``model`` (one copy of each shared tensor) and its tie map to ``outdir`` atomically."""
+    from safetensors.torch import save_file
+
+    out = prepare_outdir(outdir, force)
+    tensors, aliases = _dealias(model.state_dict())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        full = dict(tie_map)
+        full["weights"] = {"file": WEIGHTS, "sha256": _sha256(tmp / WEIGHTS), "tensors": aliases}
+        full["nodes"] = _node_tensors(model, tie_map, aliases)
+        (tmp / TIEMAP).write_text(json.dumps(full, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        publish_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_tie_map(outdir: str | os.PathLike) -> dict:
+    path = Path(outdir) / TIEMAP
+    if not Path(outdir).is_dir():
+        raise TieMapError(f"{outdir} is not a directory written by geoshare-opt apply")
+    if not path.is_file():
+        raise TieMapError(f"{outdir}: no {TIEMAP} (not a compressed model directory)")
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TieMapError(f"{path}: corrupt tie map ({exc})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise TieMapError(f"{path}: not a {FORMAT} file")
+    if m.get("version") != VERSION:
+        raise TieMapError(f"{path}: unsupported tie map version {m.get('version')!r} (this build reads {VERSION})")
+    if m.get("mode") not in ("tie", "basis"):
+        raise TieMapError(f"{path}: unknown mode {m.get('mode')!r}")
+    classes = m.get("classes")
+    w = m.get("weights")
+    if not isinstance(classes, list) or not isinstance(w, dict) or not isinstance(w.get("tensors"), dict):
+        raise TieMapError(f"{path}: tie map lacks 'classes' or 'weights.tensors'")
+    for c in classes:
+        if not isinstance(c, dict) or not isinstance(c.get("members"), list) or not c["members"] \
+                or not all(isinstance(x, str) for x in c["members"]):
+            raise TieMapError(f"{path}: a class record has no list of member names")
+        if m["mode"] == "basis" and (not isinstance(c.get("rank"), int) or c.get("side") not in ("in", "out")
+                                     or not isinstance(c.get("shape"), list) or len(c["shape"]) != 2):
+            raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
+    return m
+
+
+def _base_model(model, m: dict) -> nn.Module:
+    if model is None:
+        if not m.get("spec"):
+            raise TieMapError("the tie map records no spec: pass the original model to load_compressed")
+        from ..specs import load_spec
+        return load_spec(m["spec"]).model
+    if isinstance(model, str):
+        from ..specs import load_spec
+        return load_spec(model).model
+    if hasattr(model, "model") and isinstance(getattr(model, "model"), nn.Module):   # a ModelSpec
+        return copy.deepcopy(model.model)
+    if isinstance(model, nn.Module):
+        return copy.deepcopy(model)
+    raise InputError(f"load_compressed: model must be None, a spec ref, a ModelSpec or an nn.Module, "
+                     f"got {type(model).__name__}")
+
+
+def load_compressed(outdir: str | os.PathLike, model=None) -> nn.Module:
+    """Rebuild a compressed network from ``outdir``: the original architecture (``model``: an ``nn.Module``, a
+    ``ModelSpec`` or spec ref; default the spec recorded in the map) is copied, re-tied from the tie map, and
+    loaded with the saved values. Raises ``TieMapError`` on a corrupt or mismatching map."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    m = read_tie_map(outdir)
+    base = _base_model(model, m)
+    names = [n for c in m["classes"] for n in c["members"]]
+    params = dict(base.named_parameters(remove_duplicate=False))
+    for n in names:
+        if n not in params:
+            raise TieMapError(f"tie map names {n!r}, which this model does not have: wrong model for {outdir}")
+    if m.get("fingerprint"):
+        from .common import fingerprint
+        from ..instance import Instance  # noqa: F401  (keeps the import graph explicit)
+        node_order = list(m.get("colouring") or names)
+        try:
+            got = fingerprint(base, node_order)
+        except KeyError as exc:
+            raise TieMapError(f"tie map names {exc} which this model does not have") from None
+        if got != m["fingerprint"]:
+            raise TieMapError(f"{outdir} was made from other weights (fingerprint {m['fingerprint'][:12]}…, this "
+                              f"model {got[:12]}…): pass the original model or spec")
+    if m["mode"] == "tie":
+        retie(base, [c["members"] for c in m["classes"]])
+    else:
+        for c in m["classes"]:
+            skeleton_class(base, c)
+
+    wfile = Path(outdir) / m["weights"].get("file", WEIGHTS)
+    if not wfile.is_file():
+        raise TieMapError(f"{outdir}: weights file {wfile.name} is missing")
+    if m["weights"].get("sha256") and _sha256(wfile) != m["weights"]["sha256"]:
+        raise TieMapError(f"{wfile}: contents do not match the sha256 in the tie map (corrupt or replaced)")
+    try:
+        stored = load_file(str(wfile))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise TieMapError(f"{wfile}: cannot read weights ({exc})") from None
+    aliases: dict[str, str] = m["weights"]["tensors"]
+    state = base.state_dict()
+    extra = set(aliases) - set(state)
+    if extra:
+        raise TieMapError(f"tie map lists tensor {sorted(extra)[0]!r}, which the rebuilt model does not have")
+    full = {}
+    for key, t in state.items():
+        src = aliases.get(key)
+        if src is None or src not in stored:
+            raise TieMapError(f"{outdir}: no saved value for {key!r}")
+        if tuple(stored[src].shape) != tuple(t.shape):
+            raise TieMapError(f"{outdir}: saved {src!r} has shape {list(stored[src].shape)}, the model needs "
+                              f"{list(t.shape)}")
+        full[key] = stored[src]
+    base.load_state_dict(full, strict=True)
+    _check_ties(base, m)
+    return base
+
+
+def _check_ties(model, m: dict) -> None:
+    for c in m["classes"]:
+        ptrs = set()
+        for name in c["members"]:
+            module, attr = owner(model, name)
+            t = getattr(module, module.shared) if isinstance(module, SharedBasisLinear) else getattr(module, attr)
+            ptrs.add(t.data_ptr())
+        if len(ptrs) != 1:
+            raise TieMapError(f"class {c['members']} did not end up sharing one tensor")

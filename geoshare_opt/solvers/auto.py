@@ -1,0 +1,121 @@
+"""``auto`` (the default): chain the backends by size — greedy warm start → annealing → exact proof.
+
+Stages, all sharing one incumbent (every feasible state a stage finds is offered to the caller's context):
+1. ``dsatur`` greedy (milliseconds), the anneal's start;
+2. ``anneal`` (simulated annealing + TabuCol);
+3. ``cpsat`` with the best labels as a complete hint, only when a proof is in reach: every type has at most
+   ``EXACT_MAX_TYPE_NODES`` nodes (the exact backends prove 24-node types in seconds, see benchmarks/solvers).
+   Its termination (optimal / infeasible / time_limit) and bound become the result's.
+
+Time: with a limit T, annealing gets ``ANNEAL_SHARE`` of T when the exact stage will run (the rest goes to the
+proof), else all of T. Without a limit: annealing runs its default move budget (about a second), the exact stage
+at most ``DEFAULT_EXACT_LIMIT`` seconds, so ``auto`` always stops on its own. Native options: ``exact`` (bool,
+force the exact stage on/off), ``anneal`` / ``cpsat`` (dicts passed to that stage's native options),
+``exact_solver`` (another exact backend name, default "cpsat"). ``stats["stages"]`` records what ran.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from ..errors import InputError, SolverUnavailableError
+from ..instance import Instance
+from ..options import SolveOptions
+from ..result import Termination
+from .base import Backend, Outcome, SolveContext
+
+EXACT_MAX_TYPE_NODES = 40
+ANNEAL_SHARE = 0.3
+DEFAULT_EXACT_LIMIT = 20.0
+_NATIVE = {"exact", "anneal", "cpsat", "exact_solver"}
+
+
+def _stage(ctx: SolveContext, instance: Instance, backend_cls, options: SolveOptions) -> tuple[Outcome, float]:
+    """Run one backend under its own deadline, forwarding its incumbents to the parent context."""
+    child = SolveContext(instance, options, log=ctx.log, progress=ctx.progress)
+    t0 = time.perf_counter()
+    try:
+        out = backend_cls().run(instance, options, child)
+    finally:
+        if child.best_labels is not None:
+            ctx.offer(child.best_labels)
+    if out.labels is not None:
+        ctx.offer(out.labels)
+    return out, time.perf_counter() - t0
+
+
+class AutoBackend(Backend):
+    name = "auto"
+    summary = "greedy -> annealing -> CP-SAT proof when small enough (the default)"
+    exact = False          # exact only when its last stage proves optimality (termination says so)
+    gives_bound = True
+    determinism = "seeded with threads=1"
+    modules = ("numba",)
+    distributions = ("numba", "ortools")
+
+    def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
+        from . import get_backend
+        from .anneal import AnnealBackend
+        from .dsatur import DsaturBackend
+
+        native = dict(options.native)
+        unknown = set(native) - _NATIVE
+        if unknown:
+            raise InputError(f"auto: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
+        largest = max((len(instance.type_members(t)) for t in instance.types), default=0)
+        want_exact = bool(native.get("exact", largest <= EXACT_MAX_TYPE_NODES))
+        exact_cls, exact_note = None, ""
+        if want_exact:
+            try:
+                exact_cls = get_backend(str(native.get("exact_solver", "cpsat")))
+            except SolverUnavailableError as exc:
+                exact_note = f"exact stage skipped: {exc}"
+        stages: list[dict] = []
+        stats: dict = {"stages": stages}
+        if exact_note:
+            stats["note"] = exact_note
+
+        def record(name, out, wall):
+            stages.append({"solver": name, "termination": Termination(out.termination).value,
+                           "feasible": out.labels is not None, "wall_s": round(wall, 4),
+                           "objective": ctx.best_objective if ctx.best_labels is not None else None})
+
+        base = replace(options, native={})
+        # 1. greedy
+        out, wall = _stage(ctx, instance, DsaturBackend, replace(base, time_limit=ctx.time_left()))
+        record("dsatur", out, wall)
+        if ctx.expired():
+            return self._finish(ctx, Termination.TIME_LIMIT, None, stats)
+        # 2. annealing (from the greedy, or the user's warm start)
+        left = ctx.time_left()
+        a_limit = None if left is None else (left * ANNEAL_SHARE if exact_cls else left)
+        warm = options.warm_start if options.warm_start is not None else ctx.best_labels
+        a_opts = replace(base, time_limit=a_limit, warm_start=warm, native=dict(native.get("anneal", {})))
+        out, wall = _stage(ctx, instance, AnnealBackend, a_opts)
+        record("anneal", out, wall)
+        termination = Termination(out.termination)
+        if termination == Termination.TIME_LIMIT and exact_cls is None:
+            return self._finish(ctx, Termination.TIME_LIMIT, None, stats)
+        if exact_cls is None:
+            return self._finish(ctx, Termination.COMPLETED, None, stats)
+        # 3. exact proof with the incumbent as hint
+        left = ctx.time_left()
+        e_limit = DEFAULT_EXACT_LIMIT if left is None else left
+        if e_limit <= 0:
+            return self._finish(ctx, Termination.TIME_LIMIT, None, stats)
+        e_opts = replace(base, time_limit=e_limit, warm_start=ctx.best_labels,
+                         native=dict(native.get("cpsat", {})))
+        out, wall = _stage(ctx, instance, exact_cls, e_opts)
+        record(exact_cls.name, out, wall)
+        term = Termination(out.termination)
+        if term == Termination.INFEASIBLE and ctx.best_labels is not None:
+            # cannot both hold; the driver would flag it, keep the incumbent and say what happened
+            return self._finish(ctx, Termination.ERROR, None, stats, "exact stage claimed infeasible but a feasible "
+                                                                      "assignment was found")
+        if term == Termination.TIME_LIMIT and left is None:
+            term = Termination.COMPLETED  # our own default cap on the proof, not the user's limit
+        return self._finish(ctx, term, out.bound, stats, out.message)
+
+    @staticmethod
+    def _finish(ctx: SolveContext, term: Termination, bound, stats, message: str = "") -> Outcome:
+        return Outcome(term, None if ctx.best_labels is None else ctx.best_labels.copy(), bound, message, stats)

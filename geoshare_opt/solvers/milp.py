@@ -1,0 +1,259 @@
+"""The assignment MILP (formulations/milp.md), built once into a solver-neutral structure.
+
+HiGHS reads the structure directly, PuLP rebuilds it with its own API, and ``export`` writes it as LP or MPS for
+any external solver. Only ``x`` is integer: the pair indicators ``y``, the class-used indicators ``z`` and the class
+storage ``s`` take integral values at every vertex once ``x`` is integral, so they are continuous in ``[0, 1]``
+(``[0, max p]`` for ``s``).
+
+Variables per part t (type t, ``C_t = cap`` class slots, local nodes i):
+  x[t,i,c]  binary   node i in slot c            (with symmetry breaking only c <= i exists)
+  y[t,e]    [0,1]    both ends of soft edge e share a slot, cost w_e
+  z[t,c]    [0,1]    slot c is used              (only when the global class budget or a parameter cap can bind)
+  s[t,c]    [0,P]    parameters stored by slot c (only for a parameter cap on a part with non-uniform params)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import InputError
+from ..instance import Instance
+from .decompose import Model, Part, first_appearance, parts_of
+
+
+@dataclass
+class Milp:
+    """min cost·v + offset  s.t.  row_lb <= A v <= row_ub,  lb <= v <= ub,  v_j integer where ``integer[j]``."""
+
+    names: list[str]
+    cost: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    integer: np.ndarray
+    A: sp.csr_matrix
+    row_lb: np.ndarray
+    row_ub: np.ndarray
+    row_names: list[str]
+    x_cols: list[np.ndarray]                  # per part: (n, C) column index of x[i,c], -1 where it does not exist
+    y_cols: list[np.ndarray]                  # per part: column of y per soft edge
+    z_cols: list[np.ndarray | None]           # per part: column of z per slot, or None
+    s_cols: list[np.ndarray | None]           # per part: column of s per slot, or None
+    model: Model = field(repr=False, default=None)
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_names)
+
+    def labels(self, values: np.ndarray) -> list[np.ndarray]:
+        """Per-part labels from a column vector (the slot with the largest x value, robust to 0.9999999)."""
+        out = []
+        for xc in self.x_cols:
+            vals = np.where(xc >= 0, np.asarray(values)[np.maximum(xc, 0)], -1.0)
+            out.append(np.argmax(vals, axis=1).astype(np.int64) if xc.size else np.zeros(len(xc), dtype=np.int64))
+        return out
+
+    def start(self, labels: list[np.ndarray]) -> np.ndarray | None:
+        """A complete column vector for a feasible labelling (x, y, z and s all set), or None if the labels do not
+        fit the slots (too many classes, or not canonical where symmetry breaking removed columns)."""
+        v = np.zeros(self.n_cols)
+        for p, lab, xc, yc, zc, sc in zip(self.model.parts, labels, self.x_cols, self.y_cols, self.z_cols, self.s_cols):
+            lab = first_appearance(lab)
+            if len(lab) and int(lab.max()) >= p.cap:
+                return None
+            cols = xc[np.arange(p.n), lab]
+            if np.any(cols < 0):
+                return None
+            v[cols] = 1.0
+            v[yc] = (lab[p.soft_u] == lab[p.soft_v]).astype(float)
+            if zc is not None:
+                v[zc[np.unique(lab)]] = 1.0
+            if sc is not None:
+                stored = np.zeros(p.cap)
+                np.maximum.at(stored, lab, p.params.astype(float))
+                v[sc] = stored
+        return v
+
+
+class _Rows:
+    """Accumulates sparse rows (triplets) with bounds and names."""
+
+    def __init__(self):
+        self.r: list[int] = []
+        self.c: list[int] = []
+        self.v: list[float] = []
+        self.lb: list[float] = []
+        self.ub: list[float] = []
+        self.names: list[str] = []
+
+    def add(self, cols, coefs, lb: float, ub: float, name: str) -> None:
+        i = len(self.lb)
+        self.r.extend([i] * len(cols))
+        self.c.extend(int(c) for c in cols)
+        self.v.extend(float(a) for a in coefs)
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.names.append(name)
+
+
+def build(model: Model) -> Milp:
+    """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family)."""
+    names: list[str] = []
+    cost: list[float] = []
+    lb: list[float] = []
+    ub: list[float] = []
+    integer: list[bool] = []
+
+    def col(name: str, lo: float, hi: float, c: float = 0.0, is_int: bool = False) -> int:
+        names.append(name)
+        lb.append(lo)
+        ub.append(hi)
+        cost.append(c)
+        integer.append(is_int)
+        return len(names) - 1
+
+    rows = _Rows()
+    inf = np.inf
+    x_cols, y_cols, z_cols, s_cols = [], [], [], []
+    with_z = model.needs_class_count or model.max_params is not None
+    z_all, param_terms = [], []
+    for t, p in enumerate(model.parts):
+        C = p.cap
+        xc = np.full((p.n, C), -1, dtype=np.int64)
+        for i in range(p.n):
+            for c in range(min(C, i + 1) if model.symmetry else C):
+                xc[i, c] = col(f"x_{t}_{i}_{c}", 0.0, 1.0, is_int=True)
+        x_cols.append(xc)
+        for i in range(p.n):  # every node in exactly one slot
+            cs = xc[i][xc[i] >= 0]
+            rows.add(cs, np.ones(len(cs)), 1.0, 1.0, f"assign_{t}_{i}")
+        for e, (a, b) in enumerate(zip(p.hard_u.tolist(), p.hard_v.tolist())):
+            for c in range(C):
+                if xc[a, c] >= 0 and xc[b, c] >= 0:
+                    rows.add([xc[a, c], xc[b, c]], [1, 1], -inf, 1.0, f"hard_{t}_{e}_{c}")
+        yc = np.empty(len(p.soft_w), dtype=np.int64)
+        for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
+            y = yc[e] = col(f"y_{t}_{e}", 0.0, 1.0, c=w)
+            for c in range(C):
+                xa, xb = xc[a, c], xc[b, c]
+                if w > 0:  # y >= x_ac + x_bc - 1: paying is forced when both sit in slot c
+                    if xa >= 0 and xb >= 0:
+                        rows.add([xa, xb, y], [1, 1, -1], -inf, 1.0, f"same_{t}_{e}_{c}")
+                else:      # y <= 1 - x_ac + x_bc and y <= 1 + x_ac - x_bc: the reward needs a shared slot
+                    if xa >= 0 and xb >= 0:
+                        rows.add([y, xa, xb], [1, 1, -1], -inf, 1.0, f"sameA_{t}_{e}_{c}")
+                        rows.add([y, xa, xb], [1, -1, 1], -inf, 1.0, f"sameB_{t}_{e}_{c}")
+                    elif xa >= 0:
+                        rows.add([y, xa], [1, 1], -inf, 1.0, f"sameA_{t}_{e}_{c}")
+                    elif xb >= 0:
+                        rows.add([y, xb], [1, 1], -inf, 1.0, f"sameB_{t}_{e}_{c}")
+        y_cols.append(yc)
+        if model.symmetry:  # slot c >= 1 may hold i only if slot c-1 holds an earlier node
+            for c in range(1, C):
+                for i in range(c, p.n):
+                    prev = [xc[j, c - 1] for j in range(c - 1, i) if xc[j, c - 1] >= 0]
+                    rows.add([xc[i, c]] + prev, [1] + [-1] * len(prev), -inf, 0.0, f"order_{t}_{i}_{c}")
+        zc = sc = None
+        if with_z:
+            zc = np.array([col(f"z_{t}_{c}", 0.0, 1.0) for c in range(C)], dtype=np.int64)
+            for c in range(C):
+                for i in range(p.n):
+                    if xc[i, c] >= 0:
+                        rows.add([xc[i, c], zc[c]], [1, -1], -inf, 0.0, f"used_{t}_{i}_{c}")
+            if model.symmetry:
+                for c in range(C - 1):
+                    rows.add([zc[c + 1], zc[c]], [1, -1], -inf, 0.0, f"usedorder_{t}_{c}")
+            z_all.extend(zc.tolist())
+            if model.max_params is not None:
+                if p.uniform_params:
+                    param_terms.extend((int(z), float(p.max_param)) for z in zc)
+                else:
+                    sc = np.array([col(f"s_{t}_{c}", 0.0, float(p.max_param)) for c in range(C)], dtype=np.int64)
+                    for c in range(C):
+                        for i in range(p.n):
+                            if xc[i, c] >= 0 and p.params[i] > 0:
+                                rows.add([sc[c], xc[i, c]], [1, -float(p.params[i])], 0.0, inf, f"store_{t}_{i}_{c}")
+                    param_terms.extend((int(s), 1.0) for s in sc)
+        z_cols.append(zc)
+        s_cols.append(sc)
+    if with_z and model.needs_class_count:
+        rows.add(z_all, np.ones(len(z_all)), -inf, float(model.max_classes), "max_classes")
+    if model.max_params is not None and param_terms:
+        rows.add([a for a, _ in param_terms], [b for _, b in param_terms], -inf, float(model.max_params), "max_params")
+    A = sp.csr_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lb), len(names)))
+    return Milp(names, np.array(cost), np.array(lb), np.array(ub), np.array(integer, dtype=bool), A,
+                np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model)
+
+
+def instance_model(instance: Instance, symmetry: bool = True) -> Model:
+    """The monolithic model of a whole instance."""
+    b = instance.budget
+    return Model(tuple(parts_of(instance)), b.max_classes, b.max_params, symmetry)
+
+
+# ---------------------------------------------------------------------------------------------- highspy
+def to_highs(milp: Milp, h) -> None:
+    """Load ``milp`` into a ``highspy.Highs`` (column-wise, with names)."""
+    import highspy
+    A = milp.A.tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_ = milp.n_cols
+    lp.num_row_ = milp.n_rows
+    lp.col_cost_ = milp.cost
+    lp.col_lower_ = milp.lb
+    lp.col_upper_ = milp.ub
+    lp.row_lower_ = np.where(np.isfinite(milp.row_lb), milp.row_lb, -highspy.kHighsInf)
+    lp.row_upper_ = np.where(np.isfinite(milp.row_ub), milp.row_ub, highspy.kHighsInf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    lp.a_matrix_.num_col_ = milp.n_cols
+    lp.a_matrix_.num_row_ = milp.n_rows
+    lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                       for i in milp.integer]
+    lp.col_names_ = milp.names
+    lp.row_names_ = milp.row_names
+    status = h.passModel(lp)
+    if status == highspy.HighsStatus.kError:
+        raise RuntimeError("HiGHS rejected the model")
+
+
+FORMATS = ("lp", "mps")
+
+
+def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, *, symmetry: bool = True) -> Path:
+    """Write the monolithic MILP of ``instance`` as LP or MPS (``fmt`` defaults to the file extension).
+
+    Names: ``x_t_i_c`` (type t in ``instance.types`` order, i the node's position among that type's nodes in
+    instance order, c the slot), ``y_t_e`` (t's e-th soft edge), ``z_t_c``, ``s_t_c``. The file is written to a
+    temporary name and renamed, so a failure never leaves half a file; stdout stays clean."""
+    from .quiet import new_highs, stdout_to_stderr
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise InputError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not path.parent.exists():
+        raise InputError(f"export: directory does not exist: {path.parent}")
+    milp = build(instance_model(instance, symmetry))
+    h = new_highs()
+    to_highs(milp, h)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.{fmt}")  # HiGHS picks the writer from the extension
+    try:
+        with stdout_to_stderr():
+            status = h.writeModel(str(tmp))
+        import highspy
+        if status == highspy.HighsStatus.kError or not tmp.exists():
+            raise InputError(f"export: HiGHS could not write {path}")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

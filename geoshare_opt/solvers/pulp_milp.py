@@ -1,0 +1,146 @@
+"""The assignment MILP of ``milp.py`` rebuilt with PuLP, so any solver PuLP drives can run it.
+
+Native option ``solver``: ``"CBC"`` (default, bundled with PuLP), ``"HiGHS"`` (PuLP's highspy driver) or any other
+name ``pulp.getSolver`` knows (GUROBI, CPLEX_PY, ... where installed). Every other native option is passed to that
+solver's constructor. Bounds: PuLP has no portable way to read a MIP dual bound; CBC's is not exposed, so a
+CBC run that stops early reports no bound (an optimal one reports its objective); with ``HiGHS`` the bound is read
+from the highspy model PuLP keeps.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..errors import InputError
+from ..instance import Instance
+from ..options import SolveOptions
+from .base import Backend, Outcome, SolveContext
+from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
+
+
+class PulpBackend(Backend):
+    name = "pulp"
+    summary = "the assignment MILP through PuLP (CBC by default; native solver=HiGHS or any PuLP solver)"
+    exact = True
+    gives_bound = True
+    determinism = "deterministic"
+    modules = ("pulp",)
+    distributions = ("pulp",)
+
+    def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
+        return solve_exact(instance, options, ctx, model_solver(options, ctx))
+
+
+def to_pulp(milp, name: str = "geoshare"):
+    """``(LpProblem, variables)`` for a ``milp.Milp``: the same columns, rows and names."""
+    import pulp
+    prob = pulp.LpProblem(name, pulp.LpMinimize)
+    add = getattr(prob, "add_variable", None) or pulp.LpVariable  # PuLP >= 3.3 attaches variables to the model
+    cols = [add(n, lowBound=float(lo), upBound=float(hi), cat=pulp.LpInteger if isint else pulp.LpContinuous)
+            for n, lo, hi, isint in zip(milp.names, milp.lb, milp.ub, milp.integer)]
+    prob += pulp.LpAffineExpression([(cols[j], float(c)) for j, c in enumerate(milp.cost) if c != 0]), "objective"
+    A = milp.A
+    for r in range(milp.n_rows):
+        lo, hi = A.indptr[r], A.indptr[r + 1]
+        expr = pulp.LpAffineExpression([(cols[j], float(a)) for j, a in zip(A.indices[lo:hi], A.data[lo:hi])])
+        rlb, rub, rname = milp.row_lb[r], milp.row_ub[r], milp.row_names[r]
+        if rlb == rub:
+            prob += (expr == float(rub)), rname
+        else:
+            if math.isfinite(rub):
+                prob += (expr <= float(rub)), rname + ("_ub" if math.isfinite(rlb) else "")
+            if math.isfinite(rlb):
+                prob += (expr >= float(rlb)), rname + ("_lb" if math.isfinite(rub) else "")
+    return prob, cols
+
+
+def make_solver(options: SolveOptions, time_limit: float | None, warm: bool):
+    import pulp
+    native = solver_native(options)
+    which = str(native.pop("solver", "CBC"))
+    kwargs = {"msg": options.verbose > 0}
+    if time_limit is not None:
+        kwargs["timeLimit"] = max(float(time_limit), 1e-3)
+    if options.threads > 1:
+        kwargs["threads"] = options.threads
+    if which.upper() in ("CBC", "PULP_CBC_CMD"):
+        which = "PULP_CBC_CMD"
+        kwargs["gapRel"] = 0.0
+        kwargs["warmStart"] = warm
+        if options.seed:
+            kwargs["options"] = [f"randomCbcSeed {options.seed}"]
+    elif which.upper() == "HIGHS":
+        which = "HiGHS"
+        kwargs["gapRel"] = 0.0
+        kwargs["random_seed"] = options.seed
+    kwargs.update(native)  # native options are applied last
+    if which not in pulp.listSolvers():
+        raise InputError(f"pulp: unknown solver {which!r}; PuLP knows {', '.join(pulp.listSolvers())}")
+    if which not in pulp.listSolvers(onlyAvailable=True):
+        raise InputError(f"pulp: solver {which!r} is not available on this machine")
+    _check_native(which, native)
+    try:
+        with warnings.catch_warnings():  # PULP_CBC_CMD's PuLP-4 deprecation notice: it is still the bundled CBC
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return pulp.getSolver(which, **kwargs)
+    except TypeError as exc:
+        raise InputError(f"pulp: bad option for {which}: {exc}") from None
+
+
+def _check_native(which: str, native: dict) -> None:
+    """PuLP files unknown keyword options away silently; name the wrong one instead. HiGHS options (passed to
+    highspy's ``setOptionValue``) are checked against highspy itself."""
+    import inspect
+    import pulp
+    cls = getattr(pulp, which)
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for key, value in native.items():
+        if key in params:
+            continue
+        if which == "HiGHS":
+            import highspy
+            from .quiet import new_highs
+            if new_highs().setOptionValue(key, value) == highspy.HighsStatus.kError:
+                raise InputError(f"pulp: HiGHS cannot set option {key!r} to {value!r}")
+        elif not takes_any or which == "PULP_CBC_CMD":
+            raise InputError(f"pulp: unknown option {key!r} for {which}; it takes {', '.join(p for p in params if p != 'self')}")
+
+
+def model_solver(options: SolveOptions, ctx: SolveContext):
+    """A ``SolveModel`` for PuLP bound to the run's options (see decompose.SolveModel)."""
+    make_solver(options, None, False)  # bad native options fail now, even if no sub-solve ever runs
+
+    def solve(model: Model, time_limit: float | None, hint):
+        import pulp
+        from .milp import build
+        from .quiet import stdout_to_stderr
+        milp = build(model)
+        prob, cols = to_pulp(milp)
+        start = milp.start(hint) if hint is not None else None
+        if start is not None:
+            for var, value in zip(cols, start.tolist()):
+                var.setInitialValue(value)
+        solver = make_solver(options, time_limit, start is not None)
+        with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
+            prob.solve(solver)
+        stats = {"pulp_solver": solver.name, "pulp_status": pulp.LpStatus.get(prob.status, str(prob.status))}
+        sol = prob.sol_status
+        if sol == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
+            return ModelAnswer("infeasible", None, INF, stats)
+        labels = None
+        values = [v.varValue for v in cols]
+        if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible) and all(v is not None for v in values):
+            labels = milp.labels(np.asarray(values, dtype=float))
+        bound = -INF
+        highs = getattr(prob, "solverModel", None)
+        if highs is not None and hasattr(highs, "getInfo"):
+            b = float(highs.getInfo().mip_dual_bound)
+            bound = b if math.isfinite(b) else -INF
+        if sol == pulp.LpSolutionOptimal and labels is not None:
+            return ModelAnswer("optimal", labels, bound, stats)
+        return ModelAnswer("feasible" if labels is not None else "unknown", labels, bound, stats)
+
+    return solve

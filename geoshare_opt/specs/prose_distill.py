@@ -1,0 +1,206 @@
+"""A label-free spec for any text encoder: distillation to its own outputs on the stdlib prose snapshot.
+
+Calibration data: calibration-split paragraphs, shuffled by ``seed``, tokenised and packed end to end into full
+windows of ``seq_len`` tokens (special tokens included), so every calibration token is real text and no compute goes
+to padding. Each batch is ``{"input_ids", "attention_mask", "teacher"}`` where ``teacher`` holds the original model's
+last hidden states for that batch, computed once in ``make`` so the loss needs no second model.
+
+Loss (the choice, and why): the mean squared error between the model's last hidden states and the teacher's, over
+real tokens and hidden units. Token-level states carry far more information than the pooled sentence embedding (the
+embedding is their mean, so this loss bounds its damage), and it needs no vocabulary-sized head. At the original
+weights the loss and its gradient are exactly zero (a stationary point), so first-order criteria see nothing: the
+spec therefore also gives ``outputs`` (the hidden states) and ``output_loss`` (the MSE), whose Hessian in the outputs
+is the constant ``2/(tokens*hidden)`` on real tokens -- the front end's Gauss-Newton curvature ``Jᵀ (∂²ℓ) J``.
+
+Metrics on held-out prose, computed on a copy in one forward pass over cached inputs:
+``embedding_cosine`` (mean cosine between the model's and the original's sentence embeddings of held-out
+half-paragraphs; 1.0 = perfect fidelity), ``retrieval_top1`` / ``retrieval_mrr`` (each paragraph's first half must
+retrieve its own second half among all held-out second halves, by cosine of the model's own embeddings) and
+``heldout_loss`` (the distillation loss on packed held-out windows; lower is better).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..data import load_paragraphs, snapshot_sha256
+from ..errors import InputError
+from .base import ModelSpec
+
+MIN_RETRIEVAL_WORDS = 16
+EMBED_BATCH = 64
+
+
+@dataclass(frozen=True)
+class TokenCodec:
+    """How a tokenizer turns text into ids: ``ids`` (no special tokens) and ``wrap`` (adds them)."""
+    ids: Callable[[list[str]], list[list[int]]]
+    wrap: Callable[[list[int]], list[int]]
+    n_special: int
+    pad_id: int
+
+
+def check_positive(name: str, value, minimum: int = 1) -> int:
+    """An integer option (CLI options may arrive as strings) that is at least ``minimum``."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if number < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def pack_windows(paragraphs: list[str], codec: TokenCodec, seq_len: int, n_seqs: int, what: str) -> torch.Tensor:
+    """``n_seqs`` windows of exactly ``seq_len`` tokens cut from the concatenated paragraphs."""
+    body = seq_len - codec.n_special
+    needed = body * n_seqs
+    stream: list[int] = []
+    chunk = 256
+    for start in range(0, len(paragraphs), chunk):
+        for ids in codec.ids(paragraphs[start:start + chunk]):
+            stream.extend(ids)
+        if len(stream) >= needed:
+            break
+    if len(stream) < needed:
+        raise InputError(f"{what}: the prose snapshot has {len(stream)} tokens, too few for {n_seqs} sequences of "
+                         f"{seq_len} tokens; lower the number of sequences or seq_len")
+    return torch.tensor([codec.wrap(stream[i * body:(i + 1) * body]) for i in range(n_seqs)], dtype=torch.long)
+
+
+def encode_padded(texts: list[str], codec: TokenCodec, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    seqs = [codec.wrap(ids[: max_len - codec.n_special]) for ids in codec.ids(texts)]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), codec.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def embedding_batches(texts: list[str], codec: TokenCodec, max_len: int, device) -> tuple[list[dict], torch.Tensor]:
+    """Texts in batches grouped by length (little padding) and the permutation that restores their order."""
+    lengths = [len(ids) for ids in codec.ids(texts)]
+    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+    batches = []
+    for start in range(0, len(order), EMBED_BATCH):
+        ids, mask = encode_padded([texts[i] for i in order[start:start + EMBED_BATCH]], codec, max_len)
+        batches.append({"input_ids": ids.to(device), "attention_mask": mask.to(device)})
+    return batches, torch.tensor(order).argsort()
+
+
+def distill_loss(hidden: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Masked mean squared error to the teacher's hidden states, per real token and hidden unit."""
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    diff = (hidden - batch["teacher"].to(hidden.dtype)) * mask
+    return diff.pow(2).sum() / (mask.sum() * hidden.shape[-1])
+
+
+def split_halves(paragraph: str) -> tuple[str, str]:
+    words = paragraph.split()
+    mid = len(words) // 2
+    return " ".join(words[:mid]), " ".join(words[mid:])
+
+
+def retrieval_scores(queries: torch.Tensor, docs: torch.Tensor) -> tuple[float, float]:
+    """Top-1 accuracy and mean reciprocal rank of query i retrieving doc i (ties count against)."""
+    sims = queries @ docs.T
+    rank = (sims >= sims.diagonal().unsqueeze(1)).sum(1)  # the true doc itself counts once
+    return float((rank == 1).double().mean()), float((1.0 / rank.double()).mean())
+
+
+def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, codec: TokenCodec, *, n_calib: int,
+                       seq_len: int, batch_size: int, n_heldout: int, heldout_seqs: int, seed: int, device,
+                       max_len: int, meta: dict, fast_forward: Callable | None = None) -> ModelSpec:
+    """``forward(model, batch) -> last hidden states``; ``fast_forward`` (same result, e.g. fused attention) is used
+    for evaluation-only passes in ``metrics``."""
+    n_calib = check_positive("n_calib", n_calib)
+    seq_len = check_positive("seq_len", seq_len, codec.n_special + 1)
+    if seq_len > max_len:
+        raise InputError(f"seq_len {seq_len} exceeds the model's maximum of {max_len} tokens")
+    batch_size = check_positive("batch_size", batch_size)
+    n_heldout = check_positive("n_heldout", n_heldout, 2)
+    heldout_seqs = check_positive("heldout_seqs", heldout_seqs)
+    seed = int(seed)
+    fast_forward = fast_forward or forward
+
+    calib_paragraphs = load_paragraphs("calib")
+    random.Random(seed).shuffle(calib_paragraphs)
+    calib_ids = pack_windows(calib_paragraphs, codec, seq_len, n_calib, name)
+
+    heldout_paragraphs = load_paragraphs("heldout")
+    heldout_ids = pack_windows(heldout_paragraphs, codec, seq_len, heldout_seqs, f"{name} held-out")
+    candidates = [p for p in heldout_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
+    if len(candidates) < n_heldout:
+        raise InputError(f"n_heldout {n_heldout}: only {len(candidates)} held-out paragraphs are long enough")
+    retrieval = random.Random(seed + 1).sample(candidates, n_heldout)
+    halves = [split_halves(p) for p in retrieval]
+
+    model.to(device).eval()
+
+    @torch.no_grad()
+    def with_teacher(ids: torch.Tensor) -> list[dict]:
+        out = []
+        for start in range(0, ids.shape[0], batch_size):
+            chunk = ids[start:start + batch_size].to(device)
+            batch = {"input_ids": chunk, "attention_mask": torch.ones_like(chunk)}
+            batch["teacher"] = forward(model, batch).detach()
+            out.append(batch)
+        return out
+
+    calib_batches = with_teacher(calib_ids)
+    heldout_batches = with_teacher(heldout_ids)
+    query_batches, query_order = embedding_batches([q for q, _ in halves], codec, seq_len, device)
+    doc_batches, doc_order = embedding_batches([d for _, d in halves], codec, seq_len, device)
+
+    @torch.no_grad()
+    def embed(net, batches, order):
+        from .bert import sentence_embedding
+        parts = [sentence_embedding(fast_forward(net, b).float(), b["attention_mask"]) for b in batches]
+        return torch.cat(parts)[order.to(parts[0].device)]
+
+    teacher_q, teacher_d = embed(model, query_batches, query_order), embed(model, doc_batches, doc_order)
+    teacher_top1, teacher_mrr = retrieval_scores(teacher_q, teacher_d)
+
+    def outputs(net, batch):
+        return forward(net, batch)
+
+    def loss(net, batch):
+        return distill_loss(forward(net, batch), batch)
+
+    @torch.no_grad()
+    def metrics(net) -> dict[str, float]:
+        was_training = net.training
+        net.eval()
+        try:
+            q, d = embed(net, query_batches, query_order), embed(net, doc_batches, doc_order)
+            tokens = total = 0.0
+            for b in heldout_batches:
+                n = float(b["attention_mask"].sum())
+                total += float(distill_loss(fast_forward(net, b).float(), b)) * n
+                tokens += n
+        finally:
+            net.train(was_training)
+        top1, mrr = retrieval_scores(q, d)
+        cosine = 0.5 * float((q * teacher_q.to(q.device)).sum(-1).mean() + (d * teacher_d.to(d.device)).sum(-1).mean())
+        return {"embedding_cosine": cosine, "retrieval_top1": top1, "retrieval_mrr": mrr,
+                "heldout_loss": total / tokens}
+
+    meta = dict(meta)
+    meta.update({
+        "loss": "masked MSE between last hidden states and the original model's (per token and hidden unit)",
+        "data": "stdlib prose snapshot (geoshare_opt/data/stdlib_prose.txt.gz)",
+        "data_sha256": snapshot_sha256(),
+        "split": "calib = sha256(paragraph)[:8] mod 100 < 80, heldout otherwise",
+        "seed": seed, "seq_len": seq_len, "n_calib": n_calib, "batch_size": batch_size,
+        "calib_tokens": int(calib_ids.numel()), "heldout_seqs": heldout_seqs, "n_heldout": n_heldout,
+        "original_retrieval_top1": teacher_top1, "original_retrieval_mrr": teacher_mrr,
+    })
+    return ModelSpec(name=name, model=model, batches=lambda: iter(calib_batches), loss=loss, metrics=metrics,
+                     heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=distill_loss)

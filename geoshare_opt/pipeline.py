@@ -15,6 +15,11 @@ from .errors import InputError
 
 DEFAULT_BASELINES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random")
 
+# Sizes of the built-in specs for the pipeline, chosen so that ``geoshare-opt pipeline minilm`` (one analyze, one
+# solve, eight colourings applied and evaluated) finishes within 3 minutes on a 2-core CPU: 128 calibration windows
+# of 128 tokens, metrics on 256 held-out paragraphs and 32 held-out windows. ``spec_options`` overrides them.
+PIPELINE_SPEC_DEFAULTS = {"minilm": {"n_calib": 128, "heldout_seqs": 32}}
+
 
 class _Clock:
     def __init__(self):
@@ -45,7 +50,7 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     With ``outdir`` the solved compressed network is saved there (plus instance.json and result.json)."""
     from . import solve
     from .frontend import analyze, load_curvature
-    from .materialize import apply, save_compressed
+    from .materialize import save_compressed
     from .materialize.save import prepare_outdir
     from .specs import ModelSpec, load_spec
 
@@ -67,7 +72,11 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         ref = spec.name
     else:
         ref = str(spec)
-        spec = clock.run("load", load_spec, ref, **(spec_options or {}))
+        opts = dict(PIPELINE_SPEC_DEFAULTS.get(ref, {}))
+        if samples is not None and "n_calib" in opts:
+            opts["n_calib"] = samples
+        opts.update(spec_options or {})
+        spec = clock.run("load", load_spec, ref, **opts)
     say({"stage": "analyze", "message": f"curvature ({estimator}, mode {mode})"})
     with tempfile.TemporaryDirectory(prefix="geoshare-pipeline-") as tmp:
         inst_path = Path(tmp) / "instance.json"
@@ -82,47 +91,13 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     if not result.feasible:
         raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")
 
-    colourings = [("solved", result)]
-    for kind in kinds:
-        if kind == "none" and mode == "tie":
-            continue                              # no sharing = the original network in tie mode
-        classes = None if kind in ("all", "none") else dict(result.classes_per_type)
-        colourings.append((kind, baseline(instance, kind, classes=classes, seed=seed)))
-    if mode == "basis" and "none" not in kinds:
-        colourings.append(("none", baseline(instance, "none")))
-
     say({"stage": "evaluate", "message": "metrics of the original network"})
     original = clock.run("evaluate", evaluate_model, spec, spec.model)
-    rows, solved_model, solved_report = [], None, None
-    for name, res in colourings:
-        say({"stage": "apply", "message": f"{name}: apply ({mode}) and evaluate"})
-        row: dict[str, Any] = {"colouring": name, "solver": res.solver, "objective": res.objective,
-                               "classes": res.n_classes}
-        if not res.feasible:
-            row["error"] = res.message
-            rows.append(row)
-            continue
-        t0 = time.perf_counter()
-        model, report = apply(spec.model, instance, res, mode, curvature, ratio=ratio if mode == "basis" else None,
-                              spec=ref)
-        t1 = time.perf_counter()
-        metrics = evaluate_model(spec, model)
-        t2 = time.perf_counter()
-        clock.times["apply"] = clock.times.get("apply", 0.0) + t1 - t0
-        clock.times["evaluate"] = clock.times.get("evaluate", 0.0) + t2 - t1
-        p = report.parameters
-        row.update(stored_params=p["after"]["shareable_params"],
-                   shareable_removed=round(p.get("shareable_removed_fraction", 0.0), 6),
-                   model_removed=round(p["removed_fraction"], 6), apply_s=round(t1 - t0, 3),
-                   eval_s=round(t2 - t1, 3), metrics=metrics)
-        rows.append(row)
-        if name == "solved":
-            solved_model, solved_report = model, report
-        else:
-            del model
-
+    rows, solved = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
+                                      ref=ref, progress=say, clock=clock.times, keep_solved=outdir is not None)
     saved = None
-    if outdir is not None and solved_model is not None:
+    if outdir is not None and solved is not None:
+        solved_model, solved_report = solved
         say({"stage": "save", "message": f"saving the solved network to {outdir}"})
         saved = str(clock.run("save", save_compressed, solved_model, outdir, solved_report.tie_map, force=force,
                               extra_files={"instance.json": instance.dumps() + "\n",
@@ -140,6 +115,66 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     }
 
 
+def compare_colourings(spec, instance, curvature, result, mode: str, ratio: float, kinds: Iterable[str], *,
+                       seed: int = 0, ref: str | None = None, progress: Callable[[dict], None] | None = None,
+                       clock: dict | None = None, keep_solved: bool = False):
+    """Apply ``result``'s colouring and every heuristic ``kinds`` (at the solved number of classes per type; in
+    basis mode also ``none``, per-layer low rank at the same ratio) and measure the spec's metrics on each.
+    Returns ``(rows, (solved model, report) or None)``."""
+    from .materialize import apply
+    say = progress or (lambda info: None)
+    times = clock if clock is not None else {}
+    colourings = [("solved", result)]
+    for kind in kinds:
+        if kind == "none" and mode == "tie":
+            continue                              # no sharing = the original network in tie mode
+        classes = None if kind in ("all", "none") else dict(result.classes_per_type)
+        colourings.append((kind, baseline(instance, kind, classes=classes, seed=seed)))
+    if mode == "basis" and "none" not in kinds:
+        colourings.append(("none", baseline(instance, "none")))
+    rows, solved = [], None
+    for name, res in colourings:
+        say({"stage": "apply", "message": f"{name}: apply ({mode}) and evaluate"})
+        row: dict[str, Any] = {"colouring": name, "solver": res.solver, "objective": res.objective,
+                               "classes": res.n_classes, "classes_per_type": res.classes_per_type,
+                               "pattern": layer_patterns(instance, res.assignment)}
+        if not res.feasible:
+            row["error"] = res.message
+            rows.append(row)
+            continue
+        t0 = time.perf_counter()
+        model, report = apply(spec.model, instance, res, mode, curvature, ratio=ratio if mode == "basis" else None,
+                              spec=ref)
+        t1 = time.perf_counter()
+        metrics = evaluate_model(spec, model)
+        t2 = time.perf_counter()
+        times["apply"] = times.get("apply", 0.0) + t1 - t0
+        times["evaluate"] = times.get("evaluate", 0.0) + t2 - t1
+        p = report.parameters
+        row.update(stored_params=p["after"]["shareable_params"],
+                   shareable_removed=round(p.get("shareable_removed_fraction", 0.0), 6),
+                   model_removed=round(p["removed_fraction"], 6), apply_s=round(t1 - t0, 3),
+                   eval_s=round(t2 - t1, 3), metrics=metrics)
+        rows.append(row)
+        if name == "solved" and keep_solved:
+            solved = (model, report)
+        del model
+    return rows, solved
+
+
+def layer_patterns(instance, assignment: dict | None) -> dict[str, str] | None:
+    """Per type, the class of each layer in layer order, relabelled 0.. by first appearance (e.g. ``012210``)."""
+    from .baselines import layer_order
+    if not assignment:
+        return None
+    out = {}
+    for t in instance.types:
+        labels = [assignment[instance.nodes[i].id] for i in layer_order(instance, t)]
+        first: dict[int, int] = {}
+        out[t] = " ".join(str(first.setdefault(c, len(first))) for c in labels)
+    return out
+
+
 def primary_metric(metrics: dict[str, float]) -> str:
     """The metric a comparison ranks by: the first one the spec reports."""
     return next(iter(metrics))
@@ -152,7 +187,7 @@ def best_heuristic(rows: list[dict], original: dict[str, float]) -> dict | None:
         return None
     key = primary_metric(original)
     sign = -1.0 if lower_is_better(key) else 1.0
-    ok = [r for r in rows if "metrics" in r and r["colouring"] not in ("solved", "all")]
+    ok = [r for r in rows if "metrics" in r and r["colouring"] not in ("solved", "all", "none")]
     solved = next((r for r in rows if r["colouring"] == "solved" and "metrics" in r), None)
     if not ok or solved is None:
         return None

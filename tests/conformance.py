@@ -127,34 +127,49 @@ def _two_types(k, **kw) -> Instance:
 
 # ---------------------------------------------------------------------- brute force (reference for the cases)
 def brute_force_optimum(inst: Instance) -> float | None:
-    """The optimum by enumerating every partition of every type (restricted growth strings); None if infeasible.
-    Only for tiny instances (it is exponential)."""
+    """The optimum by enumerating every partition of every type; None if infeasible (tiny instances only)."""
+    return brute_force_solve(inst)[0]
+
+
+def brute_force_solve(inst: Instance) -> tuple[float | None, np.ndarray | None]:
+    """Optimum and an optimal labelling by enumeration: every partition of each type (restricted growth strings,
+    Bell(n_t) of them), then every combination of per-type choices under the budget. Exponential: <= ~10 per type."""
     per_type = []
     for t in inst.types:
         blk = inst.block(t)
-        options = []  # (classes, cost, stored params) of every hard-feasible partition of this type
+        options = {}  # (classes, stored params) -> (cost, labels) of the best hard-feasible partition
         for rgs in _restricted_growth(blk.n):
-            lab = np.asarray(rgs)
+            lab = np.asarray(rgs, dtype=np.int64)
             same = lab[:, None] == lab[None, :]
             if np.any(blk.hard & same):
                 continue
             k = int(lab.max()) + 1
             cost = float(np.sum(np.triu(blk.W * same, 1)))
             stored = int(sum(blk.params[lab == c].max() for c in range(k)))
-            options.append((k, cost, stored))
-        per_type.append(options)
+            key = (k, stored)
+            if key not in options or cost < options[key][0]:
+                options[key] = (cost, lab)
+        per_type.append([(k, stored, cost, lab) for (k, stored), (cost, lab) in options.items()])
     b = inst.budget
-    best = None
+    best, best_combo = None, None
     for combo in itertools.product(*per_type):
         if sum(c[0] for c in combo) > b.max_classes:
             continue
         if any(c[0] > b.max_classes_per_type.get(t, math.inf) for t, c in zip(inst.types, combo)):
             continue
-        if b.max_params is not None and sum(c[2] for c in combo) > b.max_params:
+        if b.max_params is not None and sum(c[1] for c in combo) > b.max_params:
             continue
-        cost = sum(c[1] for c in combo)
-        best = cost if best is None else min(best, cost)
-    return best
+        cost = sum(c[2] for c in combo)
+        if best is None or cost < best:
+            best, best_combo = cost, combo
+    if best_combo is None:
+        return None, None
+    labels = np.zeros(len(inst.nodes), dtype=np.int64)
+    offset = 0
+    for t, (k, _, _, lab) in zip(inst.types, best_combo):
+        labels[inst.block(t).nodes] = lab + offset
+        offset += k
+    return best, labels
 
 
 def _restricted_growth(n: int):
@@ -186,16 +201,10 @@ class BruteForceBackend(Backend):
         unknown = set(options.native)
         if unknown:
             raise InputError(f"brute: unknown native option {sorted(unknown)[0]!r}")
-        best_lab, best = None, math.inf
-        n = len(instance.nodes)
-        for rgs in _restricted_growth(n):
-            lab = np.asarray(rgs, dtype=np.int64)
-            ev = evaluate(instance, lab)
-            if ev.feasible and ev.objective < best - 1e-12:
-                best_lab, best = lab, ev.objective
-        if best_lab is None:
+        best, labels = brute_force_solve(instance)
+        if labels is None:
             return Outcome("infeasible")
-        return Outcome("optimal", best_lab, best)
+        return Outcome("optimal", labels, best)
 
 
 # ---------------------------------------------------------------------- checks on one result
@@ -355,7 +364,7 @@ class BackendConformance:
         assert not res.feasible
 
 
-def medium_instance(n_per_type: int = 9, seed: int = 3) -> Instance:
+def medium_instance(n_per_type: int = 8, seed: int = 3) -> Instance:
     """Two types, signed weights, a few hard edges and all three caps: a case no heuristic solves by accident,
     still small enough that exact backends prove it in well under a second."""
     rng = np.random.default_rng(seed)

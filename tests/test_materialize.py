@@ -188,3 +188,23 @@ def test_parameter_report_counts_unique_storages():
     model.hidden[1].weight = model.hidden[0].weight
     rep2 = parameter_report(model, node_ids(model))
     assert rep2["params"] == rep["params"] - 64 and rep2["aliases"] == 1 and rep2["shareable_storages"] == 7
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_apply_on_a_cuda_model_keeps_the_device(setup):
+    model, inst, curv = setup
+    cuda_model = TinyMLP().cuda()
+    res = make_result(inst, colouring(inst, [["hidden.0.weight", "hidden.1.weight"]]))
+    for mode in ("tie", "basis"):
+        compressed, _ = apply(cuda_model, inst, res, mode, curv, rank="full" if mode == "basis" else None)
+        assert all(p.is_cuda for p in compressed.parameters())
+        if mode == "basis":
+            x = X.cuda()
+            assert torch.allclose(compressed(x), cuda_model(x), atol=1e-4)
+
+
+def test_top_level_load_compressed_is_the_back_end_loader():
+    import geoshare_opt
+    from geoshare_opt.materialize import load_compressed
+    assert geoshare_opt.load_compressed is load_compressed

@@ -41,6 +41,19 @@ def test_bert_has_the_familiar_parameter_names(bert):
 
 
 @needs_minilm
+def test_bert_reproduces_the_published_sentence_transformers_example(bert):
+    # sentence-transformers' README example for all-MiniLM-L6-v2: model.similarity (cosine) printed to 4 decimals,
+    # and the Manhattan-distance variant of the same example.
+    emb = embed(*bert, ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+    cos = emb @ emb.T
+    assert [round(float(cos[0, 1]), 4), round(float(cos[0, 2]), 4), round(float(cos[1, 2]), 4)] == \
+        [0.6660, 0.1046, 0.1411]
+    manhattan = torch.cdist(emb, emb, p=1)
+    assert float(manhattan[0, 1]) == pytest.approx(12.6269, abs=2e-4)
+    assert float(manhattan[0, 2]) == pytest.approx(20.2167, abs=2e-4)
+
+
+@needs_minilm
 def test_bert_embeddings_are_unit_norm_and_semantic(bert):
     model, tok = bert
     pairs = [("A man is playing a guitar.", "Someone plays a musical instrument.", "The stock market fell sharply."),
@@ -202,6 +215,12 @@ def test_digits_spec_contract(digits_cache):
     expected = spec.output_loss(spec.outputs(spec.model, batch), batch)
     assert float(loss.detach()) == pytest.approx(float(expected.detach()))
     assert spec.outputs(spec.model, batch).shape == (256, 10)
+
+
+def test_digits_metrics_follow_the_copy_dtype(digits_cache):
+    spec = load_spec("digits-mlp")
+    as_double = spec.metrics(copy.deepcopy(spec.model).double())
+    assert as_double["accuracy"] == spec.metrics(spec.model)["accuracy"]
 
 
 def test_digits_bad_option_is_an_input_error(digits_cache):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -63,18 +64,19 @@ def main() -> int:
     spec.model.zero_grad(set_to_none=True)
 
     with tempfile.TemporaryDirectory() as cache:
-        import os
         os.environ["GEOSHARE_CACHE"] = cache  # a cold cache for this process only
         rows["digits-mlp make() (trains)"] = timed(lambda: load_spec("digits-mlp"), 1)
         rows["digits-mlp make() (cached)"] = timed(lambda: load_spec("digits-mlp"), args.repeats)
         digits = load_spec("digits-mlp")
     rows["digits-mlp metrics()"] = timed(lambda: digits.metrics(digits.model), args.repeats)
 
-    result = {"python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
+    result = {"load_average_1_5_15min_at_end": list(os.getloadavg()), "cpus": os.cpu_count(),
+              "python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
               "machine": platform.processor() or platform.machine(), "args": vars(args) | {"out": str(args.out)},
               "minilm_metrics": spec.metrics(spec.model), "digits_metrics": digits.metrics(digits.model),
               "seconds": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("| step | median s | min s | runs |\n|---|---:|---:|---:|")
     for name, values in rows.items():
         print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {len(values)} |")

@@ -35,15 +35,22 @@ def _progress(quiet: bool):
     return show
 
 
-def _instance_for_result(result, instance_path):
+def _instance_for_result(result, result_path, instance_path):
+    """The instance a result answers: ``--instance``, else a path the result records (``stats.instance_path``),
+    else ``instance.json`` beside the result (as ``pipeline -o`` writes them) when its sha256 matches."""
+    from pathlib import Path
+
     from ..errors import InputError
     from ..instance import Instance
-    if instance_path is None:
-        path = (result.stats or {}).get("instance_path")
-        if not path:
-            raise InputError("pass --instance INSTANCE: the result records only the instance hash")
-        instance_path = path
-    return Instance.load(instance_path), instance_path
+    if instance_path is not None:
+        return Instance.load(instance_path), instance_path
+    candidates = [(result.stats or {}).get("instance_path"), Path(result_path).parent / "instance.json"]
+    for cand in candidates:
+        if cand and Path(cand).is_file():
+            inst = Instance.load(cand)
+            if inst.sha256 == result.instance_sha256:
+                return inst, str(cand)
+    raise InputError("pass --instance INSTANCE: the result records only the instance hash")
 
 
 # ---------------------------------------------------------------------- apply
@@ -78,7 +85,7 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
     from ..specs import load_spec
 
     res = Result.load(result)
-    inst, inst_path = _instance_for_result(res, instance_path)
+    inst, inst_path = _instance_for_result(res, result, instance_path)
     if res.instance_sha256 != inst.sha256:
         raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
                          f"({inst.sha256[:12]}…)")

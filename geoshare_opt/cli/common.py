@@ -135,6 +135,20 @@ def summary_line(result) -> str:
     return line
 
 
+def check_writable(path: str | None) -> None:
+    """Fail before a long run, not after it, when an output file cannot be created."""
+    import os
+    if not path or path == "-":
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError(f"cannot write {path}: directory {parent} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"cannot write {path}: it is a directory")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write {path}: directory {parent} is not writable")
+
+
 def write_output(path: str, text: str) -> None:
     """Write a payload file atomically; an unwritable place is the user's input error, not a crash."""
     from ..atomic import write_text_atomic

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .app import cli, emit, err
-from .common import format_table, write_output
+from .common import check_writable, format_table, write_output
 
 
 # ---------------------------------------------------------------------- validate
@@ -150,6 +150,7 @@ def convert_cmd(file, output, k, soft, fmt, name):
     """Convert a DIMACS .col colouring graph or a Gset/rudy graph into an instance (JSON)."""
     from .. import convert
 
+    check_writable(output)
     kwargs = {}
     if k is not None:
         kwargs["k"] = k

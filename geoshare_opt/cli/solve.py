@@ -8,7 +8,7 @@ import click
 from . import exits
 from .app import cli, emit, err
 from .common import (ProgressLine, format_table, parse_native, rows_to_csv, rows_to_json, solver_options,
-                     summary_line, write_output)
+                     summary_line, check_writable, write_output)
 
 
 def exit_code(result) -> int:
@@ -43,6 +43,7 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
     from ..api import solve
     from ..instance import Instance
 
+    check_writable(output)
     inst = Instance.load(instance)
     progress = ProgressLine(f"{solver}:", enabled=not quiet)
     log = (lambda msg: err(f"[{solver}] {msg}")) if verbose and not quiet else None
@@ -102,6 +103,8 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         if not quiet:
             err(f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}")
 
+    check_writable(csv_out)
+    check_writable(json_out)
     rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
                    native=per_solver, on_result=report)
     if not quiet:

@@ -128,7 +128,7 @@ class Calibration:
             source = iter(self.spec.batches())
         except Exception as exc:
             raise InputError(f"spec batches could not be iterated: {type(exc).__name__}: {exc}") from None
-        if self.n_batches is None and self.samples is None:
+        if self.n_batches is None:  # an upper bound when samples cuts the data short
             self.n_batches = operator.length_hint(source, 0) or None
         while True:
             if self.samples is not None and seen >= self.samples:

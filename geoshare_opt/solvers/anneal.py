@@ -43,6 +43,7 @@ from .base import Backend, Outcome, SolveContext
 DEFAULT_MOVES = 3e7          # move attempts without a time limit (about a second compiled)
 MAX_DEFAULT_SWEEPS = 3000
 MIN_DEFAULT_SWEEPS = 200
+STALE_ROUNDS = 3          # with a time limit: stop after this many rounds without improvement
 _NATIVE = {"sweeps", "rounds", "reheat", "t_start", "t_end", "init", "tabu_iters", "classes_per_type", "kick"}
 
 
@@ -265,61 +266,58 @@ class AnnealBackend(Backend):
         best_loc = st.loc.copy()
         sweeps_done = 0
         stopped = False
-        chunk_s = 0.05  # seconds per kernel call with a deadline: the granularity of time checks
-        rate = None     # sweeps per second, measured on the first calls
-        for r in range(rounds):
+        rate = None            # sweeps per second, measured
+        first = max(1, total_sweeps // (2 ** rounds - 1))
+        stale = 0              # rounds since the last improvement
+        r = 0
+        while True:
+            # round r anneals for first * 2^r sweeps (restarts that double); with a deadline the rounds go on
+            # until the time is spent, the last one shortened so that its whole schedule fits
+            length = first * 2 ** r
+            if timed:
+                if stale >= STALE_ROUNDS and sweeps_done >= min(1e5, 1e9 / nm):
+                    break  # converged long before the deadline (small instances)
+                tl = time_left()
+                if tl <= 0:
+                    break
+                if rate is not None and length > rate * tl * 0.95:
+                    length = max(1, int(rate * tl * 0.95))
+            elif r >= rounds:
+                break
             if r > 0:
                 st.reset_to(best)
                 K.perturb(st.movable, *st.common(), max(1, int(kick * nm)), seed_rng, obj_arr)
             round_best[0] = obj_arr[0]
             best_loc[:] = st.loc
             ts = t_start if r == 0 else t_start * reheat
-            if timed:
-                # temperature follows the fraction of this round's share of the remaining time
-                t_round0 = time.monotonic()
-                round_time = max(0.0, (deadline - t_round0) / (rounds - r))
-                frac = 0.0
-                while frac < 1.0:
-                    now = time.monotonic()
-                    if now >= deadline:
-                        stopped = True
-                        break
-                    n_sw = 2 if rate is None else max(1, int(rate * chunk_s))
-                    f_next = min(1.0, frac + (n_sw / rate / round_time if rate else 0.0)) if round_time > 0 else 1.0
-                    ta = ts * (t_end / ts) ** frac
-                    tb = ts * (t_end / ts) ** f_next
-                    K.anneal_sweeps(st.movable, *st.common(), ta, tb, n_sw, seed_rng, obj_arr, round_best, best_loc)
-                    sweeps_done += n_sw
-                    dt = time.monotonic() - now
-                    if dt > 0:
-                        rate = n_sw / dt if rate is None else 0.8 * rate + 0.2 * n_sw / dt
-                    frac = f_next if rate else frac
-                    if round_time > 0:
-                        frac = max(frac, min(1.0, (time.monotonic() - t_round0) / round_time))
-            else:
-                length = max(1, total_sweeps // rounds)
-                done, chunk = 0, max(1, int(2e6 / nm))
-                while done < length:
-                    m = min(chunk, length - done)
-                    ta = ts * (t_end / ts) ** (done / length)
-                    tb = ts * (t_end / ts) ** ((done + m) / length)
-                    K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
-                    done += m
-                    if deadline is not None and time.monotonic() >= deadline:
-                        stopped = True
-                        break
-                sweeps_done += done
+            done, chunk = 0, max(1, int(2e6 / nm))
+            t0 = time.monotonic()
+            while done < length:
+                m = min(chunk, length - done)
+                ta = ts * (t_end / ts) ** (done / length)
+                tb = ts * (t_end / ts) ** ((done + m) / length)
+                K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
+                done += m
+                if deadline is not None and time.monotonic() >= deadline:
+                    stopped = True
+                    break
+            dt = time.monotonic() - t0
+            if dt > 0.01:
+                rate = done / dt if rate is None else 0.5 * (rate + done / dt)
+            sweeps_done += done
             # the round's best state, polished to a local optimum
             st.reset_to(best_loc)
             K.descend(st.movable, *st.common(), obj_arr, 1000)
+            stale += 1
             if obj_arr[0] < best_obj - 1e-9 * max(1.0, abs(best_obj)) and st.params_ok():
                 best_obj = float(obj_arr[0])
                 best = st.loc.copy()
                 ctx.offer(st.global_labels(best))
+                stale = 0
             ctx.progress({"event": "round", "round": r, "objective": best_obj, "elapsed": ctx.elapsed()})
+            r += 1
             if stopped:
                 break
-        r += 1
         stats.update(rounds=r, sweeps=int(sweeps_done), moves_tried=int(sweeps_done) * nm)
         term = Termination.TIME_LIMIT if stopped else Termination.COMPLETED
         return Outcome(term, st.global_labels(best), None, "", stats)

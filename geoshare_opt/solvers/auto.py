@@ -90,7 +90,11 @@ class AutoBackend(Backend):
         left = ctx.time_left()
         a_limit = None if left is None else (left * ANNEAL_SHARE if exact_cls else left)
         warm = options.warm_start if options.warm_start is not None else ctx.best_labels
-        a_opts = replace(base, time_limit=a_limit, warm_start=warm, native=dict(native.get("anneal", {})))
+        a_native = dict(native.get("anneal", {}))
+        if exact_cls is not None:
+            # the proof is what matters on small instances: do not let a hopeless colouring search eat its time
+            a_native.setdefault("tabu_iters", max(200_000, 2000 * len(instance.nodes)))
+        a_opts = replace(base, time_limit=a_limit, warm_start=warm, native=a_native)
         out, wall = _stage(ctx, instance, AnnealBackend, a_opts)
         record("anneal", out, wall)
         termination = Termination(out.termination)

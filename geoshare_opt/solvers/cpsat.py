@@ -11,6 +11,7 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, first_appearance, solve_exact, solver_native
+from .milp import triangles
 
 
 class CpSatBackend(Backend):
@@ -81,6 +82,11 @@ class _Built:
                             m.add_bool_or([~y, ~xb] + ([xa] if xa is not None else []))
                 obj_terms.append((y, int(round(w * self.scale))))
             self.y.append(ys)
+            if model.triangles:  # transitivity of "same class", as linear rows so that CP-SAT's LP sees them
+                for a, b, c, ab, bc, ac in triangles(p):
+                    m.add(ys[ab] + ys[bc] - ys[ac] <= 1)
+                    m.add(ys[ab] - ys[bc] + ys[ac] <= 1)
+                    m.add(-ys[ab] + ys[bc] + ys[ac] <= 1)
             if model.symmetry:  # canonical labels: i in class c >= 1 needs an earlier node in class c - 1
                 for i in range(p.n):
                     for c in x[i]:

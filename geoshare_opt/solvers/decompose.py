@@ -124,6 +124,7 @@ class Model:
     max_classes: int
     max_params: int | None = None
     symmetry: bool = True
+    triangles: bool = False
 
     @property
     def needs_class_count(self) -> bool:
@@ -148,7 +149,7 @@ class ModelAnswer:
 SolveModel = Callable[[Model, "float | None", "list[np.ndarray] | None"], ModelAnswer]
 
 # native options read here, never passed on to the solver library
-OWN_OPTIONS = ("decompose", "symmetry", "hint")
+OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint")
 
 
 def own_option(options: SolveOptions, key: str, default):
@@ -386,15 +387,20 @@ def can_decompose(instance: Instance) -> bool:
 def solve_exact(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
     """The entry point of every exact backend: decomposition where exact (and not switched off with native
     ``decompose=False``), else one monolithic model."""
-    symmetry = bool(own_option(options, "symmetry", True))
     if own_option(options, "decompose", True) and can_decompose(instance):
-        return solve_decomposed(instance, options, ctx, solve_model, symmetry)
-    return solve_monolithic(instance, options, ctx, solve_model, symmetry)
+        return solve_decomposed(instance, options, ctx, solve_model)
+    return solve_monolithic(instance, options, ctx, solve_model)
 
 
-def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel,
-                     symmetry: bool = True) -> Outcome:
+def model_flags(options: SolveOptions) -> dict:
+    """The formulation switches (native options ``symmetry`` and ``triangles``, both on by default)."""
+    return {"symmetry": bool(own_option(options, "symmetry", True)),
+            "triangles": bool(own_option(options, "triangles", True))}
+
+
+def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
     parts = parts_of(instance)
+    flags = model_flags(options)
     curves = [Curve(p) for p in parts]
     warm = warm_labels(instance, options)
     if warm is not None:
@@ -431,7 +437,7 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
             share = None if left is None else left / (len(todo) - pos)
             cv = curves[t]
             cv.given[k] = share
-            model = Model((cv.part.with_cap(k),), k, None, symmetry)
+            model = Model((cv.part.with_cap(k),), k, None, **flags)
             hint = cv.hint(k)
             ans = solve_model(model, share, None if hint is None else [hint])
             n_solves += 1
@@ -474,10 +480,9 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
     return Outcome(Termination.COMPLETED, labels, lo_val, "a sub-solve ended without proof", stats)
 
 
-def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel,
-                     symmetry: bool = True) -> Outcome:
+def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
     parts = parts_of(instance)
-    model = Model(tuple(parts), instance.budget.max_classes, instance.budget.max_params, symmetry)
+    model = Model(tuple(parts), instance.budget.max_classes, instance.budget.max_params, **model_flags(options))
     warm = warm_labels(instance, options)
     hint = None
     if warm is not None:
@@ -507,7 +512,7 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
 
 
 def type_curve(block: TypeBlock | Part, ks: Sequence[int], solve_model: SolveModel, *,
-               time_limit: float | None = None, symmetry: bool = True) -> list[dict]:
+               time_limit: float | None = None, symmetry: bool = True, triangles: bool = True) -> list[dict]:
     """``f_t(k)`` for the given ``k`` of one type: one dict per k with ``k``, ``objective`` (best found, None if
     none), ``bound`` and ``optimal``/``infeasible`` flags, and the local ``labels``. ``time_limit`` is per point.
     This is the compression-vs-damage trade-off curve of one type (for ``sweep``)."""
@@ -518,7 +523,7 @@ def type_curve(block: TypeBlock | Part, ks: Sequence[int], solve_model: SolveMod
     for k in sorted(set(ks), reverse=True):  # large k first: its solution often settles smaller k too
         if not cv.exact(k):
             hint = cv.hint(k)
-            cv.record(k, solve_model(Model((cv.part.with_cap(k),), k, None, symmetry), time_limit,
+            cv.record(k, solve_model(Model((cv.part.with_cap(k),), k, None, symmetry, triangles), time_limit,
                                      None if hint is None else [hint]))
         out.append({"k": k, "objective": None if not np.isfinite(cv.hi[k]) else float(cv.hi[k]),
                     "bound": float(cv.lo[k]) if np.isfinite(cv.lo[k]) else None,

@@ -155,6 +155,11 @@ def build(model: Model) -> Milp:
                     elif xb >= 0:
                         rows.add([y, xb], [1, 1], -inf, 1.0, f"sameB_{t}_{e}_{c}")
         y_cols.append(yc)
+        for a, b, c, ab, bc, ac in triangles(p) if model.triangles else ():
+            # y is "same class" at every optimum, and "same class" is transitive (valid cuts; see milp.md)
+            rows.add([yc[ab], yc[bc], yc[ac]], [1, 1, -1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_0")
+            rows.add([yc[ab], yc[bc], yc[ac]], [1, -1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_1")
+            rows.add([yc[ab], yc[bc], yc[ac]], [-1, 1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_2")
         if model.symmetry:  # slot c >= 1 may hold i only if slot c-1 holds an earlier node
             for c in range(1, C):
                 for i in range(c, p.n):
@@ -192,10 +197,25 @@ def build(model: Model) -> Milp:
                 np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model)
 
 
-def instance_model(instance: Instance, symmetry: bool = True) -> Model:
+def triangles(part: Part):
+    """Triples ``a < b < c`` whose three pairs are all soft edges, with the three edge positions (ab, bc, ac)."""
+    pos = {(a, b): e for e, (a, b) in enumerate(zip(part.soft_u.tolist(), part.soft_v.tolist()))}
+    nbr: dict[int, list[int]] = {}
+    for a, b in pos:
+        nbr.setdefault(a, []).append(b)
+    for a, bs in nbr.items():
+        bs = sorted(bs)
+        for i, b in enumerate(bs):
+            for c in bs[i + 1:]:
+                bc = pos.get((b, c))
+                if bc is not None:
+                    yield a, b, c, pos[(a, b)], bc, pos[(a, c)]
+
+
+def instance_model(instance: Instance, symmetry: bool = True, triangles: bool = True) -> Model:
     """The monolithic model of a whole instance."""
     b = instance.budget
-    return Model(tuple(parts_of(instance)), b.max_classes, b.max_params, symmetry)
+    return Model(tuple(parts_of(instance)), b.max_classes, b.max_params, symmetry, triangles)
 
 
 # ---------------------------------------------------------------------------------------------- highspy
@@ -229,7 +249,8 @@ def to_highs(milp: Milp, h) -> None:
 FORMATS = ("lp", "mps")
 
 
-def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, *, symmetry: bool = True) -> Path:
+def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, *, symmetry: bool = True,
+           triangles: bool = True) -> Path:
     """Write the monolithic MILP of ``instance`` as LP or MPS (``fmt`` defaults to the file extension).
 
     Names: ``x_t_i_c`` (type t in ``instance.types`` order, i the node's position among that type's nodes in
@@ -242,7 +263,7 @@ def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, 
         raise InputError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not path.parent.exists():
         raise InputError(f"export: directory does not exist: {path.parent}")
-    milp = build(instance_model(instance, symmetry))
+    milp = build(instance_model(instance, symmetry, triangles))
     h = new_highs()
     to_highs(milp, h)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.{fmt}")  # HiGHS picks the writer from the extension

@@ -67,8 +67,8 @@ class BertEmbeddings(nn.Module):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
-        return self.LayerNorm(x)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        return self.LayerNorm(x + self.token_type_embeddings(token_type_ids))
 
 
 class BertSelfAttention(nn.Module):
@@ -198,7 +198,8 @@ def load_minilm(path: Path | None = None, attn_impl: str = "eager", device=None)
              if not k.endswith("position_ids") and not k.removeprefix("bert.").startswith("pooler.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise InputError(f"{path}: weights do not match the BERT layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise InputError(f"{path}: weights do not match the BERT layout "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.to(device).eval()
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from .base import ModelSpec
+from .base import ModelSpec, move_batch
 from .prose_distill import check_positive
 
 RECIPE_VERSION = 1
@@ -145,7 +145,8 @@ def make(hidden: int = 128, depth: int = 4, seed: int = 0, batch_size: int = 128
         net.eval()
         try:
             correct = total_loss = 0.0
-            for xb, yb in heldout:
+            param = next(net.parameters())
+            for xb, yb in move_batch(heldout, param.device, param.dtype):  # follow the copy's device and dtype
                 logits = net(xb)
                 correct += float((logits.argmax(1) == yb).sum())
                 total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))

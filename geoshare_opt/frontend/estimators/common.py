@@ -82,30 +82,36 @@ class OutputSampler:
         return hvp
 
     def sample(self, z: torch.Tensor, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(r, None)`` for one backward, or ``(ε, H_z ε)`` for the two-backward estimator."""
+        """``(r, None)`` for one backward, or ``(ε, H_z ε)`` for the two-backward estimator. The construction is
+        chosen on the first batch (with checks) and reused, checked more cheaply, on the others."""
         hvp = self._hvp_fn(z, batch)
         zf = z.detach()
         eps = lambda: rademacher(zf.shape, self.generator, zf.device, zf.dtype)
         if hvp is None:
             self.kind = self.kind or "zero"
             return torch.zeros_like(zf), None
-        e1, e2 = eps(), eps()
-        h1, h2 = hvp(e1), hvp(e2)
-        d = h1 * e1
-        scale = d.abs().max().clamp_min(torch.finfo(d.dtype).tiny)
-        if torch.allclose(h2, d * e2, rtol=1e-4, atol=1e-5 * float(scale)):
-            self.kind = self.kind or "diagonal"
-            return d.clamp_min(0).sqrt() * eps(), None
-        if zf.dim() == 2 and zf.shape[1] <= MAX_BLOCK:
+        if self.kind in (None, "diagonal"):
+            e1 = eps()
+            d = hvp(e1) * e1
+            if self.kind == "diagonal":
+                return d.clamp_min(0).sqrt() * eps(), None
+            e2 = eps()
+            scale = d.abs().max().clamp_min(torch.finfo(d.dtype).tiny)
+            if torch.allclose(hvp(e2), d * e2, rtol=1e-4, atol=1e-5 * float(scale)):
+                self.kind = "diagonal"
+                return d.clamp_min(0).sqrt() * eps(), None
+        if self.kind in (None, "per-example blocks") and zf.dim() == 2 and zf.shape[1] <= MAX_BLOCK:
             blocks = self._blocks(hvp, zf)
-            probe = torch.randn(zf.shape, generator=self.generator, device=zf.device, dtype=zf.dtype)
-            if torch.allclose(hvp(probe), torch.einsum("scd,sd->sc", blocks, probe), rtol=1e-3,
-                              atol=1e-5 * float(blocks.abs().max())):
-                self.kind = self.kind or "per-example blocks"
+            if self.kind is None:
+                probe = torch.randn(zf.shape, generator=self.generator, device=zf.device, dtype=zf.dtype)
+                if torch.allclose(hvp(probe), torch.einsum("scd,sd->sc", blocks, probe), rtol=1e-3,
+                                  atol=1e-5 * float(blocks.abs().max())):
+                    self.kind = "per-example blocks"
+            if self.kind == "per-example blocks":
                 lam, vec = torch.linalg.eigh(blocks.double())
                 root = vec * lam.clamp_min(0).sqrt().unsqueeze(1)        # V Λ^½ per example
                 return torch.einsum("scd,sd->sc", root, eps().double()).to(zf.dtype), None
-        self.kind = self.kind or "two-backward"
+        self.kind = "two-backward"
         e = eps()
         return e, hvp(e)
 

@@ -47,6 +47,7 @@ def curvature_pass(ctx: PassContext, method: str, step: str,
     sampler = OutputSampler(spec.output_loss, ctx.generator) if method == "ggn" else None
     total = 0
     second_order = method == "hutchinson"
+    ctx.report(step, 0, ctx.calib.n_batches)
     with torch.enable_grad(), translated_errors(step, ctx.device), \
             (math_attention() if second_order else _null()):
         for i, batch, n in ctx.calib:

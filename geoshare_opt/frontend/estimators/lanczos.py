@@ -59,6 +59,7 @@ def estimate(ctx: PassContext, steps: int = DEFAULT_STEPS) -> Curvature:
     alpha, beta = [], []
     with torch.enable_grad(), translated_errors("lanczos", ctx.device, "--samples, the batch size / --seq-len or "
                                                 "--lanczos-steps"), math_attention():
+        ctx.report("lanczos", 0, steps)
         V[0] = rademacher((D,), ctx.generator, ctx.device, work) / math.sqrt(D)
         for j in range(steps):
             w = hessian_times(V[j], record=(j == 0))

@@ -1,0 +1,216 @@
+"""Curvature estimators against exact dense Hessians / Gauss-Newton matrices of tiny networks."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.func import functional_call  # noqa: E402
+
+from geoshare_opt.frontend.discovery import discover  # noqa: E402
+from geoshare_opt.frontend.estimators import diag as diag_est  # noqa: E402
+from geoshare_opt.frontend.estimators import kfac as kfac_est  # noqa: E402
+from geoshare_opt.frontend.estimators import lanczos as lanczos_est  # noqa: E402
+from geoshare_opt.frontend.estimators.common import PassContext  # noqa: E402
+from geoshare_opt.frontend.runtime import Calibration, make_generator  # noqa: E402
+from geoshare_opt.specs.base import as_spec  # noqa: E402
+
+
+class TinyMLP(nn.Module):
+    def __init__(self, d_in=3, width=4, d_out=3, depth=2, act=True):
+        super().__init__()
+        self.inp = nn.Linear(d_in, width)
+        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.out = nn.Linear(width, d_out)
+        self.act = act
+
+    def forward(self, x):
+        x = torch.tanh(self.inp(x))
+        for layer in self.hidden:
+            x = layer(x)
+            x = torch.tanh(x) if self.act else x
+        return self.out(x)
+
+
+def make_spec(loss_kind="mse", n=16, repeats=1, seed=0, model=None, perturb=0.0):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = model or TinyMLP().double()
+    x = torch.randn(n, model.inp.in_features, generator=g, dtype=torch.float64)
+    if loss_kind == "ce":
+        y = torch.randint(0, model.out.out_features, (n,), generator=g)
+        output_loss = lambda z, b: nn.functional.cross_entropy(z, b[1])
+    elif loss_kind == "coupled":  # couples the outputs inside an example: neither diagonal nor 2-D blocks
+        y = torch.randn(n, 2, generator=g, dtype=torch.float64)
+        output_loss = lambda z, b: (z.sum(-1) - b[1]).pow(2).mean()
+    else:
+        y = torch.randn(n, model.out.out_features, generator=g, dtype=torch.float64)
+        output_loss = lambda z, b: (z - b[1]).pow(2).mean()
+    if loss_kind == "coupled":
+        outputs = lambda m, b: m(b[0]).unsqueeze(1).expand(-1, 2, -1)
+    else:
+        outputs = lambda m, b: m(b[0])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(perturb * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    data = [(x, y)] * repeats
+    return as_spec({"model": model, "batches": data, "loss": lambda m, b: output_loss(outputs(m, b), b),
+                    "outputs": outputs, "output_loss": output_loss})
+
+
+def context(spec, seed=0):
+    nodes = discover(spec.model)
+    params = dict(spec.model.named_parameters())
+    dev = torch.device("cpu")
+    return PassContext(model=spec.model, spec=spec, calib=Calibration(spec, dev, torch.float64), nodes=nodes,
+                       params=[params[n.name] for n in nodes], device=dev, dtype=torch.float64,
+                       generator=make_generator(dev, seed))
+
+
+def flat_fn(spec, nodes, fn):
+    """fn over the concatenated node tensors (everything else fixed)."""
+    base = dict(spec.model.named_parameters())
+    sizes = [base[n.name].numel() for n in nodes]
+
+    def call(flat):
+        p = dict(base)
+        for n, chunk in zip(nodes, torch.split(flat, sizes)):
+            p[n.name] = chunk.view_as(base[n.name])
+        return fn(p)
+    theta = torch.cat([base[n.name].detach().reshape(-1) for n in nodes])
+    return call, theta
+
+
+def exact_hessian(spec, nodes):
+    x, y = next(spec.batches())
+    call, theta = flat_fn(spec, nodes, lambda p: spec.loss(_Fn(spec.model, p), (x, y)))
+    return torch.autograd.functional.hessian(call, theta)
+
+
+class _Fn:
+    """A model-like callable running ``functional_call`` with given parameters."""
+
+    def __init__(self, model, params):
+        self.model, self.params = model, params
+
+    def __call__(self, *args):
+        return functional_call(self.model, self.params, args)
+
+
+def exact_ggn(spec, nodes):
+    batch = next(spec.batches())
+    call, theta = flat_fn(spec, nodes, lambda p: spec.outputs(_Fn(spec.model, p), batch).reshape(-1))
+    J = torch.autograd.functional.jacobian(call, theta)                       # (outputs, D)
+    z = spec.outputs(spec.model, batch).detach()
+    Hz = torch.autograd.functional.hessian(lambda zz: spec.output_loss(zz.view_as(z), batch), z.reshape(-1))
+    return J.T @ Hz @ J
+
+
+def flat(curv_dict, nodes):
+    return torch.cat([curv_dict[n.name].reshape(-1).double() for n in nodes])
+
+
+@pytest.mark.parametrize("kind, expected", [("mse", "diagonal"), ("ce", "per-example blocks"),
+                                            ("coupled", "two-backward")])
+def test_monte_carlo_ggn_diagonal_converges(kind, expected):
+    spec = make_spec(kind, repeats=400)
+    ctx = context(spec)
+    curv = diag_est.curvature_pass(ctx, "ggn", "diag")
+    true = exact_ggn(make_spec(kind), ctx.nodes).diagonal()
+    est = flat(curv.diag, ctx.nodes)
+    assert curv.stats["output_hessian"] == expected
+    assert curv.samples == 16 * 400 and curv.batches == 400
+    rel = (est - true).norm() / true.norm()
+    assert rel < 0.15, rel
+    # a handful of samples is far off: the test can fail
+    few = diag_est.curvature_pass(context(make_spec(kind, repeats=2)), "ggn", "diag")
+    assert (flat(few.diag, ctx.nodes) - true).norm() / true.norm() > rel
+    assert bool((est >= 0).all())
+
+
+def test_empirical_diagonal_is_scaled_squared_batch_gradient():
+    spec = make_spec("mse", perturb=0.3)
+    ctx = context(spec)
+    curv = diag_est.curvature_pass(ctx, "empirical", "diag")
+    x, y = next(spec.batches())
+    grads = torch.autograd.grad(spec.loss(spec.model, (x, y)), ctx.params)
+    for n, g in zip(ctx.nodes, grads):
+        torch.testing.assert_close(curv.diag[n.name].double(), 16 * g.square(), rtol=1e-5, atol=1e-9)
+        torch.testing.assert_close(curv.grad[n.name].double(), g, rtol=1e-5, atol=1e-9)
+
+
+def test_hutchinson_diagonal_converges_to_hessian_diagonal():
+    spec = make_spec("mse", repeats=400, perturb=0.3)
+    ctx = context(spec)
+    curv = diag_est.curvature_pass(ctx, "hutchinson", "diag")
+    true = exact_hessian(make_spec("mse", perturb=0.3), ctx.nodes).diagonal()
+    est = flat(curv.diag, ctx.nodes)
+    rel = (est - true.clamp_min(0)).norm() / true.norm()
+    assert rel < 0.2, rel
+
+
+def test_lanczos_matches_dense_eigenvalues():
+    spec = make_spec("mse", perturb=0.3)
+    ctx = context(spec)
+    D = sum(p.numel() for p in ctx.params)
+    H = exact_hessian(spec, ctx.nodes)
+    true = torch.linalg.eigvalsh(H).flip(0)
+    full = lanczos_est.estimate(ctx, steps=D)
+    torch.testing.assert_close(full.eigvals.double(), true, rtol=1e-6, atol=1e-8)
+    short = lanczos_est.estimate(context(spec), steps=14)
+    torch.testing.assert_close(short.eigvals[:3].double(), true[:3], rtol=1e-5, atol=1e-7)
+    Q = short.eigvecs.double()
+    torch.testing.assert_close(Q @ Q.T, torch.eye(Q.shape[0], dtype=torch.float64), atol=1e-8, rtol=0)
+    # Ritz pairs: Q H Qᵀ is diagonal with the eigenvalues
+    torch.testing.assert_close(Q @ H @ Q.T, torch.diag(short.eigvals.double()), atol=1e-6, rtol=1e-5)
+    # the gradient from the first pass, and λ_rest from the one-probe trace estimate
+    x, y = next(spec.batches())
+    g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(spec.loss(spec.model, (x, y)), ctx.params)])
+    torch.testing.assert_close(flat(short.grad, ctx.nodes), g, rtol=1e-5, atol=1e-9)
+    trace = short.stats["trace_estimate"]
+    assert short.stats["lam_rest_raw"] == pytest.approx((trace - float(short.eigvals.sum())) / (D - 14), rel=1e-6)
+
+
+def test_kfac_equals_exact_kronecker_factors_on_linear_layers():
+    torch.manual_seed(1)
+    model = TinyMLP(d_in=4, width=4, d_out=4, act=False).double()
+    spec = make_spec("mse", repeats=800, model=model)
+    ctx = context(spec)
+    curv = kfac_est.estimate(ctx, "ggn")
+    x, _ = next(spec.batches())
+    with torch.no_grad():
+        h0 = torch.tanh(model.inp(x))
+        h1 = model.hidden[0](h0)
+    n0, n1 = ctx.nodes[0].name, ctx.nodes[1].name
+    torch.testing.assert_close(curv.in_cov[n0].double(), h0.T @ h0 / len(x), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(curv.in_cov[n1].double(), h1.T @ h1 / len(x), rtol=1e-5, atol=1e-7)
+    # output loss mean((z - y)²) over 16×4 entries: H_z = 2/64 I per entry; summed over 16 examples = I/2 at the
+    # last hidden layer's output pushed through the linear head: B = Woutᵀ (I/2) Wout
+    W = model.out.weight.detach()
+    B_exact = W.T @ W / 2
+    torch.testing.assert_close(curv.out_cov[n1].double(), B_exact, atol=0.06 * float(B_exact.abs().max()), rtol=0)
+    # for a linear network the GGN block of a layer is exactly G ⊗ B here (every example has the same output
+    # Hessian): compare with the dense GGN (row-major flattening -> kron(B, G))
+    ggn = exact_ggn(make_spec("mse", model=model), ctx.nodes)
+    block = ggn[16:32, 16:32]
+    kron = torch.kron(curv.out_cov[n1].double(), curv.in_cov[n1].double())
+    assert (kron - block).norm() / block.norm() < 0.08
+    torch.testing.assert_close(curv.diag[n1].double(),
+                               torch.outer(curv.out_cov[n1].diagonal(), curv.in_cov[n1].diagonal()).double())
+
+
+def test_kfac_rejects_reused_module():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, 3), nn.Linear(3, 3)])
+
+        def forward(self, x):
+            return self.layers[1](self.layers[0](self.layers[0](x)))
+    model = Twice().double()
+    spec = as_spec({"model": model, "batches": [torch.randn(4, 3, dtype=torch.float64)],
+                    "loss": lambda m, b: m(b).pow(2).mean()})
+    from geoshare_opt.errors import InputError
+    with pytest.raises(InputError, match="called more than once"):
+        kfac_est.estimate(context(spec), "empirical")
+    assert not any(m._forward_hooks for m in model.modules())

@@ -56,7 +56,10 @@ def solve(instance: Instance | Mapping | str | os.PathLike, solver: str = "auto"
     options = SolveOptions(time_limit=time_limit, seed=seed, threads=threads,
                            warm_start=warm_start_labels(inst, warm_start), verbose=verbose, native=dict(native or {}))
     backend_cls = (registry or default_registry).get(solver)
-    return run_backend(inst, backend_cls, options, log=log, progress=progress)
+    result = run_backend(inst, backend_cls, options, log=log, progress=progress)
+    if isinstance(instance, (str, os.PathLike)):
+        result.instance_path = os.path.abspath(os.fspath(instance))
+    return result
 
 
 def run_backend(inst: Instance, backend_cls, options: SolveOptions, *, log=None, progress=None) -> Result:

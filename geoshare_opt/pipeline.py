@@ -86,22 +86,25 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         instance = clock.run("analyze", analyze, spec, estimator=estimator, mode=mode, ratio=ratio, seed=seed,
                              out=inst_path, progress=lambda info: say({"stage": "analyze", **info}), **aopts)
         curvature = load_curvature(inst_path)
-    say({"stage": "solve", "message": f"solver {solver}"})
-    result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
-    if not result.feasible:
-        raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")
+        say({"stage": "solve", "message": f"solver {solver}"})
+        result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
+        if not result.feasible:
+            raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")
 
-    say({"stage": "evaluate", "message": "metrics of the original network"})
-    original = clock.run("evaluate", evaluate_model, spec, spec.model)
-    rows, solved = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
-                                      ref=ref, progress=say, clock=clock.times, keep_solved=outdir is not None)
-    saved = None
-    if outdir is not None and solved is not None:
-        solved_model, solved_report = solved
-        say({"stage": "save", "message": f"saving the solved network to {outdir}"})
-        saved = str(clock.run("save", save_compressed, solved_model, outdir, solved_report.tie_map, force=force,
-                              extra_files={"instance.json": instance.dumps() + "\n",
-                                           "result.json": result.dumps() + "\n"}))
+        say({"stage": "evaluate", "message": "metrics of the original network"})
+        original = clock.run("evaluate", evaluate_model, spec, spec.model)
+        rows, solved = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
+                                          ref=ref, progress=say, clock=clock.times, keep_solved=outdir is not None)
+        saved = None
+        if outdir is not None and solved is not None:
+            solved_model, solved_report = solved
+            say({"stage": "save", "message": f"saving the solved network to {outdir}"})
+            # instance + its sidecar + result beside the weights: `geoshare-opt apply` can redo it from there
+            side = (instance.meta.get("curvature") or {}).get("file")
+            copies = {side: Path(tmp) / side} if side and (Path(tmp) / side).is_file() else {}
+            saved = str(clock.run("save", save_compressed, solved_model, outdir, solved_report.tie_map, force=force,
+                                  extra_files={"instance.json": instance.dumps() + "\n",
+                                               "result.json": result.dumps() + "\n"}, copy_files=copies))
     clock.times["total"] = time.perf_counter() - t_all
     return {
         "format": "geoshare-pipeline", "version": 1, "spec": ref, "ratio": ratio, "mode": mode,
@@ -151,6 +154,9 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
         times["apply"] = times.get("apply", 0.0) + t1 - t0
         times["evaluate"] = times.get("evaluate", 0.0) + t2 - t1
         p = report.parameters
+        costs = [c["predicted_cost"] for c in report.classes if "predicted_cost" in c]
+        if costs:
+            row["predicted_cost"] = sum(costs)      # the diagonal model's true class cost (tie mode)
         row.update(stored_params=p["after"]["shareable_params"],
                    shareable_removed=round(p.get("shareable_removed_fraction", 0.0), 6),
                    model_removed=round(p["removed_fraction"], 6), apply_s=round(t1 - t0, 3),

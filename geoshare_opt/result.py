@@ -68,6 +68,7 @@ class Result:
     objective_per_type: dict[str, float] | None = None
     message: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
+    instance_path: str = ""   # where the instance was read from, when it came from a file (lets validate find it)
     format: str = FORMAT
     version: int = VERSION
 
@@ -83,7 +84,7 @@ class Result:
         d = asdict(self)
         order = ["format", "version", "instance_sha256", "instance_name", "solver", "solver_version", "termination",
                  "status", "objective", "bound", "gap", "wall_time_s", "n_classes", "classes_per_type",
-                 "stored_params", "objective_per_type", "assignment", "options", "message", "stats"]
+                 "stored_params", "objective_per_type", "assignment", "options", "message", "stats", "instance_path"]
         return {k: _finite(d[k]) for k in order}
 
     def dumps(self, indent: int | None = 1) -> str:
@@ -116,6 +117,8 @@ class Result:
             raise ResultError(f"result: field 'wall_time_s' must be a finite number, got {d['wall_time_s']!r}")
         if not isinstance(d.get("options", {}), dict) or not isinstance(d.get("stats", {}), dict):
             raise ResultError("result: 'options' and 'stats' must be objects")
+        if not isinstance(d.get("instance_path", ""), str):
+            raise ResultError("result: 'instance_path' must be a string")
         if d["status"] == Status.FEASIBLE.value and d.get("objective") is None:
             raise ResultError("result: status 'feasible' needs a numeric 'objective'")
         a = d.get("assignment")

@@ -32,6 +32,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -357,6 +361,38 @@ class BackendConformance:
             return
         assert key in res.message, f"unknown native option {key!r} silently ignored"
 
+    def test_ctrl_c_stops_promptly(self, solver, registry):
+        """A real SIGINT half a second into a long run: ``solve`` returns (never raises) within a few seconds,
+        with a well-formed result that keeps any incumbent."""
+        if threading.current_thread() is not threading.main_thread():
+            pytest.skip("signals reach the main thread only")
+        inst = interrupt_instance()
+        limit, delay, grace = 20.0, 0.5, 4.0
+        returned = False
+        res = None
+        timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        t0 = time.monotonic()
+        try:
+            try:
+                timer.start()
+                res = self.run(inst, solver, registry, time_limit=limit)
+                returned = True
+            finally:
+                timer.cancel()
+                timer.join()
+        except KeyboardInterrupt:
+            if not returned:
+                pytest.fail("KeyboardInterrupt escaped geoshare_opt.solve")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        wall = time.monotonic() - t0
+        check_well_formed(res, inst, solver, time_limit=limit)
+        check_against_instance(res, inst)
+        assert wall < delay + grace, f"{solver} ran {wall:.1f}s after Ctrl-C at {delay}s ({res.termination})"
+        if res.feasible:
+            assert res.termination in ("interrupted", "completed", "optimal"), res.termination
+
     def test_infeasible_is_not_an_exception(self, solver, registry):
         inst = CASES[[c.name for c in CASES].index("infeasible_hard_triangle")].instance()
         res = self.run(inst, solver, registry, time_limit=0.5)
@@ -379,6 +415,16 @@ def medium_instance(n_per_type: int = 8, seed: int = 3) -> Instance:
             elif r < 0.8:
                 edges.append((ids[i], ids[j], float(np.round(rng.normal(0.5, 1.0), 3))))
     return Instance.build(nodes, edges, 7, max_classes_per_type={"A": 4}, max_params=40, name="medium")
+
+
+def interrupt_instance(n: int = 150, seed: int = 0) -> Instance:
+    """One dense signed type that no backend finishes in half a second (a feasible start is trivial)."""
+    rng = np.random.default_rng(seed)
+    iu, ju = np.triu_indices(n, 1)
+    keep = rng.random(len(iu)) < 0.3
+    w = np.round(rng.normal(size=keep.sum()), 3)
+    edges = [(f"n{i}", f"n{j}", float(x)) for i, j, x in zip(iu[keep], ju[keep], w)]
+    return Instance.build([{"id": f"n{i}", "type": "t"} for i in range(n)], edges, 6, name="interrupt")
 
 
 def greedy_labels(inst: Instance) -> np.ndarray:

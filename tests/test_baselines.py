@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from geoshare_opt.baselines import KINDS, baseline, colouring, pattern, uniform_counts
+from geoshare_opt.baselines import KINDS, baseline, pattern, uniform_counts
 from geoshare_opt.checker import evaluate
 from geoshare_opt.cli import cli
 from geoshare_opt.errors import InputError

@@ -37,6 +37,8 @@ def make_spec(loss_kind="mse", n=16, repeats=1, seed=0, model=None, perturb=0.0)
     torch.manual_seed(seed)
     model = model or TinyMLP().double()
     x = torch.randn(n, model.inp.in_features, generator=g, dtype=torch.float64)
+    if loss_kind == "seq":  # sequences of 3 tokens: per-example gradients sum over tokens
+        x = torch.randn(n, 3, model.inp.in_features, generator=g, dtype=torch.float64)
     if loss_kind == "ce":
         y = torch.randint(0, model.out.out_features, (n,), generator=g)
         output_loss = lambda z, b: nn.functional.cross_entropy(z, b[1])
@@ -44,7 +46,7 @@ def make_spec(loss_kind="mse", n=16, repeats=1, seed=0, model=None, perturb=0.0)
         y = torch.randn(n, 2, generator=g, dtype=torch.float64)
         output_loss = lambda z, b: (z.sum(-1) - b[1]).pow(2).mean()
     else:
-        y = torch.randn(n, model.out.out_features, generator=g, dtype=torch.float64)
+        y = torch.randn(*x.shape[:-1], model.out.out_features, generator=g, dtype=torch.float64)
         output_loss = lambda z, b: (z - b[1]).pow(2).mean()
     if loss_kind == "coupled":
         outputs = lambda m, b: m(b[0]).unsqueeze(1).expand(-1, 2, -1)
@@ -110,33 +112,42 @@ def flat(curv_dict, nodes):
     return torch.cat([curv_dict[n.name].reshape(-1).double() for n in nodes])
 
 
-@pytest.mark.parametrize("kind, expected", [("mse", "diagonal"), ("ce", "per-example blocks"),
-                                            ("coupled", "two-backward")])
-def test_monte_carlo_ggn_diagonal_converges(kind, expected):
-    spec = make_spec(kind, repeats=400)
+@pytest.mark.parametrize("kind, expected, per_example, repeats", [
+    ("mse", "diagonal", True, 60), ("mse", "diagonal", False, 400), ("seq", "diagonal", True, 60), ("ce", "per-example blocks", True, 60),
+    ("coupled", "two-backward", None, 400)])
+def test_monte_carlo_ggn_diagonal_converges(kind, expected, per_example, repeats):
+    spec = make_spec(kind, repeats=repeats)
     ctx = context(spec)
-    curv = diag_est.curvature_pass(ctx, "ggn", "diag")
+    curv = diag_est.curvature_pass(ctx, "ggn", "diag", per_example=per_example)
     true = exact_ggn(make_spec(kind), ctx.nodes).diagonal()
     est = flat(curv.diag, ctx.nodes)
     assert curv.stats["output_hessian"] == expected
-    assert curv.samples == 16 * 400 and curv.batches == 400
+    assert curv.stats["per_example"] == bool(per_example)
+    assert curv.samples == 16 * repeats and curv.batches == repeats
     rel = (est - true).norm() / true.norm()
     assert rel < 0.15, rel
-    # a handful of samples is far off: the test can fail
-    few = diag_est.curvature_pass(context(make_spec(kind, repeats=2)), "ggn", "diag")
-    assert (flat(few.diag, ctx.nodes) - true).norm() / true.norm() > rel
     assert bool((est >= 0).all())
+    # a couple of samples are far off: the test can fail
+    few = diag_est.curvature_pass(context(make_spec(kind, repeats=1)), "ggn", "diag", per_example=per_example)
+    assert (flat(few.diag, ctx.nodes) - true).norm() / true.norm() > rel
 
 
-def test_empirical_diagonal_is_scaled_squared_batch_gradient():
+def test_empirical_diagonal_per_example_and_per_batch():
     spec = make_spec("mse", perturb=0.3)
     ctx = context(spec)
-    curv = diag_est.curvature_pass(ctx, "empirical", "diag")
     x, y = next(spec.batches())
     grads = torch.autograd.grad(spec.loss(spec.model, (x, y)), ctx.params)
-    for n, g in zip(ctx.nodes, grads):
-        torch.testing.assert_close(curv.diag[n.name].double(), 16 * g.square(), rtol=1e-5, atol=1e-9)
-        torch.testing.assert_close(curv.grad[n.name].double(), g, rtol=1e-5, atol=1e-9)
+    batch = diag_est.curvature_pass(ctx, "empirical", "diag", per_example=False)
+    per_ex = diag_est.curvature_pass(context(spec), "empirical", "diag")
+    assert per_ex.stats["per_example"] and not batch.stats["per_example"]
+    # per-example gradients of the batch-mean loss: ∂(ℓ_n / 16)
+    per = [torch.autograd.grad(spec.loss(spec.model, (x[k:k + 1], y[k:k + 1])) / 16, ctx.params) for k in range(16)]
+    for j, (n, g) in enumerate(zip(ctx.nodes, grads)):
+        torch.testing.assert_close(batch.diag[n.name].double(), 16 * g.square(), rtol=1e-5, atol=1e-9)
+        torch.testing.assert_close(batch.grad[n.name].double(), g, rtol=1e-5, atol=1e-9)
+        fisher = 16 * sum(p[j].square() for p in per)
+        torch.testing.assert_close(per_ex.diag[n.name].double(), fisher, rtol=1e-5, atol=1e-9)
+        torch.testing.assert_close(per_ex.grad[n.name].double(), g, rtol=1e-5, atol=1e-9)
 
 
 def test_hutchinson_diagonal_converges_to_hessian_diagonal():

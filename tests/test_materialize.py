@@ -208,3 +208,15 @@ def test_top_level_load_compressed_is_the_back_end_loader():
     import geoshare_opt
     from geoshare_opt.materialize import load_compressed
     assert geoshare_opt.load_compressed is load_compressed
+
+
+def test_predicted_class_cost_is_the_quadratic_model(setup):
+    model, inst, curv = setup
+    members = ["up.0.weight", "up.1.weight"]
+    _, report = apply(model, inst, make_result(inst, colouring(inst, [members])), "tie", curv)
+    rec = next(c for c in report.classes if c["members"] == members)
+    w = [model.get_parameter(m).detach().double() for m in members]
+    h = [curv[f"diag/{m}"].double() for m in members]
+    # for a pair: ½ Σ h_i h_j / (h_i + h_j) (w_i − w_j)², the front end's tie pair weight without the gradient term
+    pair = 0.5 * (h[0] * h[1] / (h[0] + h[1]) * (w[0] - w[1]) ** 2).sum()
+    assert rec["predicted_cost"] == pytest.approx(float(pair), rel=1e-9)

@@ -169,3 +169,12 @@ def test_cli_apply_bad_inputs(tmp_path):
     code, msg = run("apply", "tests/materialize_helpers.py:nothing", str(res_path), "--instance", str(inst_path))
     assert code == 2
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_cli_apply_refuses_basis_options_in_tie_mode(tmp_path):
+    model = TinyMLP()
+    inst, inst_path, _ = write_instance_with_sidecar(tmp_path, model)
+    res_path = tmp_path / "result.json"
+    grouped(inst).save(res_path)
+    r = CliRunner().invoke(cli, ["apply", SPEC, str(res_path), "--instance", str(inst_path), "--ratio", "0.5"])
+    assert r.exit_code == 2 and "--mode basis" in r.stderr

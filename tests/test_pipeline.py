@@ -31,6 +31,8 @@ def test_pipeline_tie_compares_solved_with_every_heuristic_at_the_same_budget(di
         assert r["stored_params"] == rows["solved"]["stored_params"]          # same classes per type
         assert set(r["metrics"]) == set(out["original"])
     assert rows["solved"]["shareable_removed"] >= 0.5 - 1e-9
+    assert rows["solved"]["predicted_cost"] >= 0.0                              # curvature-weighted merge cost
+    assert rows["cycle"]["pattern"] == {"hidden:128x128": "0 1 0 1"}          # layer order, 2 classes
     assert out["best_heuristic"]["metric"] == "accuracy"
     assert {"analyze", "solve", "apply", "evaluate", "total"} <= set(out["times_s"])
     # the saved network reloads to the metric the pipeline measured
@@ -38,6 +40,14 @@ def test_pipeline_tie_compares_solved_with_every_heuristic_at_the_same_budget(di
     model = load_compressed(tmp_path / "c", digits)
     assert digits.metrics(model)["accuracy"] == pytest.approx(rows["solved"]["metrics"]["accuracy"])
     assert (tmp_path / "c" / "instance.json").exists() and (tmp_path / "c" / "result.json").exists()
+    # the output directory is self-contained: `apply` finds the instance (and its sidecar) beside the result
+    r = CliRunner().invoke(cli, ["apply", "digits-mlp", str(tmp_path / "c" / "result.json"), "-o",
+                                 str(tmp_path / "again"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    again = load_compressed(tmp_path / "again", digits)
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
 
 
 def test_pipeline_refuses_bad_input_before_working(tmp_path):

@@ -29,10 +29,11 @@ from geoshare_opt.specs import load_spec
 HERE = Path(__file__).resolve().parent
 
 
-def heldout_loss(spec) -> float:
+def heldout_loss(spec, data=None) -> float:
+    """Example-weighted mean loss over ``data`` (default: the held-out batches)."""
     total = count = 0.0
     with torch.no_grad():
-        for batch in spec.heldout():
+        for batch in (data or spec.heldout)():
             n = next(t for t in (batch.values() if isinstance(batch, dict) else batch)
                      if isinstance(t, torch.Tensor)).shape[0]
             total += float(spec.loss(spec.model, batch)) * n
@@ -40,8 +41,9 @@ def heldout_loss(spec) -> float:
     return total / count
 
 
-def tie_damage(spec, u: str, v: str, diag: dict | None, base: float) -> float:
-    """Held-out loss increase with u and v both set to their merge (weighted by ``diag`` or the plain mean)."""
+def tie_damage(spec, u: str, v: str, diag: dict | None, base: float, data=None) -> float:
+    """Loss increase (held-out, or on ``data``) with u and v both set to their merge (weighted by ``diag`` or the
+    plain mean)."""
     params = dict(spec.model.named_parameters())
     wu, wv = params[u].detach().clone(), params[v].detach().clone()
     if diag is None:
@@ -54,7 +56,7 @@ def tie_damage(spec, u: str, v: str, diag: dict | None, base: float) -> float:
         with torch.no_grad():
             params[u].copy_(merged)
             params[v].copy_(merged)
-        return heldout_loss(spec) - base
+        return heldout_loss(spec, data) - base
     finally:
         with torch.no_grad():
             params[u].copy_(wu)
@@ -80,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=None, help="calibration examples (default: the spec's)")
     ap.add_argument("--lanczos-steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calib-damage", action="store_true",
+                    help="also measure the damage on the calibration data (the loss the curvature models)")
     ap.add_argument("--spec-option", action="append", default=[], metavar="KEY=INT",
                     help="integer option for a built-in spec, e.g. depth=8 for digits-mlp")
     ap.add_argument("--out", default=str(HERE / "results"))
@@ -92,6 +96,7 @@ def main(argv=None):
     spec.model.eval()
     samples = None if args.model == "minilm" else args.samples
     base = heldout_loss(spec)
+    base_calib = heldout_loss(spec, spec.batches) if args.calib_damage else None
     rows: dict[tuple[str, str], dict] = {}
     timings = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,15 +111,25 @@ def main(argv=None):
                 row = rows.setdefault((e.u, e.v), {"u": e.u, "v": e.v, "type": types[e.u]})
                 row[f"pred_{est}"] = e.w
                 row[f"damage_{est}"] = tie_damage(spec, e.u, e.v, diag, base)
+                if args.calib_damage:
+                    row[f"calib_damage_{est}"] = tie_damage(spec, e.u, e.v, diag, base_calib, spec.batches)
     params = dict(spec.model.named_parameters())
     for (u, v), row in rows.items():
         row["pred_distance"] = float((params[u] - params[v]).detach().double().pow(2).sum())
         row["damage_mean"] = row.get("damage_lanczos") if "damage_lanczos" in row else \
             tie_damage(spec, u, v, None, base)
+        if args.calib_damage:
+            row["calib_damage_mean"] = row.get("calib_damage_lanczos") if "calib_damage_lanczos" in row else \
+                tie_damage(spec, u, v, None, base_calib, spec.batches)
     rows_l = list(rows.values())
     report = {"model": args.model, "spec_options": opts, "pairs": len(rows_l), "heldout_loss": base, "analyze_s": timings,
               "spearman": {est: correlations(rows_l, f"pred_{est}", f"damage_{est}") for est in args.estimators}}
     report["spearman"]["distance (baseline, plain mean)"] = correlations(rows_l, "pred_distance", "damage_mean")
+    if args.calib_damage:
+        report["spearman_calibration_damage"] = {
+            est: correlations(rows_l, f"pred_{est}", f"calib_damage_{est}") for est in args.estimators}
+        report["spearman_calibration_damage"]["distance (baseline, plain mean)"] = correlations(
+            rows_l, "pred_distance", "calib_damage_mean")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.model.replace("/", "_").replace(":", "_") + "".join(f"-{k}{v}" for k, v in opts.items()
@@ -124,8 +139,10 @@ def main(argv=None):
         w.writeheader()
         w.writerows(rows_l)
     (out / f"predict-{name}.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: {"all": v["all"], "within_type_mean": v["within_type_mean"]}
-                      for k, v in report["spearman"].items()}, indent=1))
+    for key in ("spearman", "spearman_calibration_damage"):
+        if key in report:
+            print(key, json.dumps({k: {"all": round(v["all"], 3), "within_type_mean": v["within_type_mean"]}
+                                   for k, v in report[key].items()}))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,11 @@ class GeoshareGroup(click.Group):
             sys.exit(exits.INTERRUPTED)
         except SystemExit:
             raise
+        except BrokenPipeError:
+            # the reader of stdout went away (e.g. `| head`): stop quietly, without Python's exit-time complaint
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(exits.INTERNAL)
         except Exception as exc:  # noqa: BLE001
             if os.environ.get("GEOSHARE_DEBUG"):
                 traceback.print_exc()

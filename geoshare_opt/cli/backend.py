@@ -84,6 +84,8 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
     from ..materialize.save import prepare_outdir
     from ..specs import load_spec
 
+    if mode == "tie" and (ratio is not None or rank is not None):
+        raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
     res = Result.load(result)
     inst, inst_path = _instance_for_result(res, result, instance_path)
     if res.instance_sha256 != inst.sha256:
@@ -168,10 +170,10 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
 def evaluate_cmd(spec, outdir, quiet):
     """SPEC's metrics for the original network and, with OUTDIR (from apply -o), the compressed one."""
     from ..materialize import load_compressed, parameter_report
-    from ..pipeline import evaluate_model
+    from ..pipeline import PIPELINE_SPEC_DEFAULTS, evaluate_model
     from ..specs import load_spec
 
-    s = load_spec(spec)
+    s = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {}))     # the same held-out data as pipeline
     original = evaluate_model(s, s.model)
     payload = {"spec": spec, "original": original}
     if outdir:
@@ -231,6 +233,10 @@ def pipeline_table(out: dict) -> str:
                      "removed": r.get("shareable_removed"), "objective": r.get("objective"),
                      "apply_s": r.get("apply_s"), "eval_s": r.get("eval_s")})
     cols = ["colouring", *metric_names, "objective", "stored", "removed", "apply_s", "eval_s"]
+    if any("predicted_cost" in r for r in out["rows"]):
+        for row, r in zip(rows[1:], out["rows"]):
+            row["predicted_cost"] = r.get("predicted_cost")
+        cols.insert(cols.index("objective") + 1, "predicted_cost")
     t = out["times_s"]
     lines = [format_table(rows, cols),
              "time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items())]

@@ -74,11 +74,14 @@ class ProgressLine:
         self._open = False
 
     def __call__(self, info: dict) -> None:
-        if not self.enabled or info.get("event") not in ("incumbent", None):
+        if not self.enabled:
             return
         parts = [self.label]
+        event = info.get("event", "progress")
         if "objective" in info:
-            parts.append(f"incumbent {fmt_num(info['objective'])}")
+            parts.append(f"{event} {fmt_num(info['objective'])}")
+        elif "round" in info:
+            parts.append(f"{event} {info['round']}")
         if info.get("bound") is not None:
             parts.append(f"bound {fmt_num(info['bound'])}")
         if "elapsed" in info:

@@ -25,7 +25,8 @@ def validate_cmd(file, instance_path):
     An instance is checked against the JSON Schema (when jsonschema is installed) and by the reference parser
     (unique ids, known nodes, no self-loops, finite weights, a budget every type fits).
     A result is checked for format and internal consistency (status, objective, bound <= objective, gap);
-    with --instance also against that instance: its hash, a feasible assignment, the recomputed objective.
+    with --instance (or the instance_path the result records, when that file still has the recorded hash)
+    also against the instance: its hash, a feasible assignment, the recomputed objective.
     Exit 0 valid, 2 invalid (the reason on stderr in one line).
     """
     from ..errors import InputError
@@ -91,7 +92,7 @@ def _instance_from_text(text: str, file: str):
 
 def validate_result_text(text: str, file: str, instance_path: str | None) -> dict:
     from ..api import check_result
-    from ..errors import ResultError
+    from ..errors import InputError, ResultError
     from ..instance import Instance
     from ..result import Result, compute_gap
 
@@ -108,11 +109,19 @@ def validate_result_text(text: str, file: str, instance_path: str | None) -> dic
     gap = compute_gap(res.objective, res.bound)
     if (gap is None) != (res.gap is None) or (gap is not None and abs(gap - res.gap) > 1e-6):
         problems.append(f"gap {res.gap} does not match the recomputed {gap}")
+    if instance_path is None and res.instance_path and os.path.isfile(res.instance_path):
+        try:
+            candidate = Instance.load(res.instance_path)
+        except InputError:
+            candidate = None
+        # the file may have changed since the run; then it is not the instance this result answers
+        if candidate is not None and candidate.sha256 == res.instance_sha256:
+            instance_path = res.instance_path
     if instance_path is not None:
         problems += check_result(Instance.load(instance_path), res)
     if problems:
         raise ResultError(f"{file}: {problems[0]}")
-    return {"kind": "result", "valid": True, "checked_against_instance": instance_path is not None,
+    return {"kind": "result", "valid": True, "checked_against_instance": instance_path,
             "instance_sha256": res.instance_sha256, "solver": res.solver, "termination": res.termination,
             "status": res.status, "objective": res.objective, "bound": res.bound, "gap": res.gap}
 

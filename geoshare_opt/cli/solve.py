@@ -1,6 +1,7 @@
 """``geoshare-opt solve`` and ``geoshare-opt compare``: the solver commands (never import torch)."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -52,6 +53,7 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
                        verbose=verbose, native=parse_native(native), log=log, progress=progress)
     finally:
         progress.close()
+    result.instance_path = os.path.abspath(instance)  # lets `validate` find the instance later
     payload = result.dumps()
     if output and output != "-":
         write_output(output, payload + "\n")
@@ -109,7 +111,8 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
                    native=per_solver, on_result=report)
     if not quiet:
         cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
-        shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6)) for r in rows]
+        shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
+                 for r in rows]
         err(format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
                                        "termination", "best"]))
     if csv_out and csv_out != "-":

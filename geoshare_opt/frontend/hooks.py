@@ -14,10 +14,18 @@ from .discovery import NodeInfo
 
 class LinearCovariances:
     def __init__(self, model: torch.nn.Module, nodes: Sequence[NodeInfo], *, inputs: bool = True,
-                 output_grads: bool = False, why: str = "kfac"):
+                 output_grads: bool = False, per_example: bool = False, why: str = "kfac"):
         self.model = model
         self.nodes = list(nodes)
-        self.inputs, self.output_grads = inputs, output_grads
+        self.inputs, self.output_grads, self.per_example = inputs, output_grads, per_example
+        # per-example squared weight gradients Σ_n (g_n x_nᵀ)² and the batch gradient Σ_n g_n x_nᵀ, from the same
+        # tensors autograd keeps anyway (the diagonal estimator's low-variance path)
+        self.D: dict[str, torch.Tensor] = {}
+        self.grad: dict[str, torch.Tensor] = {}
+        self.saved_inputs: dict[str, torch.Tensor] = {}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.batch_trace = 0.0
+        self.batch_n = 1.0           # examples in the current batch (weight of its gradient)
         self.handles: list = []
         self.G: dict[str, torch.Tensor] = {}
         self.B: dict[str, torch.Tensor] = {}
@@ -52,17 +60,24 @@ class LinearCovariances:
                 raise InputError(f"module {name.rpartition('.')[0]!r} is called more than once per forward pass "
                                  "(reused / tied); K-FAC and input covariances need each layer used once")
             x = args[0].detach()
+            if self.per_example:
+                self.saved_inputs[name] = x
+                self.outputs[name] = output
             if self.inputs and self.record_inputs:
                 x2 = x.reshape(-1, x.shape[-1]).to(torch.float32)
                 acc = self.G.get(name)
                 self.G[name] = x2.T @ x2 if acc is None else acc.addmm_(x2.T, x2)
                 self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
-            if self.output_grads and output.requires_grad:
+            if (self.output_grads or self.per_example) and output.requires_grad:
                 output.register_hook(self._grad_hook(name))
         return hook
 
     def _grad_hook(self, name: str):
         def hook(grad):
+            if self.per_example and name in self.saved_inputs:
+                self._per_example(name, grad.detach())
+            if not self.output_grads:
+                return None
             g = grad.detach().reshape(-1, grad.shape[-1]).to(torch.float32)
             if self.mode == "first":
                 self.pending[name] = g
@@ -79,8 +94,32 @@ class LinearCovariances:
             return None
         return hook
 
+    def _per_example(self, name: str, grad: torch.Tensor) -> None:
+        x = self.saved_inputs.pop(name).to(torch.float32)
+        g = grad.to(torch.float32)
+        n = x.shape[0]
+        x3, g3 = x.reshape(n, -1, x.shape[-1]), g.reshape(n, -1, g.shape[-1])
+        if x3.shape[1] == 1:                         # one token per example: (g_n x_nᵀ)² = g_n² (x_n²)ᵀ
+            sq = g3[:, 0].square().T @ x3[:, 0].square()
+        else:                                        # sequences: per-example gradients, in chunks of examples
+            sq = None
+            step = max(1, (1 << 26) // max(g.shape[-1] * x.shape[-1], 1))
+            for lo in range(0, n, step):
+                per = torch.einsum("bto,bti->boi", g3[lo:lo + step], x3[lo:lo + step]).square_().sum(0)
+                sq = per if sq is None else sq.add_(per)
+        batch_grad = g3.reshape(-1, g3.shape[-1]).T @ x3.reshape(-1, x3.shape[-1])
+        self.batch_trace += float(sq.sum()) * self.weight / self.batch_n
+        sq = sq * self.weight
+        acc = self.D.get(name)
+        self.D[name] = sq if acc is None else acc.add_(sq)
+        acc = self.grad.get(name)
+        self.grad[name] = batch_grad * self.batch_n if acc is None else acc.add_(batch_grad, alpha=self.batch_n)
+
     def new_batch(self) -> None:
         self.calls.clear()
+        self.saved_inputs.clear()
+        self.outputs.clear()
+        self.batch_trace = 0.0
 
     def __enter__(self) -> "LinearCovariances":
         for name, mod in self.modules.items():
@@ -95,6 +134,8 @@ class LinearCovariances:
             h.remove()
         self.handles.clear()
         self.pending.clear()
+        self.saved_inputs.clear()
+        self.outputs.clear()
 
     def input_covariances(self) -> dict[str, torch.Tensor]:
         """``E[x xᵀ]`` over every token seen (float32)."""

@@ -4,6 +4,14 @@
 Storage identity does not survive files reliably (materialize.md), so loading never trusts it: the ties and bases
 are rebuilt from the map on a fresh copy of the original architecture, then the values are loaded and the ties
 checked by ``data_ptr``. The directory is written under a temporary name and renamed into place.
+
+``tiemap.json`` fields: ``format``/``version``; ``mode`` (tie|basis); ``instance_sha256``, ``instance_name``;
+``spec`` (the spec ref, used by ``load_compressed`` when no model is given); ``fingerprint`` (of the original node
+weights, checked on load); ``result`` (solver, objective, termination); ``colouring`` (node id -> class);
+``ratio`` (basis mode); ``classes`` (per class: ``members``, and ``merge`` for tie or ``side``/``rank``/``shape``/
+``stored`` for basis); ``parameters`` (unique parameters and bytes before/after); ``versions`` (geoshare-opt, torch,
+safetensors, numpy, python); ``weights`` (``file``, its ``sha256``, and ``tensors``: every state-dict key -> the
+key that stores its value); ``nodes`` (node id -> the stored key, or ``{weight_in, weight_out}`` in basis mode).
 """
 from __future__ import annotations
 
@@ -99,8 +107,10 @@ def publish_dir(tmp: Path, out: Path) -> None:
 
 
 def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, *, force: bool = False,
-                    extra_files: dict[str, str] | None = None) -> Path:
-    """Write ``model`` (one copy of each shared tensor) and its tie map to ``outdir`` atomically."""
+                    extra_files: dict[str, str] | None = None,
+                    copy_files: dict[str, str | os.PathLike] | None = None) -> Path:
+    """Write ``model`` (one copy of each shared tensor) and its tie map to ``outdir`` atomically; ``extra_files``
+    (name -> text) and ``copy_files`` (name -> source path) go in the same directory."""
     from safetensors.torch import save_file
 
     out = prepare_outdir(outdir, force)
@@ -114,6 +124,8 @@ def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, 
         (tmp / TIEMAP).write_text(json.dumps(full, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
+        for name, src in (copy_files or {}).items():
+            shutil.copyfile(src, tmp / name)
         publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -184,7 +196,6 @@ def load_compressed(outdir: str | os.PathLike, model=None) -> nn.Module:
             raise TieMapError(f"tie map names {n!r}, which this model does not have: wrong model for {outdir}")
     if m.get("fingerprint"):
         from .common import fingerprint
-        from ..instance import Instance  # noqa: F401  (keeps the import graph explicit)
         node_order = list(m.get("colouring") or names)
         try:
             got = fingerprint(base, node_order)

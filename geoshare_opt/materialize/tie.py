@@ -21,10 +21,18 @@ def merge(weights: list[torch.Tensor], curvatures: list[torch.Tensor] | None) ->
     plain = stack.mean(0)
     if curvatures is None:
         return plain.to(weights[0].dtype)
-    h = torch.stack([c.detach().to(torch.float64).clamp_min(0) for c in curvatures])
+    h = torch.stack([c.detach().to(device=stack.device, dtype=torch.float64).clamp_min(0) for c in curvatures])
     total = h.sum(0)
     weighted = (h * stack).sum(0) / torch.where(total > 0, total, torch.ones_like(total))
     return torch.where(total > 0, weighted, plain).to(weights[0].dtype)
+
+
+def class_cost(weights: list[torch.Tensor], curvatures: list[torch.Tensor], merged: torch.Tensor) -> float:
+    """The diagonal quadratic model's cost of moving every member to ``merged``: ``½ Σ_l Σ_p h_lp (w_lp − w̄_p)²``
+    (the true class cost; the instance's pair weights only model it, curvature.md)."""
+    m = merged.detach().to(torch.float64)
+    return float(sum(0.5 * (c.detach().to(device=m.device, dtype=torch.float64)
+                            * (w.detach().to(torch.float64) - m) ** 2).sum() for w, c in zip(weights, curvatures)))
 
 
 def class_curvatures(members: list[str], curvature: Mapping[str, torch.Tensor] | None,
@@ -54,11 +62,15 @@ def tie_classes(model, classes: list[list[str]], curvature: Mapping[str, torch.T
         if any(s != shapes[0] for s in shapes):
             raise InputError(f"class {members} mixes shapes {[list(s) for s in shapes]}: cannot tie them")
         curv = class_curvatures(members, curvature, shapes)
-        shared = torch.nn.Parameter(merge(weights, curv), requires_grad=weights[0].requires_grad)
+        merged = merge(weights, curv)
+        record = {"members": members, "tensor": members[0],
+                  "merge": "curvature-weighted" if curv is not None else "mean"}
+        if curv is not None:
+            record["predicted_cost"] = class_cost(weights, curv, merged)
+        shared = torch.nn.Parameter(merged, requires_grad=weights[0].requires_grad)
         for mod, attr in params:
             setattr(mod, attr, shared)       # the same Parameter object on every member: one storage
-        records.append({"members": members, "tensor": members[0],
-                        "merge": "curvature-weighted" if curv is not None else "mean"})
+        records.append(record)
     return {"classes": records}
 
 

@@ -144,6 +144,7 @@ class ModelAnswer:
     labels: list[np.ndarray] | None = None
     bound: float = -INF
     stats: dict = field(default_factory=dict)
+    interrupted: bool = False     # Ctrl-C stopped it: labels may hold an incumbent, nothing is proven
 
 
 SolveModel = Callable[[Model, "float | None", "list[np.ndarray] | None"], ModelAnswer]
@@ -427,7 +428,7 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
     offer_incumbent()
     # round 0: each type at its full cap (often all that is needed); later rounds: what the lower DP picks
     todo = [(t, cv.part.cap) for t, cv in enumerate(curves) if not cv.exact(cv.part.cap)]
-    stopped_early = False
+    stopped_early = interrupted = False
     while True:
         for pos, (t, k) in enumerate(todo):
             if ctx.expired():
@@ -444,6 +445,9 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
             cv.record(k, ans)
             ctx.log(f"type {cv.part.type!r} k={k}: {ans.status}, [{cv.lo[k]:.6g}, {cv.hi[k]:.6g}]")
             offer_incumbent()
+            if ans.interrupted:
+                stopped_early = interrupted = True
+                break
         if stopped_early:
             break
         lo_val, ks = lower_dp()
@@ -466,12 +470,15 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
     hi_val, hi_ks = upper_dp()
     stats["subsolves"] = n_solves
     stats["curves"] = {cv.part.type: {"lo": _finite_list(cv.lo[1:]), "hi": _finite_list(cv.hi[1:])} for cv in curves}
-    if lo_ks is None:  # every allocation proven infeasible
+    if lo_ks is None and not interrupted:  # every allocation proven infeasible
         return Outcome(Termination.INFEASIBLE, None, None, "no allocation of classes to types is feasible", stats)
     labels = None
     if hi_ks is not None:
         labels = global_labels(parts, [cv.sol[k] for cv, k in zip(curves, hi_ks)], len(instance.nodes))
         stats["classes_per_type_chosen"] = {cv.part.type: int(k) for cv, k in zip(curves, hi_ks)}
+    if interrupted:
+        return Outcome(Termination.INTERRUPTED, labels, lo_val if lo_ks is not None else None,
+                       "interrupted by the user", stats)
     closed = hi_ks is not None and hi_val <= lo_val + 1e-9 * max(1.0, abs(hi_val))
     if closed:
         return Outcome(Termination.OPTIMAL, labels, min(lo_val, hi_val), "", stats)
@@ -503,6 +510,8 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
         if not evaluate(instance, labels).feasible:
             labels = None
     bound = max(ans.bound, trivial) if ans.bound != INF else INF
+    if ans.interrupted:
+        return Outcome(Termination.INTERRUPTED, labels, trivial, "interrupted by the user", stats)
     if ans.status == "infeasible":
         return Outcome(Termination.INFEASIBLE, None, None, "", stats)
     if ans.status == "optimal" and labels is not None:  # proven: the bound is the objective itself

@@ -10,6 +10,7 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
+from .interrupt import run_interruptible
 
 
 class HighsBackend(Backend):
@@ -56,12 +57,16 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
                 sol.col_value = start.tolist()
                 sol.value_valid = True
                 h.setSolution(sol)
+        h.HandleUserInterrupt = True  # lets cancelSolve stop a running solve
         with stdout_to_stderr():  # the log (verbose only) belongs on stderr
-            h.run()
+            interrupted = run_interruptible(h.run, h.cancelSolve)
         status = h.getModelStatus()
         info = h.getInfo()
         M = highspy.HighsModelStatus
         stats = {"highs_status": h.modelStatusToString(status), "mip_nodes": int(info.mip_node_count)}
+        if interrupted:
+            labels = milp.labels(np.asarray(h.getSolution().col_value)) if info.primal_solution_status == 2 else None
+            return ModelAnswer("feasible" if labels is not None else "unknown", labels, -INF, stats, True)
         if status in (M.kInfeasible, M.kUnboundedOrInfeasible):
             return ModelAnswer("infeasible", None, INF, stats)  # every column is bounded: not unbounded
         labels = None

@@ -18,6 +18,7 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
+from .interrupt import run_interruptible
 
 
 class PulpBackend(Backend):
@@ -124,8 +125,21 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
             for var, value in zip(cols, start.tolist()):
                 var.setInitialValue(value)
         solver = make_solver(options, time_limit, start is not None)
+        failed: list[Exception] = []
+
+        def run() -> None:
+            try:
+                prob.solve(solver)
+            except pulp.PulpSolverError as exc:  # e.g. CBC killed by the same Ctrl-C
+                failed.append(exc)
+
         with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
-            prob.solve(solver)
+            # Ctrl-C reaches CBC directly (same process group); PuLP has no portable stop, so stop() is a no-op
+            interrupted = run_interruptible(run, lambda: None)
+        if interrupted:
+            return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name}, True)
+        if failed:
+            raise failed[0]
         stats = {"pulp_solver": solver.name, "pulp_status": pulp.LpStatus.get(prob.status, str(prob.status))}
         sol = prob.sol_status
         if sol == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:

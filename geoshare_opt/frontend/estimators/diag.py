@@ -37,23 +37,58 @@ def _grads(outputs, params, grad_outputs=None, **kw):
     return [torch.zeros_like(p) if g is None else g for g, p in zip(gs, params)]
 
 
-def curvature_pass(ctx: PassContext, method: str, step: str,
-                   hooks: LinearCovariances | None = None) -> Curvature:
-    """One pass accumulating the diagonal (and, through ``hooks``, K-FAC factors)."""
+def linear_nodes(ctx: PassContext) -> bool:
+    """Whether every node is the weight of an nn.Linear used through hooks (the per-example path applies)."""
+    for n in ctx.nodes:
+        mod = ctx.model.get_submodule(n.module) if n.module else ctx.model
+        if not isinstance(mod, torch.nn.Linear) or not n.name.endswith("weight"):
+            return False
+    return True
+
+
+def curvature_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovariances | None = None,
+                   per_example: bool | None = None) -> Curvature:
+    """One pass accumulating the diagonal (and, through ``hooks``, K-FAC factors / input covariances).
+
+    ``per_example`` (default: when every node is an nn.Linear weight and the method is ggn or empirical): square the
+    per-example weight gradients ``Σ_n (g_n x_nᵀ)²`` from the layer inputs and output gradients instead of the batch
+    gradient: the random vectors of different examples are independent, so dropping the cross-example terms keeps
+    the estimate unbiased while the variance falls by about the batch size. The backward pass then stops at the layer
+    outputs (no weight gradients are formed by autograd)."""
     spec, params, names = ctx.spec, ctx.params, [n.name for n in ctx.nodes]
+    if per_example is None:
+        per_example = method in ("ggn", "empirical") and linear_nodes(ctx)
+    own_hooks = None
+    if per_example:
+        if hooks is None:
+            hooks = own_hooks = LinearCovariances(ctx.model, ctx.nodes, inputs=False, output_grads=False,
+                                                  per_example=True, why="the per-example diagonal").__enter__()
+        else:
+            hooks.per_example = True
+    try:
+        return _run_pass(ctx, method, step, hooks, per_example, spec, params, names)
+    finally:
+        if own_hooks is not None:
+            own_hooks.remove()
+
+
+def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Curvature:
     sums = [torch.zeros_like(p, dtype=torch.float32) for p in params]
     grad_sum = [torch.zeros_like(p, dtype=torch.float32) for p in params] if method != "ggn" else None
     traces: list[float] = []
     sampler = OutputSampler(spec.output_loss, ctx.generator) if method == "ggn" else None
     total = 0
     second_order = method == "hutchinson"
+    used_per_example = False
     ctx.report(step, 0, ctx.calib.n_batches)
     with torch.enable_grad(), translated_errors(step, ctx.device), \
             (math_attention() if second_order else _null()):
         for i, batch, n in ctx.calib:
+            contrib = None
             if hooks is not None:
                 hooks.new_batch()
                 hooks.mode = "square"
+                hooks.batch_n = float(n)
             if method == "ggn":
                 z = call_user(spec.outputs, ctx.model, batch, what="outputs")
                 if not isinstance(z, torch.Tensor):
@@ -62,11 +97,15 @@ def curvature_pass(ctx: PassContext, method: str, step: str,
                 r, hr = sampler.sample(z, batch)
                 if hooks is not None:
                     hooks.weight = float(n)
-                if hr is None:
+                if hr is None and per_example:
+                    _backward_to_outputs(z, hooks, r)
+                    used_per_example = True
+                elif hr is None:
                     gs = _grads(z, params, r)
                     contrib = [g.float().square() for g in gs]
-                else:
+                else:  # two backward passes: per-example squares do not apply
                     if hooks is not None:
+                        hooks.per_example = False
                         hooks.mode = "first"
                     g1 = _grads(z, params, r, retain_graph=True)
                     if hooks is not None:
@@ -77,7 +116,10 @@ def curvature_pass(ctx: PassContext, method: str, step: str,
                 loss = checked_loss(call_user(spec.loss, ctx.model, batch, what="loss"), i)
                 if hooks is not None:
                     hooks.weight = float(n) * float(n)
-                if method == "empirical":
+                if method == "empirical" and per_example:
+                    _backward_to_outputs(loss, hooks, None)
+                    used_per_example = True
+                elif method == "empirical":
                     gs = _grads(loss, params)
                     contrib = [float(n) * g.float().square() for g in gs]
                 else:
@@ -85,15 +127,27 @@ def curvature_pass(ctx: PassContext, method: str, step: str,
                     vs = [rademacher(p.shape, ctx.generator, p.device, p.dtype) for p in params]
                     hv = _hvp(gs, params, vs)
                     contrib = [(v * h).float() for v, h in zip(vs, hv)]
-                for acc, g in zip(grad_sum, gs):
-                    acc.add_(g.detach().float(), alpha=float(n))
-            tr = 0.0
-            for acc, c in zip(sums, contrib):
-                acc.add_(c, alpha=float(n))
-                tr += float(c.sum())
-            traces.append(tr)
+                if contrib is not None:
+                    for acc, g in zip(grad_sum, gs):
+                        acc.add_(g.detach().float(), alpha=float(n))
+            if contrib is None:
+                traces.append(hooks.batch_trace)
+            else:
+                tr = 0.0
+                for acc, c in zip(sums, contrib):
+                    acc.add_(c, alpha=float(n))
+                    tr += float(c.sum())
+                traces.append(tr)
             total += n
             ctx.report(step, i + 1, ctx.calib.n_batches)
+    if used_per_example:  # hooks already weighted each batch
+        for acc, name in zip(sums, names):
+            if name in hooks.D:
+                acc.add_(hooks.D[name].view_as(acc))
+        if grad_sum is not None:
+            for acc, name in zip(grad_sum, names):
+                if name in hooks.grad:
+                    acc.add_(hooks.grad[name].view_as(acc))
     diag = {}
     for name, s in zip(names, sums):
         d = s / total
@@ -102,10 +156,18 @@ def curvature_pass(ctx: PassContext, method: str, step: str,
         diag[name] = d.clamp_min(0)
     grad = {name: g / total for name, g in zip(names, grad_sum)} if grad_sum is not None else None
     stats = {"output_hessian": sampler.kind} if sampler is not None else {}
+    stats["per_example"] = used_per_example
     if method == "hutchinson":
         stats["clipped_fraction"] = float(sum(int((s < 0).sum()) for s in sums) / max(sum(s.numel() for s in sums), 1))
     return Curvature(estimator="diag", method=method, diag=diag, grad=grad, samples=total, batches=len(traces),
                      spread=relative_spread(traces), stats=stats)
+
+
+def _backward_to_outputs(root: torch.Tensor, hooks: LinearCovariances, grad_output) -> None:
+    """Backward from ``root`` to the node layers' outputs only; their hooks do the accumulation."""
+    outs = [o for o in hooks.outputs.values() if o.requires_grad]
+    if outs:
+        torch.autograd.grad(root, outs, grad_outputs=grad_output, allow_unused=True)
 
 
 def _hvp(grads, params, vs):

@@ -1,0 +1,39 @@
+"""Ctrl-C during a native solve: stop the solver cleanly and keep what it found.
+
+A native solve holds the main thread inside C++, where Python cannot raise ``KeyboardInterrupt``; CP-SAT would
+catch SIGINT itself and return as if it had finished (once even reporting "optimal"). So the solve runs in a worker
+thread, the main thread waits, and a Ctrl-C there asks the solver to stop (``stop``), waits for it, and tells the
+caller, which then reports ``interrupted`` with the incumbent instead of trusting the solver's status.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+
+def run_interruptible(target: Callable[[], object], stop: Callable[[], object]) -> bool:
+    """Run ``target()``; on Ctrl-C call ``stop()`` and wait for ``target`` to return. Returns True if interrupted.
+    Exceptions raised by ``target`` propagate. Off the main thread (no Ctrl-C there) it simply calls ``target``."""
+    if threading.current_thread() is not threading.main_thread():
+        target()
+        return False
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            target()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="geoshare-solve", daemon=True)
+    worker.start()
+    interrupted = False
+    while worker.is_alive():
+        try:
+            worker.join(0.1)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop()
+    if failure:
+        raise failure[0]
+    return interrupted

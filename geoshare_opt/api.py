@@ -75,7 +75,13 @@ def run_backend(inst: Instance, backend_cls, options: SolveOptions, *, log=None,
     except Exception as exc:  # a backend failure becomes a result with termination "error", incumbent kept
         outcome = Outcome(Termination.ERROR, None, None, f"{type(exc).__name__}: {exc}")
     wall = time.perf_counter() - t0
-    return finish(inst, backend_cls, options, outcome, ctx, wall)
+    while True:
+        try:
+            return finish(inst, backend_cls, options, outcome, ctx, wall)
+        except KeyboardInterrupt:
+            # Ctrl-C during the checking: the backend's answer is already in hand and checking takes
+            # milliseconds, so finish it (the run itself was not cut short: its termination stands)
+            outcome.message = "; ".join(m for m in (outcome.message, "Ctrl-C while checking the answer") if m)
 
 
 def finish(inst: Instance, backend_cls, options: SolveOptions, outcome: Outcome, ctx: SolveContext,

@@ -24,11 +24,11 @@ BEST_RTOL = 1e-9
 def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers: Sequence[str], *,
             repeats: int = 1, time_limit: float | None = None, seed: int = 0, threads: int = 1,
             native: Mapping[str, Mapping[str, Any]] | None = None,
-            on_result: Callable[[dict, Result], None] | None = None) -> list[dict]:
+            on_result: Callable[[dict, Result], None] | None = None, registry=None) -> list[dict]:
     """Run each solver ``repeats`` times on each instance; return one row per run (see ``COLUMNS``).
 
     ``native`` maps a solver name to its native options. ``on_result(row, result)`` is called after every run
-    (progress reporting, saving the full results). Bad input (an unknown solver, an unreadable instance) raises
+    (progress reporting, saving the full results); ``registry`` defaults to the package's. Bad input (an unknown solver, an unreadable instance) raises
     before anything runs.
     """
     if repeats < 1:
@@ -36,16 +36,17 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
         raise InputError(f"repeats must be at least 1, got {repeats}")
     loaded = [(_label(src, i), as_instance(src)) for i, src in enumerate(instances)]
     from .solvers import default_registry
+    registry = registry or default_registry
     for name in solvers:  # fail fast on an unknown or unavailable solver
-        default_registry.get(name)
+        registry.get(name)
     rows: list[dict] = []
     for label, inst in loaded:
         first = len(rows)
         for name in solvers:
             for r in range(repeats):
                 res = solve(inst, name, time_limit=time_limit, seed=seed + r, threads=threads,
-                            native=(native or {}).get(name))
-                row = row_of(label, r, seed + r, res)
+                            native=(native or {}).get(name), registry=registry)
+                row = row_of(label, name, r, seed + r, res)
                 rows.append(row)
                 if on_result is not None:
                     on_result(row, res)
@@ -53,8 +54,9 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
     return rows
 
 
-def row_of(label: str, repeat: int, seed: int, res: Result) -> dict:
-    return {"instance": label, "solver": res.solver, "repeat": repeat, "seed": seed,
+def row_of(label: str, solver: str, repeat: int, seed: int, res: Result) -> dict:
+    """One row; ``solver`` is the name the run was asked for (a registry alias may differ from ``res.solver``)."""
+    return {"instance": label, "solver": solver, "repeat": repeat, "seed": seed,
             "termination": res.termination, "status": res.status, "objective": res.objective, "bound": res.bound,
             "gap": res.gap, "wall_time_s": res.wall_time_s, "n_classes": res.n_classes, "best": False,
             "best_bound": None, "instance_sha256": res.instance_sha256, "solver_version": res.solver_version,

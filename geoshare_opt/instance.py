@@ -173,7 +173,7 @@ class Instance:
             raise InstanceError("instance: top level must be a JSON object")
         if d.get("format") != FORMAT:
             raise InstanceError(f"instance: 'format' must be {FORMAT!r}, got {d.get('format')!r}")
-        if d.get("version") != VERSION:
+        if d.get("version") != VERSION or isinstance(d.get("version"), bool):  # True == 1 in Python
             raise InstanceError(f"instance: unsupported version {d.get('version')!r} (this build reads version {VERSION})")
         unknown = set(d) - {"format", "version", "name", "nodes", "edges", "budget", "meta"}
         if unknown:

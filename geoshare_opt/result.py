@@ -100,7 +100,7 @@ class Result:
             raise ResultError("result: top level must be a JSON object")
         if d.get("format") != FORMAT:
             raise ResultError(f"result: 'format' must be {FORMAT!r}, got {d.get('format')!r}")
-        if d.get("version") != VERSION:
+        if d.get("version") != VERSION or isinstance(d.get("version"), bool):  # True == 1 in Python
             raise ResultError(f"result: unsupported version {d.get('version')!r} (this build reads version {VERSION})")
         for key in ("instance_sha256", "solver", "termination", "status"):
             if not isinstance(d.get(key), str):

@@ -144,7 +144,8 @@ MUTATIONS = {
     "drop_nodes": (_drop("nodes"), True),
     "drop_budget": (_drop("budget"), True),
     "bad_format": (_set(lambda d: (d, "format"), st.text(max_size=8).filter(lambda s: s != "geoshare-instance")), True),
-    "bad_version": (_set(lambda d: (d, "version"), st.integers().filter(lambda v: v != 1)), True),
+    "bad_version": (_set(lambda d: (d, "version"), st.one_of(st.integers().filter(lambda v: v != 1),
+                                                             st.just(True))), True),
     "nodes_not_list": (_set(lambda d: (d, "nodes"), st.one_of(st.none(), st.text(max_size=3), st.dictionaries(
         st.text(max_size=2), st.integers(), max_size=2))), True),
     "node_id_not_string": (_set(lambda d: (d["nodes"][0], "id"), NOT_STRING), True),
@@ -178,3 +179,20 @@ def mutated_instance_dicts(draw):
     mutate, expressible = MUTATIONS[name]
     mutate(d, draw)
     return name, d, expressible
+
+
+@st.composite
+def perturbed_instance_dicts(draw):
+    """A valid instance with one field (top level, a node's, an edge's or the budget's) replaced by arbitrary
+    JSON or deleted: sometimes still valid, often not. For checking that schema and parser agree where they can."""
+    d = copy.deepcopy(draw(instance_dicts(max_per_type=3)))
+    targets = [d, d["budget"]] + d["nodes"] + d["edges"]
+    obj = draw(st.sampled_from(targets))
+    keys = sorted(obj) + ["zz_new", "w", "hard", "params", "layer", "meta", "max_params", "max_classes_per_type"]
+    key = draw(st.sampled_from(keys))
+    if draw(st.integers(0, 4)) == 0:
+        obj.pop(key, None)
+    else:
+        obj[key] = draw(st.one_of(JSON_VALUES, st.integers(min_value=-2, max_value=3), st.booleans(),
+                                  st.sampled_from(["geoshare-instance", "t", "", "A"])))
+    return d

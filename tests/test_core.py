@@ -363,3 +363,35 @@ def test_core_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_ctrl_c_while_checking_keeps_the_answer(tiny_instance, monkeypatch):
+    import geoshare_opt.api as api
+    calls = {"n": 0}
+    real = api.finish
+
+    def flaky_finish(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(api, "finish", flaky_finish)
+    res = _run(tiny_instance, lambda i, o, c: Outcome("completed", OK))
+    assert res.feasible and res.termination == "completed" and "while checking" in res.message
+
+
+def test_compare_rows_mark_best_and_bounds(tiny_instance):
+    from geoshare_opt.compare import COLUMNS, compare
+    reg = Registry({}, entry_points=False)
+    reg.register("good", type("G", (_Fake,), {"behaviour": staticmethod(lambda i, o, c: Outcome("optimal", GOOD, 2.0))}))
+    reg.register("ok", type("O", (_Fake,), {"behaviour": staticmethod(lambda i, o, c: Outcome("time_limit", OK, 1.5))}))
+    reg.register("none", type("N", (_Fake,), {"behaviour": staticmethod(lambda i, o, c: Outcome("completed"))}))
+    rows = compare([tiny_instance, tiny_instance.to_dict()], ["good", "ok", "none"], repeats=2, seed=5, registry=reg)
+    assert len(rows) == 2 * 3 * 2 and all(set(COLUMNS) <= set(r) for r in rows)
+    assert [r["seed"] for r in rows[:2]] == [5, 6]
+    by = {(r["instance"], r["solver"]): r for r in rows}
+    assert by[("tiny", "good")]["best"] and not by[("tiny", "ok")]["best"] and not by[("tiny", "none")]["best"]
+    assert by[("tiny", "ok")]["best_bound"] == 2.0 and by[("tiny", "ok")]["gap"] == pytest.approx(2.0 / 3.5, rel=1e-6)
+    with pytest.raises(Exception, match="unknown solver"):
+        compare([tiny_instance], ["nope"], registry=reg)

@@ -288,3 +288,33 @@ def test_solver_core_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+INTERRUPT_SCRIPT = """
+import os, signal, sys, threading, time
+import numpy as np
+from geoshare_opt import solve
+from geoshare_opt.instance import Instance
+signal.signal(signal.SIGINT, signal.default_int_handler)  # background jobs may start with SIGINT ignored
+rng = np.random.default_rng(0)
+n = 34
+nodes = [{"id": f"n{i}", "type": "t"} for i in range(n)]
+edges = [(f"n{i}", f"n{j}", round(float(rng.uniform(-1, 1)), 3) or 0.5) for i in range(n) for j in range(i + 1, n)]
+inst = Instance.build(nodes, edges, 7)
+solve(Instance.build(nodes[:4], edges[:3], 2), sys.argv[1])  # imports and the greedy's JIT happen here, untimed
+threading.Timer(float(sys.argv[2]), lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.time()
+r = solve(inst, sys.argv[1], time_limit=60)
+print(r.termination, r.status, round(time.time() - t0, 1))
+"""
+
+
+@pytest.mark.parametrize("solver", ["cpsat", "highs"])
+def test_ctrl_c_returns_the_incumbent(solver):
+    """Ctrl-C inside a native solve stops it and returns the best assignment with termination interrupted
+    (CP-SAT's own SIGINT handler would instead return as if the search had ended)."""
+    out = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT, solver, "2.5"], capture_output=True, text=True,
+                         timeout=90)
+    term, status, seconds = out.stdout.split()
+    assert (term, status) == ("interrupted", "feasible"), out.stderr[-2000:]
+    assert float(seconds) < 20

@@ -101,10 +101,17 @@ def test_models_without_symmetry_breaking_equal_bruteforce_on_100(solver):
     assert mismatches(solver, 50, native={"symmetry": False, "decompose": False}, stride=9) == []
 
 
+@pytest.mark.parametrize("solver", ["cpsat", "highs"])
+def test_models_without_triangle_cuts_equal_bruteforce_on_100(solver):
+    assert mismatches(solver, 50, native={"triangles": False}, stride=7) == []
+    assert mismatches(solver, 50, native={"triangles": False, "decompose": False}, stride=9) == []
+
+
 def test_pulp_with_highs_equals_bruteforce_on_40():
     assert mismatches("pulp", 40, native={"solver": "HiGHS"}, stride=11) == []
 
 
-def test_cpsat_without_hints_equals_bruteforce_on_100():
-    """No greedy hint at all: the models alone must find the optimum (hints must not be what makes it right)."""
-    assert mismatches("cpsat", 100, native={"hint": False}, stride=5) == []
+@pytest.mark.parametrize("solver", ["cpsat", "highs"])
+def test_without_greedy_warm_start_equals_bruteforce_on_100(solver):
+    """No dsatur warm start: every curve point goes to the solver (the greedy must not be what makes it right)."""
+    assert mismatches(solver, 100, native={"hint": False}, stride=5) == []

@@ -225,3 +225,19 @@ def test_kfac_rejects_reused_module():
     with pytest.raises(InputError, match="called more than once"):
         kfac_est.estimate(context(spec), "empirical")
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_diag_falls_back_to_batch_squares_when_a_layer_is_reused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, 3), nn.Linear(3, 3)])
+
+        def forward(self, x):
+            return self.layers[1](self.layers[0](self.layers[0](x)))
+    model = Twice().double()
+    spec = as_spec({"model": model, "batches": [torch.randn(4, 3, dtype=torch.float64)],
+                    "loss": lambda m, b: m(b).pow(2).mean()})
+    curv = diag_est.curvature_pass(context(spec), "empirical", "diag")
+    assert curv.stats["per_example"] is False and curv.samples == 4
+    assert not any(m._forward_hooks for m in model.modules())

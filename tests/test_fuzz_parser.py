@@ -130,3 +130,29 @@ def test_checker_matches_naive_recomputation(d, data):
     perm = {c: 100 - 7 * c for c in set(raw)}
     ev2 = evaluate(inst, np.array([perm[c] for c in raw]))
     assert ev2.objective == ev.objective and ev2.feasible == ev.feasible
+
+
+@FAST
+@given(JSON_VALUES)
+def test_result_parser_raises_only_result_error(value):
+    for candidate in (value, {"format": "geoshare-result", "version": 1, "instance_sha256": "0" * 64,
+                              "solver": "x", "termination": "completed", "status": "feasible",
+                              "objective": value, "assignment": value}):
+        try:
+            Result.from_dict(candidate)
+        except ResultError as exc:
+            assert "\n" not in str(exc)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(mutated_instance_dicts())
+def test_cli_validate_on_mutations_is_one_line_exit_2(tmp_path, case):
+    from click.testing import CliRunner
+    from geoshare_opt.cli import cli
+    name, d, _ = case
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(d))
+    res = CliRunner().invoke(cli, ["validate", str(path)])
+    assert res.exit_code == 2, (name, res.stdout, res.stderr)
+    assert res.stdout == "" and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr

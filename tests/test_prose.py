@@ -80,7 +80,7 @@ def test_extraction_is_deterministic_on_a_small_tree(tmp_path):
     second = PROSE.replace("container", "mapping")
     (tmp_path / "pkg" / "beta.py").write_text(f'class C:\n    """{second}"""\n')
     (tmp_path / "test").mkdir()
-    (tmp_path / "test" / "skipped.py").write_text('"""A test module docstring that is never extracted from the tree."""')
+    (tmp_path / "test" / "skipped.py").write_text('"""A test module docstring that is never extracted at all."""')
     got = extract(tmp_path, topics=False)
     assert got == [PROSE, second]  # sorted paths, duplicates dropped, test folders skipped
     assert extract(tmp_path, topics=False) == got

@@ -10,7 +10,7 @@ from geoshare_opt import Instance, InstanceError, solve
 from geoshare_opt.schemas import load_schema
 
 from conformance import CASES, medium_instance
-from strategies import JSON_VALUES, instance_dicts, mutated_instance_dicts
+from strategies import JSON_VALUES, instance_dicts, mutated_instance_dicts, perturbed_instance_dicts
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -94,3 +94,43 @@ def test_schema_rejects_whatever_the_parser_rejects_structurally(value):
         assert INSTANCE.is_valid(value)
     if not INSTANCE.is_valid(value):
         assert not parsed
+
+
+@pytest.mark.parametrize("budget, ok", [
+    ({"max_classes": 2, "max_params": None}, True),
+    ({"max_classes": 2, "max_params": 10}, True),
+    ({"max_classes": 2.0}, True),
+    ({"max_classes": 2, "max_classes_per_type": None}, False),
+    ({"max_classes": 2, "max_params": "10"}, False),
+])
+def test_schema_and_parser_agree_on_budget_edge_cases(budget, ok):
+    d = {"format": "geoshare-instance", "version": 1, "nodes": [{"id": "a", "type": "t", "layer": None}],
+         "budget": budget}
+    assert INSTANCE.is_valid(d) == ok
+    if ok:
+        Instance.from_dict(d)
+    else:
+        with pytest.raises(InstanceError):
+            Instance.from_dict(d)
+
+
+def test_version_true_is_not_version_1():
+    d = {"format": "geoshare-instance", "version": True, "nodes": [], "budget": {"max_classes": 1}}
+    assert not INSTANCE.is_valid(d)
+    with pytest.raises(InstanceError, match="unsupported version"):
+        Instance.from_dict(d)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(perturbed_instance_dicts())
+def test_schema_and_parser_agree_on_perturbed_instances(d):
+    """Parser accepts => schema accepts; schema rejects => parser rejects. (The parser may reject more: unique
+    ids, edge references, budgets.)"""
+    try:
+        Instance.from_dict(d)
+        parsed = True
+    except InstanceError:
+        parsed = False
+    if parsed:
+        errors = list(INSTANCE.iter_errors(d))
+        assert not errors, errors[0].message

@@ -255,6 +255,8 @@ def test_user_spec_from_module(tmp_path, monkeypatch):
 BAD_SPECS = {
     "import_error": ("import no_such_module_xyz\ndef make():\n    pass\n", "importing"),
     "raises": ("def make():\n    raise RuntimeError('boom')\n", "make\\(\\) failed: RuntimeError: boom"),
+    "raises_multiline": ("def make():\n    raise ValueError('first\\nsecond')\n",
+                         "make\\(\\) failed: ValueError: first$"),
     "wrong_type": ("def make():\n    return 42\n", "must return a dict or a ModelSpec"),
     "missing_key": ("import torch\ndef make():\n    return {'model': torch.nn.Linear(2, 2), 'batches': []}\n",
                     "lacks key 'loss'"),

@@ -45,7 +45,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's results section")
+    ap.add_argument("--render", metavar="RESULTS_JSON", default=None,
+                    help="only re-render tables, plot and README from a results.json this script wrote")
     args = ap.parse_args(argv)
+    if args.render:
+        summary = json.loads(Path(args.render).read_text())
+        table = render(summary, Path(args.out), readme=not args.no_readme)
+        print(table)
+        return 0
 
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -118,6 +125,14 @@ def write_outputs(args, argv, original, records, out: Path, t_start: float):
                "wall_s": round(time.perf_counter() - t_start, 1),
                "command": "python benchmarks/compression/run.py " + " ".join(argv or sys.argv[1:])}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    table = render(summary, out, readme=not args.no_readme)
+    return summary, table
+
+
+def render(summary: dict, out: Path, readme: bool = True) -> str:
+    """results.csv, results.md, compression.png and README's results section from a summary."""
+    metric_names = list(summary["original"])
+    records = summary["rows"]
     cols = ["mode", "ratio", "colouring", *metric_names, "objective", "classes", "stored_params",
             "shareable_removed", "model_removed", "analyze_s", "solve_s", "solver_termination", "pattern"]
     with open(out / "results.csv", "w", newline="") as fh:
@@ -127,15 +142,14 @@ def write_outputs(args, argv, original, records, out: Path, t_start: float):
     table = markdown(summary, metric_names)
     (out / "results.md").write_text(table + "\n")
     plot(summary, metric_names[0], out / "compression.png")
-    if not args.no_readme:
-        readme = out / "README.md"
-        if readme.exists():
-            text = readme.read_text()
-            a, b = "<!-- results:start -->", "<!-- results:end -->"
-            if a in text and b in text:
-                text = text[:text.index(a) + len(a)] + "\n" + table + "\n" + text[text.index(b):]
-                readme.write_text(text)
-    return summary, table
+    path = out / "README.md"
+    if readme and path.exists():
+        text = path.read_text()
+        a, b = "<!-- results:start -->", "<!-- results:end -->"
+        if a in text and b in text:
+            text = text[:text.index(a) + len(a)] + "\n" + table + "\n" + text[text.index(b):]
+            path.write_text(text)
+    return table
 
 
 def lower_is_better(name: str) -> bool:
@@ -175,6 +189,19 @@ def markdown(summary: dict, metrics: list[str]) -> str:
                 vals.append(v)
             lines.append(f"| {n} | " + " | ".join(vals) + " |")
         lines.append("")
+        rhos = []
+        for ratio in ratios:
+            same = [cell[(n, ratio)] for n in names if n not in ("all", "none") and (n, ratio) in cell
+                    and key in cell[(n, ratio)] and cell[(n, ratio)].get("objective") is not None]
+            if len(same) >= 3:
+                from scipy.stats import spearmanr
+                rho = spearmanr([r["objective"] for r in same], [r[key] for r in same]).correlation
+                rhos.append(f"{int(100 * ratio)} % → {rho:+.2f}")
+        if rhos:
+            lines.append("Spearman correlation between the graph objective (predicted damage) and the metric over the "
+                         "colourings at the same budget (a perfect criterion gives −1 for a higher-is-better metric): "
+                         + ", ".join(rhos))
+            lines.append("")
         lines.append("Stored parameters in the shareable layers removed (solved): " + ", ".join(
             f"{int(100 * ratio)} % → {100 * cell[('solved', ratio)]['shareable_removed']:.1f} %"
             for ratio in ratios if ('solved', ratio) in cell and cell[('solved', ratio)].get('shareable_removed') is not None))

@@ -75,11 +75,15 @@ def main() -> int:
               "machine": platform.processor() or platform.machine(), "args": vars(args) | {"out": str(args.out)},
               "minilm_metrics": spec.metrics(spec.model), "digits_metrics": digits.metrics(digits.model),
               "seconds": rows}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("| step | median s | min s | runs |\n|---|---:|---:|---:|")
+    # Times as multiples of one eager forward measured in the same run: robust to a shared, loaded machine.
+    unit = statistics.median(rows[f"minilm forward {args.batch_size}x{args.seq_len} (eager)"])
+    result["forward_units"] = {k: statistics.median(v) / unit for k, v in rows.items()}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("| step | median s | min s | runs | x one eager forward |\n|---|---:|---:|---:|---:|")
     for name, values in rows.items():
-        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {len(values)} |")
+        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {len(values)} | "
+              f"{statistics.median(values) / unit:.2f} |")
     return 0
 
 

@@ -12,6 +12,10 @@ from ..errors import InputError
 from .discovery import NodeInfo
 
 
+class ModuleReused(InputError):
+    """A hooked module ran twice in one forward pass."""
+
+
 class LinearCovariances:
     def __init__(self, model: torch.nn.Module, nodes: Sequence[NodeInfo], *, inputs: bool = True,
                  output_grads: bool = False, per_example: bool = False, why: str = "kfac"):
@@ -57,7 +61,7 @@ class LinearCovariances:
         def hook(module, args, output):
             self.calls[name] = self.calls.get(name, 0) + 1
             if self.calls[name] > 1:
-                raise InputError(f"module {name.rpartition('.')[0]!r} is called more than once per forward pass "
+                raise ModuleReused(f"module {name.rpartition('.')[0]!r} is called more than once per forward pass "
                                  "(reused / tied); K-FAC and input covariances need each layer used once")
             x = args[0].detach()
             if self.per_example:

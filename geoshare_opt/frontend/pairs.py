@@ -72,17 +72,21 @@ def _weighted_tie(W, H, g, kron) -> torch.Tensor:
     n, P = W.shape
     cost = torch.zeros(n, n, dtype=torch.float64)
     step = max(1, CHUNK_BYTES // max(P * 4 * 4, 1))
+    tiny = torch.finfo(H.dtype).tiny
     for i in range(n - 1):
         for lo in range(i + 1, n, step):
             hi_ = min(n, lo + step)
             d = W[lo:hi_] - W[i]                                       # w_j − w_i
-            fi, fj = _delta_factors(H[i].expand_as(d), H[lo:hi_])
-            if kron is None:
-                s = H[i] + H[lo:hi_]
-                hm = torch.where(s > 0, H[i] * H[lo:hi_] / torch.where(s > 0, s, torch.ones_like(s)),
-                                 torch.zeros_like(s))
-                c = 0.5 * (hm * d.square()).sum(1, dtype=torch.float64)
-            else:
+            Hj = H[lo:hi_]
+            s = (Hj + H[i]).clamp_min_(tiny)
+            if kron is None:                                           # ½ Σ h_i h_j/(h_i + h_j) d²
+                hm = (Hj * H[i]).div_(s)
+                c = 0.5 * (hm.mul_(d).mul_(d)).sum(1, dtype=torch.float64)
+            if kron is not None or g is not None:
+                both_flat = (Hj + H[i]) <= 0
+                fi = torch.where(both_flat, 0.5, Hj / s)               # w̄ − w_i = fi (w_j − w_i)
+                fj = torch.where(both_flat, 0.5, H[i] / s)             # w̄ − w_j = fj (w_i − w_j)
+            if kron is not None:
                 Gs, Bs, (d_out, d_in) = kron
                 di = (fi * d).reshape(-1, d_out, d_in)                 # Δ_i = w̄ − w_i
                 dj = (-fj * d).reshape(-1, d_out, d_in)                # Δ_j = w̄ − w_j
@@ -90,7 +94,7 @@ def _weighted_tie(W, H, g, kron) -> torch.Tensor:
                            + _kron_quad(dj, torch.stack(Gs[lo:hi_]), torch.stack(Bs[lo:hi_])))
             if g is not None:
                 c = c + ((g[i] * fi * d).sum(1, dtype=torch.float64)
-                         + (g[lo:hi_] * (-fj * d)).sum(1, dtype=torch.float64))
+                         - (g[lo:hi_] * fj * d).sum(1, dtype=torch.float64))
             cost[i, lo:hi_] = c
     return cost + cost.T
 

@@ -325,3 +325,57 @@ def tabucol(loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
             best_conf[0] = conf
             best_loc[:] = loc
     return it
+
+
+@njit(cache=True)
+def tabu_search(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
+                use_params, prank, pvals, cnt, cmax, stored, max_params,
+                tabu, it0, n_iters, tenure, rng, obj, best_obj, best_loc):
+    """1-move tabu search in the feasible region: every iteration makes the best non-tabu move over all movable
+    nodes (uphill if nothing improves; aspiration when it beats the best); the moved node may not return to
+    its class for ``tenure + rand(10)`` iterations. O(n k) per iteration: an intensification after annealing."""
+    it = it0
+    for _ in range(n_iters):
+        it += 1
+        bd = np.inf
+        bv = -1
+        bb = -1
+        ties = 0
+        for i in range(movable.shape[0]):
+            v = movable[i]
+            a = loc[v]
+            ga = G[v, a]
+            for b in range(kk[v]):
+                if b == a or H[v, b] > 0:
+                    continue
+                d = G[v, b] - ga
+                if d > bd:
+                    continue
+                if tabu[v, b] > it and obj[0] + d >= best_obj[0] - 1e-9:
+                    continue
+                if use_params:
+                    pd = _params_delta(v, a, b, lo, prank, pvals, cnt, cmax)
+                    if pd > 0 and stored[0] + pd > max_params:
+                        continue
+                if d < bd:
+                    bd = d
+                    bv = v
+                    bb = b
+                    ties = 1
+                else:
+                    ties += 1
+                    if _below(rng, ties) == 0:
+                        bv = v
+                        bb = b
+        if bv < 0:
+            continue
+        a = loc[bv]
+        if use_params:
+            _params_move(bv, a, bb, lo, prank, pvals, cnt, cmax, stored)
+        _move(bv, a, bb, loc, G, H, indptr, nbr, wt, hptr, hnbr)
+        obj[0] += bd
+        tabu[bv, a] = it + tenure + _below(rng, 10)
+        if obj[0] < best_obj[0] - 1e-9 * max(1.0, abs(best_obj[0])):
+            best_obj[0] = obj[0]
+            best_loc[:] = loc
+    return it

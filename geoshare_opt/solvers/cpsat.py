@@ -3,6 +3,7 @@ exact, with colour-symmetry breaking and a complete greedy hint."""
 from __future__ import annotations
 
 import math
+from itertools import islice
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, first_appearance, solve_exact, solver_native
 from .interrupt import run_interruptible
-from .milp import triangles
+from .milp import MAX_TRIANGLES, triangles
 
 
 class CpSatBackend(Backend):
@@ -84,7 +85,7 @@ class _Built:
                 obj_terms.append((y, int(round(w * self.scale))))
             self.y.append(ys)
             if model.triangles:  # transitivity of "same class", as linear rows so that CP-SAT's LP sees them
-                for a, b, c, ab, bc, ac in triangles(p):
+                for a, b, c, ab, bc, ac in islice(triangles(p), MAX_TRIANGLES):
                     m.add(ys[ab] + ys[bc] - ys[ac] <= 1)
                     m.add(ys[ab] - ys[bc] + ys[ac] <= 1)
                     m.add(-ys[ab] + ys[bc] + ys[ac] <= 1)

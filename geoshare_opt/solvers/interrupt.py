@@ -18,19 +18,23 @@ def run_interruptible(target: Callable[[], object], stop: Callable[[], object]) 
         target()
         return False
     failure: list[BaseException] = []
+    done = threading.Event()
 
     def work() -> None:
         try:
             target()
         except BaseException as exc:  # re-raised in the caller's thread
             failure.append(exc)
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name="geoshare-solve", daemon=True)
-    worker.start()
+    threading.Thread(target=work, name="geoshare-solve", daemon=True).start()
     interrupted = False
-    while worker.is_alive():
+    # wait on an Event, not Thread.join: a KeyboardInterrupt inside join can mark a live thread as finished
+    # (CPython < 3.13), and the solver would then be abandoned mid-run
+    while not done.is_set():
         try:
-            worker.join(0.1)
+            done.wait(0.1)
         except KeyboardInterrupt:
             interrupted = True
             stop()

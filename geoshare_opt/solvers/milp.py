@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +156,7 @@ def build(model: Model) -> Milp:
                     elif xb >= 0:
                         rows.add([y, xb], [1, 1], -inf, 1.0, f"sameB_{t}_{e}_{c}")
         y_cols.append(yc)
-        for a, b, c, ab, bc, ac in triangles(p) if model.triangles else ():
+        for a, b, c, ab, bc, ac in islice(triangles(p), MAX_TRIANGLES) if model.triangles else ():
             # y is "same class" at every optimum, and "same class" is transitive (valid cuts; see milp.md)
             rows.add([yc[ab], yc[bc], yc[ac]], [1, 1, -1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_0")
             rows.add([yc[ab], yc[bc], yc[ac]], [1, -1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_1")
@@ -195,6 +196,10 @@ def build(model: Model) -> Milp:
     A = sp.csr_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lb), len(names)))
     return Milp(names, np.array(cost), np.array(lb), np.array(ub), np.array(integer, dtype=bool), A,
                 np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model)
+
+
+# any subset of the triangle rows is valid; past this many per part they cost more to build than they save
+MAX_TRIANGLES = 100_000
 
 
 def triangles(part: Part):

@@ -94,6 +94,12 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
     return spec
 
 
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: errors stay one line on the command line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _load_callable(ref: str) -> Callable:
     target, _, attr = ref.rpartition(":")
     if not target or not attr:
@@ -110,12 +116,12 @@ def _load_callable(ref: str) -> Callable:
             loader_spec.loader.exec_module(module)
         except Exception as exc:  # the user's file failed to import
             sys.modules.pop(mod_name, None)
-            raise InputError(f"spec {ref!r}: importing {target} failed: {type(exc).__name__}: {exc}") from None
+            raise InputError(f"spec {ref!r}: importing {target} failed: {_one_line(exc)}") from None
     else:
         try:
             module = importlib.import_module(target)
         except Exception as exc:
-            raise InputError(f"spec {ref!r}: cannot import module {target!r}: {type(exc).__name__}: {exc}") from None
+            raise InputError(f"spec {ref!r}: cannot import module {target!r}: {_one_line(exc)}") from None
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
         raise InputError(f"spec {ref!r}: {target} has no callable {attr!r}")
@@ -155,7 +161,7 @@ def load_spec(ref: str, **options) -> ModelSpec:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"spec {ref!r}: make() failed: {type(exc).__name__}: {exc}") from None
+        raise InputError(f"spec {ref!r}: make() failed: {_one_line(exc)}") from None
     return as_spec(obj, ref)
 
 

@@ -50,7 +50,8 @@ def make_from_directory(path, n_calib: int = 256, seq_len: int = 128, batch_size
         model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True,
                                                        attn_implementation="eager")
     except Exception as exc:
-        raise InputError(f"{path}: cannot load with transformers: {type(exc).__name__}: {exc}") from None
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise InputError(f"{path}: cannot load with transformers: {type(exc).__name__}: {first_line}") from None
     max_len = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None) \
         or tokenizer.model_max_length
     meta = {"model": str(path.resolve()), "library": f"transformers {transformers.__version__}",

@@ -193,8 +193,9 @@ def write_readme(rows, sizes, configs, families, args, issues, path: Path, elaps
              "Every configuration that proved an optimum on an instance reported the same objective."
              if not issues else "Disagreements (a bug):\n" + "\n".join(f"- {i}" for i in issues), ""]
     text += ["![time vs nodes](time_vs_nodes.png)", ""]
-    if args.notes:
-        text += [Path(args.notes).read_text()]
+    notes = HERE / "NOTES.md"  # observations written by hand after a run, kept apart from the generated tables
+    if notes.exists():
+        text += [notes.read_text()]
     path.write_text("\n".join(text))
 
 
@@ -207,7 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", help="comma-separated subset of: " + ", ".join(CONFIGS))
     ap.add_argument("--families", default="single,multi")
     ap.add_argument("--out", type=Path, default=HERE)
-    ap.add_argument("--notes", help="a markdown file appended to the README (observations)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rebuild README.md and the plot from results.json in --out without solving")
     args = ap.parse_args(argv)
     sizes = args.sizes or ([8, 12, 16, 20, 24] if args.quick else [8, 12, 16, 20, 24, 28])
     args.effective_limit = args.time_limit if args.time_limit is not None else (20.0 if args.quick else 60.0)
@@ -216,11 +218,20 @@ def main(argv=None) -> int:
         if c not in CONFIGS:
             ap.error(f"unknown configuration {c!r}")
     families = args.families.split(",")
-    t0 = time.perf_counter()
-    rows = run(sizes, args.k, args.effective_limit, configs, families)
-    elapsed = time.perf_counter() - t0
-    issues = check_agreement(rows)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        saved = json.loads((args.out / "results.json").read_text())
+        rows, elapsed = saved["rows"], saved.get("elapsed_s", 0.0)
+        sizes = sorted({r["nodes_per_type"] for r in rows})
+        configs = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
+        families = [f for f in ("single", "multi") if any(r["family"] == f for r in rows)]
+        args.effective_limit = rows[0]["time_limit_s"]
+        args.quick, args.sizes, args.time_limit, args.configs = saved["args"]
+    else:
+        t0 = time.perf_counter()
+        rows = run(sizes, args.k, args.effective_limit, configs, families)
+        elapsed = time.perf_counter() - t0
+    issues = check_agreement(rows)
     keys = ["family", "nodes_per_type", "nodes", "k", "config", "solver", "time_limit_s", "termination",
             "objective", "bound", "gap", "wall_s", "subsolves"]
     with open(args.out / "results.csv", "w", newline="") as f:
@@ -228,7 +239,9 @@ def main(argv=None) -> int:
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in keys})
-    (args.out / "results.json").write_text(json.dumps({"rows": rows, "agreement_issues": issues}, indent=1))
+    (args.out / "results.json").write_text(json.dumps(
+        {"rows": rows, "agreement_issues": issues, "elapsed_s": elapsed,
+         "args": [args.quick, args.sizes, args.time_limit, args.configs]}, indent=1))
     plot(rows, configs, families, args.effective_limit, args.out / "time_vs_nodes.png")
     write_readme(rows, sizes, configs, families, args, issues, args.out / "README.md", elapsed)
     for i in issues:

@@ -76,8 +76,8 @@ class OutputSampler:
         if not g.requires_grad:  # linear in the outputs: no curvature
             return None
 
-        def hvp(v: torch.Tensor) -> torch.Tensor:
-            (hv,) = torch.autograd.grad(g, zd, grad_outputs=v, retain_graph=True)
+        def hvp(v: torch.Tensor, batched: bool = False) -> torch.Tensor:
+            (hv,) = torch.autograd.grad(g, zd, grad_outputs=v, retain_graph=True, is_grads_batched=batched)
             return hv.detach()
         return hvp
 
@@ -117,11 +117,13 @@ class OutputSampler:
 
     @staticmethod
     def _blocks(hvp, z: torch.Tensor) -> torch.Tensor:
-        """Per-example ``C × C`` Hessian blocks, assuming the loss does not couple examples (checked by the caller)."""
+        """Per-example ``C × C`` Hessian blocks, assuming the loss does not couple examples (checked by the caller):
+        probing with the j-th unit vector of every example at once gives column j of every block."""
         s, c = z.shape
-        cols = []
-        for j in range(c):
-            e = torch.zeros_like(z)
-            e[:, j] = 1
-            cols.append(hvp(e))                                 # (S, C): column j of every example's block
-        return torch.stack(cols, dim=2)                         # (S, C, C)
+        probes = torch.zeros(c, s, c, dtype=z.dtype, device=z.device)
+        probes[torch.arange(c), :, torch.arange(c)] = 1
+        try:
+            cols = hvp(probes, batched=True)                   # (C, S, C), one vectorised backward
+        except RuntimeError:                                   # an op without a batching rule: one probe at a time
+            cols = torch.stack([hvp(p) for p in probes])
+        return cols.permute(1, 2, 0)                           # (S, C, C): [s, :, j] = column j

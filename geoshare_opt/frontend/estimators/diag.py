@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ...errors import InputError
-from ..hooks import LinearCovariances
+from ..hooks import LinearCovariances, ModuleReused
 from ..runtime import call_user, checked_loss, math_attention, rademacher, relative_spread, translated_errors
 from .common import Curvature, OutputSampler, PassContext
 
@@ -61,12 +61,21 @@ def curvature_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovari
     own_hooks = None
     if per_example:
         if hooks is None:
-            hooks = own_hooks = LinearCovariances(ctx.model, ctx.nodes, inputs=False, output_grads=False,
-                                                  per_example=True, why="the per-example diagonal").__enter__()
+            try:
+                own_hooks = LinearCovariances(ctx.model, ctx.nodes, inputs=False, output_grads=False,
+                                              per_example=True, why="the per-example diagonal")
+            except InputError:  # tied weights: the batch-level estimate still holds
+                return curvature_pass(ctx, method, step, None, per_example=False)
+            hooks = own_hooks.__enter__()
         else:
             hooks.per_example = True
     try:
         return _run_pass(ctx, method, step, hooks, per_example, spec, params, names)
+    except ModuleReused:
+        if own_hooks is None:
+            raise
+        own_hooks.remove()  # a layer reused in one forward: fall back to batch-level squares
+        return curvature_pass(ctx, method, step, None, per_example=False)
     finally:
         if own_hooks is not None:
             own_hooks.remove()

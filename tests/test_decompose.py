@@ -252,12 +252,11 @@ def test_nonuniform_params_under_a_cap_fall_back_to_one_model():
         assert r.termination == "optimal" and r.objective == pytest.approx(brute_force(inst)[0])
 
 
-def test_type_curve_matches_bruteforce_and_is_monotone():
-    from geoshare_opt.solvers.cpsat import model_solver
+@pytest.mark.parametrize("solver", ["cpsat", "highs"])
+def test_type_curve_matches_bruteforce_and_is_monotone(solver):
     inst = dense_signed(7, 3, 7)
     block = inst.block("t0")
-    options = SolveOptions()
-    curve = type_curve(block, [1, 2, 3, 4, 5], model_solver(options, SolveContext(inst, options)))
+    curve = type_curve(block, [1, 2, 3, 4, 5], solver)
     values = [pt["objective"] for pt in curve]
     assert [pt["k"] for pt in curve] == [1, 2, 3, 4, 5]
     assert all(pt["optimal"] for pt in curve)
@@ -318,3 +317,23 @@ def test_ctrl_c_returns_the_incumbent(solver):
     term, status, seconds = out.stdout.split()
     assert (term, status) == ("interrupted", "feasible"), out.stderr[-2000:]
     assert float(seconds) < 20
+
+
+@pytest.mark.parametrize("solver", ["cpsat", "highs"])
+def test_tiny_time_limit_without_warm_start_is_well_formed(solver):
+    """No greedy, a few milliseconds: the solver may stop before any solution; the result must still be
+    consistent (time_limit, and no assignment when status is none)."""
+    inst = dense_signed(40, 2, 6)
+    r = solve(inst, solver, time_limit=0.01, native={"hint": False})
+    assert r.termination == "time_limit"
+    if r.status == "none":
+        assert r.assignment is None and r.objective is None and r.gap is None
+    assert check_result(inst, r) == []
+
+
+def test_infeasible_warm_start_is_ignored():
+    inst = dense_signed(8, 4, 3)
+    too_many = list(range(8))  # 8 classes under a budget of 3
+    for solver in ("cpsat", "highs"):
+        r = solve(inst, solver, warm_start=too_many)
+        assert r.termination == "optimal" and r.objective == pytest.approx(brute_force(inst)[0])

@@ -59,3 +59,14 @@ def test_every_dimacs_file_converts_with_the_csv_counts(refs):
             continue
         inst = read_dimacs(DATA / r.file)
         assert (len(inst.nodes), len(inst.edges)) == (r.n, r.m), r.instance
+
+
+def test_gset_g43_cut_close_to_best_known():
+    """A fixed move budget (no timing noise): anneal's cut on G43 within 0.5% of the best published cut."""
+    from geoshare_opt.convert import read_gset
+    from geoshare_opt.reference import references as refs_of
+    ref = refs_of(DATA)["G43"]
+    inst = read_gset(DATA / ref.file)
+    res = solve(inst, "anneal", seed=0, native={"sweeps": 3000})
+    cut = ref.total_weight - res.objective
+    assert cut <= ref.best_cut and cut >= 0.995 * ref.best_cut

@@ -42,6 +42,10 @@ def make_spec(loss_kind="mse", n=16, repeats=1, seed=0, model=None, perturb=0.0)
     if loss_kind == "ce":
         y = torch.randint(0, model.out.out_features, (n,), generator=g)
         output_loss = lambda z, b: nn.functional.cross_entropy(z, b[1])
+    elif loss_kind == "metric":  # per-example blocks that are neither diagonal nor softmax: (z−y)ᵀ M (z−y)
+        y = torch.randn(n, model.out.out_features, generator=g, dtype=torch.float64)
+        L = torch.randn(model.out.out_features, model.out.out_features, generator=g, dtype=torch.float64)
+        output_loss = lambda z, b: (((z - b[1]) @ (L @ L.T)) * (z - b[1])).sum(-1).mean()
     elif loss_kind == "coupled":  # couples the outputs inside an example: neither diagonal nor 2-D blocks
         y = torch.randn(n, 2, generator=g, dtype=torch.float64)
         output_loss = lambda z, b: (z.sum(-1) - b[1]).pow(2).mean()
@@ -113,7 +117,7 @@ def flat(curv_dict, nodes):
 
 
 @pytest.mark.parametrize("kind, expected, per_example, repeats", [
-    ("mse", "diagonal", True, 60), ("mse", "diagonal", False, 400), ("seq", "diagonal", True, 60), ("ce", "per-example blocks", True, 60),
+    ("mse", "diagonal", True, 60), ("mse", "diagonal", False, 400), ("seq", "diagonal", True, 60), ("ce", "softmax", True, 60), ("metric", "per-example blocks", True, 60),
     ("coupled", "two-backward", None, 400)])
 def test_monte_carlo_ggn_diagonal_converges(kind, expected, per_example, repeats):
     spec = make_spec(kind, repeats=repeats)

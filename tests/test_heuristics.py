@@ -168,3 +168,12 @@ def test_auto_skips_the_proof_on_big_instances_and_honours_the_limit():
     assert time.perf_counter() - t0 < 1.6
     assert [s["solver"] for s in res.stats["stages"]] == ["dsatur", "anneal"]
     assert res.feasible and res.bound is None
+
+
+def test_anneal_repairs_a_warm_start_over_the_parameter_cap():
+    nodes = [{"id": str(i), "type": "v", "params": 10} for i in range(6)]
+    edges = [(str(i), str(j), 1.0) for i in range(6) for j in range(i + 1, 6)]
+    inst = Instance.build(nodes, edges, 6, max_params=30)
+    res = solve(inst, "anneal", seed=0, warm_start=list(range(6)))  # 6 classes store 60 > 30
+    assert res.feasible and res.n_classes <= 3
+    assert res.objective == pytest.approx(brute_force(inst)[0])

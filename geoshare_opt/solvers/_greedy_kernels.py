@@ -150,7 +150,8 @@ def dsatur(type_of, n_types, indptr, nbr, wt, hptr, hnbr, params, tiebreak,
                     new_top = max(top_p[t], newmax)
                     res = reserve_p - max(maxp_t[t] - top_p[t], 0) + max(maxp_t[t] - new_top, 0)
                     ok_p = stored + dp + res <= max_params
-                if ok_p and (best_g < 0 or c < best_c - 1e-12 or (abs(c - best_c) <= 1e-12 and dp < best_dp)):
+                if ok_p and (best_g < 0 or c < best_c - 1e-12 or (abs(c - best_c) <= 1e-12 and (
+                        dp < best_dp or (dp == best_dp and g < best_g)))):  # ties: the oldest class, as DSatur
                     best_g = g
                     best_c = c
                     best_dp = dp

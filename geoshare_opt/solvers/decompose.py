@@ -520,12 +520,27 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
     return Outcome(term, labels, bound if np.isfinite(bound) else None, "", stats)
 
 
-def type_curve(block: TypeBlock | Part, ks: Sequence[int], solve_model: SolveModel, *,
-               time_limit: float | None = None, symmetry: bool = True, triangles: bool = True) -> list[dict]:
+EXACT_MODEL_SOLVERS = {"cpsat": "geoshare_opt.solvers.cpsat", "highs": "geoshare_opt.solvers.highs",
+                       "pulp": "geoshare_opt.solvers.pulp_milp"}
+
+
+def type_curve(block: TypeBlock | Part, ks: Sequence[int], solver: "str | SolveModel" = "cpsat", *,
+               time_limit: float | None = None, symmetry: bool = True, triangles: bool = True,
+               seed: int = 0, threads: int = 1, native: dict | None = None) -> list[dict]:
     """``f_t(k)`` for the given ``k`` of one type: one dict per k with ``k``, ``objective`` (best found, None if
     none), ``bound`` and ``optimal``/``infeasible`` flags, and the local ``labels``. ``time_limit`` is per point.
-    This is the compression-vs-damage trade-off curve of one type (for ``sweep``)."""
+    ``solver`` is an exact backend name (cpsat, highs, pulp) or a ``SolveModel``. This is the
+    compression-vs-damage trade-off curve of one type (for ``sweep``)."""
     part = block if isinstance(block, Part) else part_from_block(block)
+    if isinstance(solver, str):
+        import importlib
+        if solver not in EXACT_MODEL_SOLVERS:
+            from ..errors import InputError
+            raise InputError(f"type_curve needs an exact solver ({', '.join(EXACT_MODEL_SOLVERS)}), got {solver!r}")
+        options = SolveOptions(seed=seed, threads=threads, native=dict(native or {}))
+        dummy = Instance.build([{"id": "n", "type": part.type}], [], 1)
+        solver = importlib.import_module(EXACT_MODEL_SOLVERS[solver]).model_solver(options, SolveContext(dummy, options))
+    solve_model = solver
     top = max(ks) if ks else 1
     cv = Curve(part.with_cap(max(top, 1)))
     out = []

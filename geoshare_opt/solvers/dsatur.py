@@ -30,7 +30,13 @@ def greedy_labels(instance: Instance, seed: int = 0) -> np.ndarray | None:
     return labels if ok else None
 
 
-def _run(instance: Instance, seed: int = 0):
+def unbounded_labels(instance: Instance, seed: int = 0) -> np.ndarray:
+    """Plain DSatur on the hard edges with no budget (soft weights ignored): always a proper colouring, the
+    start the annealing backend repairs with TabuCol when the budgeted greedy fails."""
+    return _run(instance, seed, unbounded=True)[0]
+
+
+def _run(instance: Instance, seed: int = 0, unbounded: bool = False):
     from ._csr import adjacency
     from ._greedy_kernels import dsatur
 
@@ -51,8 +57,12 @@ def _run(instance: Instance, seed: int = 0):
         need = np.zeros(adj.n_types, dtype=np.int64)
         for t in range(adj.n_types):
             need[t] = len(np.unique(hlab[adj.type_of == t]))
+        if unbounded:
+            return hlab, True, {}
         need = np.maximum(np.minimum(need, cap), 1)
     else:
+        if unbounded:
+            return adj.type_of.copy(), True, {}
         need = ones
     lab, ok = dsatur(adj.type_of, adj.n_types, adj.indptr, adj.nbr, adj.wt, adj.hptr, adj.hnbr, adj.params,
                      tiebreak, cap, need, int(b.max_classes), max_params, True)
@@ -69,6 +79,10 @@ class DsaturBackend(Backend):
     distributions = ("numba",)
 
     def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
+        unknown = set(options.native) - {"seed_order"}
+        if unknown:  # a misspelt option must not be silently ignored (conformance suite)
+            from ..errors import InputError
+            raise InputError(f"dsatur: unknown native option {sorted(unknown)[0]!r} (known: seed_order)")
         seed = int(options.native.get("seed_order", 0))
         labels, ok, stats = _run(instance, seed)
         if not ok:

@@ -5,12 +5,15 @@ Gauss-Newton / Fisher curvature at the model outputs ``z``: ``GGN = Jᵀ H_z J``
 ``output_loss`` in ``z``. For a random ``r`` with ``E[r rᵀ] = H_z``, ``E[(Jᵀr)²] = diag(GGN)``: one backward per batch.
 ``r`` is built from ``H_z`` probed in output space (cheap: no network pass):
 - diagonal ``H_z`` (MSE, masked MSE): ``r = sqrt(diag H_z) ⊙ ε``, ε Rademacher;
+- softmax cross-entropy over the last dimension (checked on two probes): labels drawn from the model's own softmax,
+  ``r = √c (p − onehot(y))``, for any number of classes;
 - per-example blocks of width ≤ 512 (cross-entropy over classes, a loss on pooled embeddings): each example's block
   is read with one probe per output unit, then ``r = V Λ^½ ε``;
 - anything else: ``E[(Jᵀε) ⊙ (Jᵀ H_z ε)] = diag(GGN)``, unbiased but two backward passes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -90,16 +93,25 @@ class OutputSampler:
         if hvp is None:
             self.kind = self.kind or "zero"
             return torch.zeros_like(zf), None
-        if self.kind in (None, "diagonal"):
+        if self.kind in (None, "diagonal", "softmax"):
             e1 = eps()
-            d = hvp(e1) * e1
+            h1 = hvp(e1)
             if self.kind == "diagonal":
-                return d.clamp_min(0).sqrt() * eps(), None
+                return (h1 * e1).clamp_min(0).sqrt() * eps(), None
+            if self.kind == "softmax":
+                return self._softmax_sample(zf, self._softmax_scale(zf, e1, h1)), None
+            d = h1 * e1
             e2 = eps()
+            h2 = hvp(e2)
             scale = d.abs().max().clamp_min(torch.finfo(d.dtype).tiny)
-            if torch.allclose(hvp(e2), d * e2, rtol=1e-4, atol=1e-5 * float(scale)):
+            if torch.allclose(h2, d * e2, rtol=1e-4, atol=1e-5 * float(scale)):
                 self.kind = "diagonal"
                 return d.clamp_min(0).sqrt() * eps(), None
+            c = self._softmax_scale(zf, e1, h1)
+            if c > 0 and torch.allclose(h2, (c * self._softmax_times(zf, e2)).to(h2.dtype), rtol=1e-3,
+                                        atol=1e-5 * float(h2.abs().max())):
+                self.kind = "softmax"
+                return self._softmax_sample(zf, c), None
         if self.kind in (None, "per-example blocks") and zf.dim() == 2 and zf.shape[1] <= MAX_BLOCK:
             blocks = self._blocks(hvp, zf)
             if self.kind is None:
@@ -114,6 +126,26 @@ class OutputSampler:
         self.kind = "two-backward"
         e = eps()
         return e, hvp(e)
+
+    @staticmethod
+    def _softmax_times(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``(diag(p) − p pᵀ) v`` over the last dimension, p = softmax(z): the Hessian of cross-entropy."""
+        p = torch.softmax(z.double(), dim=-1)
+        v = v.double()
+        return p * v - p * (p * v).sum(-1, keepdim=True)
+
+    def _softmax_scale(self, z: torch.Tensor, e: torch.Tensor, he: torch.Tensor) -> float:
+        """The loss's factor on the softmax Hessian (1/examples for a mean), fitted on one probe."""
+        u = self._softmax_times(z, e)
+        return float((he.double() * u).sum() / (u * u).sum().clamp_min(1e-300))
+
+    def _softmax_sample(self, z: torch.Tensor, c: float) -> torch.Tensor:
+        """``√c (p − onehot(y))`` with labels y drawn from the model's own softmax: ``E[r rᵀ] = c (diag p − p pᵀ)``."""
+        p = torch.softmax(z.double(), dim=-1).reshape(-1, z.shape[-1])
+        y = torch.multinomial(p, 1, generator=self.generator).squeeze(1)
+        r = p.clone()
+        r[torch.arange(len(y), device=r.device), y] -= 1
+        return (math.sqrt(max(c, 0.0)) * r).reshape(z.shape).to(z.dtype)
 
     @staticmethod
     def _blocks(hvp, z: torch.Tensor) -> torch.Tensor:

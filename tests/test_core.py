@@ -16,7 +16,6 @@ from geoshare_opt.solvers import Registry
 from geoshare_opt.solvers.base import Backend, Outcome
 
 from conformance import brute_force_solve
-from conftest import tiny
 
 
 def base_dict(**over):

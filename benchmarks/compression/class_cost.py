@@ -6,7 +6,7 @@ diagonal quadratic model's *true* class cost (every class merged to its curvatur
     python benchmarks/compression/class_cost.py                       # re-runs analyze (tie, diag) like run.py
     python benchmarks/compression/class_cost.py --instance I.json     # reuse an instance + sidecar from analyze
 
-Writes class_cost.csv and prints a table with the Spearman correlation of each predictor with the metric.
+Writes class_cost.csv and class_cost.md and prints a table with the Spearman correlation of each predictor with the metric.
 """
 from __future__ import annotations
 
@@ -70,17 +70,19 @@ def main(argv=None) -> int:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"| ratio | colouring | {key} | graph objective | true class cost |")
-    print("|---|---|---|---|---|")
+    lines = [f"| ratio | colouring | {key} | graph objective | true class cost |", "|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {int(100 * r['ratio'])} % | {r['colouring']} | {r[key]:.4f} | {r['graph_objective']:.4f} | "
-              f"{r['true_class_cost']:.4f} |")
-    print()
+        lines.append(f"| {int(100 * r['ratio'])} % | {r['colouring']} | {r[key]:.4f} | {r['graph_objective']:.4f} | "
+                     f"{r['true_class_cost']:.4f} |")
+    lines.append("")
     for ratio in dict.fromkeys(r["ratio"] for r in rows):
         sel = [r for r in rows if r["ratio"] == ratio]
         a = spearmanr([r["graph_objective"] for r in sel], [r[key] for r in sel]).correlation
         b = spearmanr([r["true_class_cost"] for r in sel], [r[key] for r in sel]).correlation
-        print(f"ratio {ratio}: Spearman with {key}: graph objective {a:+.2f}, true class cost {b:+.2f}")
+        lines.append(f"ratio {ratio}: Spearman with {key}: graph objective {a:+.2f}, true class cost {b:+.2f}")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).with_suffix(".md").write_text(text)
+    print(text, end="")
     return 0
 
 

@@ -16,8 +16,11 @@ KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
 
 
 def _ratio(ctx, param, value):
+    """One line and exit 2 (the group's InputError boundary), like every other bad input."""
     if value is not None and not 0.0 < value < 1.0:
-        raise click.BadParameter(f"must lie strictly between 0 and 1, got {value}")
+        from ..errors import InputError
+        raise InputError(f"--ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), "
+                         f"got {value}")
     return value
 
 
@@ -99,7 +102,8 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         except ValueError:
             raise InputError(f"--rank must be a positive integer or 'full', got {rank!r}") from None
     curvature = _curvature_or_none(inst, inst_path, mode)
-    model = load_spec(spec).model
+    from ..pipeline import PIPELINE_SPEC_DEFAULTS
+    model = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {})).model
     compressed, report = apply(model, inst, res, mode, curvature, ratio=ratio, rank=rank, side=side, spec=spec)
     payload = {"spec": spec, "instance_sha256": inst.sha256, **report.to_dict()}
     if outdir:

@@ -168,7 +168,8 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
 
     def configure(solver, time_limit: float | None) -> None:
         prm = solver.parameters
-        prm.num_workers = options.threads
+        if "num_search_workers" not in native:  # CP-SAT rejects both set; the older name must keep working
+            prm.num_workers = options.threads
         prm.catch_sigint_signal = False  # Ctrl-C is handled by run_interruptible (CP-SAT's own handler hides it)
         prm.random_seed = options.seed
         prm.log_search_progress = options.verbose > 1

@@ -30,6 +30,7 @@ class LinearCovariances:
         self.outputs: dict[str, torch.Tensor] = {}
         self.batch_trace = 0.0
         self.batch_n = 1.0           # examples in the current batch (weight of its gradient)
+        self.want_grad = False
         self.handles: list = []
         self.G: dict[str, torch.Tensor] = {}
         self.B: dict[str, torch.Tensor] = {}
@@ -111,13 +112,14 @@ class LinearCovariances:
             for lo in range(0, n, step):
                 per = torch.einsum("bto,bti->boi", g3[lo:lo + step], x3[lo:lo + step]).square_().sum(0)
                 sq = per if sq is None else sq.add_(per)
-        batch_grad = g3.reshape(-1, g3.shape[-1]).T @ x3.reshape(-1, x3.shape[-1])
         self.batch_trace += float(sq.sum()) * self.weight / self.batch_n
         sq = sq * self.weight
         acc = self.D.get(name)
         self.D[name] = sq if acc is None else acc.add_(sq)
-        acc = self.grad.get(name)
-        self.grad[name] = batch_grad * self.batch_n if acc is None else acc.add_(batch_grad, alpha=self.batch_n)
+        if self.want_grad:  # the batch gradient (first-order term), only where the method has one
+            batch_grad = g3.reshape(-1, g3.shape[-1]).T @ x3.reshape(-1, x3.shape[-1])
+            acc = self.grad.get(name)
+            self.grad[name] = batch_grad * self.batch_n if acc is None else acc.add_(batch_grad, alpha=self.batch_n)
 
     def new_batch(self) -> None:
         self.calls.clear()

@@ -43,6 +43,7 @@ from .base import Backend, Outcome, SolveContext
 DEFAULT_MOVES = 3e7          # move attempts without a time limit (about a second compiled)
 MAX_DEFAULT_SWEEPS = 3000
 MIN_DEFAULT_SWEEPS = 200
+CHUNK_S = 0.05            # seconds per compiled call in a time-driven round (time-check granularity)
 STALE_ROUNDS = 3          # with a time limit: stop after this many rounds without improvement
 _NATIVE = {"sweeps", "rounds", "reheat", "t_start", "t_end", "init", "tabu_iters", "classes_per_type", "kick"}
 
@@ -308,7 +309,28 @@ class AnnealBackend(Backend):
             ts = t_start if r == 0 or (timed and r == 1) else t_start * reheat
             done, chunk = 0, max(1, int(2e6 / nm))
             t0 = time.monotonic()
-            while done < length:
+            if timed and r > 0 and length < 100 * total_sweeps:
+                # the round fills the time left: its temperature follows the elapsed fraction of that time, so
+                # the schedule always ends cold at the deadline even when the machine's speed changes (a
+                # sweep-count plan from a speed measured under load was cut off mid-schedule: G62 0.984)
+                span = max(1e-3, (deadline - t0) * 0.97)
+                frac = 0.0
+                while frac < 1.0:
+                    m = max(1, int(rate * CHUNK_S)) if rate else 1
+                    now = time.monotonic()
+                    f_next = min(1.0, (now - t0 + m / rate) / span) if rate else frac
+                    ta = ts * (t_end / ts) ** frac
+                    tb = ts * (t_end / ts) ** max(frac, f_next)
+                    K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
+                    done += m
+                    after = time.monotonic()
+                    if after > now:
+                        rate = 0.7 * rate + 0.3 * m / (after - now) if rate else m / (after - now)
+                    frac = min(1.0, (after - t0) / span)
+                    if after >= deadline:
+                        stopped = True
+                        break
+            while done < length and not (timed and r > 0 and length < 100 * total_sweeps):
                 m = min(chunk, length - done)
                 ta = ts * (t_end / ts) ** (done / length)
                 tb = ts * (t_end / ts) ** ((done + m) / length)

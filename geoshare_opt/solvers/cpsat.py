@@ -12,7 +12,7 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, first_appearance, solve_exact, solver_native
-from .interrupt import run_interruptible
+from .interrupt import STOP_GRACE_S, run_interruptible
 from .milp import MAX_TRIANGLES, triangles
 
 
@@ -197,7 +197,10 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         if options.verbose > 1:
             solver.log_callback = ctx.log
         outcome = []
-        interrupted = run_interruptible(lambda: outcome.append(solver.solve(built.m)), solver.stop_search)
+        interrupted = run_interruptible(lambda: outcome.append(solver.solve(built.m)), solver.stop_search,
+                                        grace=STOP_GRACE_S)
+        if not outcome:  # the stop did not land within the grace period: leave the solver to its time limit
+            return ModelAnswer("unknown", None, -INF, {}, True)
         status = outcome[0]
         stats = {"cpsat_status": solver.status_name(status), "branches": int(solver.num_branches)}
         if interrupted:  # whatever status CP-SAT gives after a stop, nothing was proven

@@ -10,7 +10,7 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
-from .interrupt import run_interruptible
+from .interrupt import STOP_GRACE_S, run_interruptible
 
 
 class HighsBackend(Backend):
@@ -58,8 +58,11 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
                 sol.value_valid = True
                 h.setSolution(sol)
         h.HandleUserInterrupt = True  # lets cancelSolve stop a running solve
+        finished = []
         with stdout_to_stderr():  # the log (verbose only) belongs on stderr
-            interrupted = run_interruptible(h.run, h.cancelSolve)
+            interrupted = run_interruptible(lambda: finished.append(h.run()), h.cancelSolve, grace=STOP_GRACE_S)
+        if not finished:  # HiGHS did not react in time (e.g. inside presolve): leave it to its time limit
+            return ModelAnswer("unknown", None, -INF, {}, True)
         status = h.getModelStatus()
         info = h.getInfo()
         M = highspy.HighsModelStatus

@@ -7,13 +7,23 @@ caller, which then reports ``interrupted`` with the incumbent instead of trustin
 """
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from typing import Callable
 
 
-def run_interruptible(target: Callable[[], object], stop: Callable[[], object]) -> bool:
+#: seconds to wait for a solver to honour a stop request before returning without it (a daemon thread then lets
+#: the solver run out its own time limit; a CLI process exits at once)
+STOP_GRACE_S = 1.5
+
+
+def run_interruptible(target: Callable[[], object], stop: Callable[[], object], grace: float | None = None) -> bool:
     """Run ``target()``; on Ctrl-C call ``stop()`` and wait for ``target`` to return. Returns True if interrupted.
-    Exceptions raised by ``target`` propagate. Off the main thread (no Ctrl-C there) it simply calls ``target``."""
+    With ``grace``, give up waiting that many seconds after the Ctrl-C (for solvers that cannot be stopped: the
+    worker thread is a daemon and finishes on its own). Exceptions raised by ``target`` propagate (unless given
+    up on). Off the main thread (no Ctrl-C there) it simply calls ``target``."""
     if threading.current_thread() is not threading.main_thread():
         target()
         return False
@@ -29,15 +39,50 @@ def run_interruptible(target: Callable[[], object], stop: Callable[[], object]) 
             done.set()
 
     threading.Thread(target=work, name="geoshare-solve", daemon=True).start()
-    interrupted = False
+    interrupted_at = None
     # wait on an Event, not Thread.join: a KeyboardInterrupt inside join can mark a live thread as finished
     # (CPython < 3.13), and the solver would then be abandoned mid-run
     while not done.is_set():
         try:
             done.wait(0.1)
         except KeyboardInterrupt:
-            interrupted = True
+            interrupted_at = time.monotonic()
             stop()
+        if interrupted_at is not None and grace is not None and time.monotonic() - interrupted_at > grace:
+            return True
+    if interrupted_at is not None:
+        return True  # a solver killed by the stop may fail on its way out: the interrupt is the news
     if failure:
         raise failure[0]
-    return interrupted
+    return False
+
+
+def child_processes() -> set[int]:
+    """Process ids whose parent is this process (Linux /proc; empty elsewhere)."""
+    me = os.getpid()
+    out = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # the name may contain spaces: parse after its ")"
+        if len(fields) > 1 and fields[1] == str(me):
+            out.add(int(entry))
+    return out
+
+
+def terminate_new_children(before: set[int]) -> None:
+    """Stop the solver subprocesses started since ``before`` was taken (e.g. the CBC that PuLP launched)."""
+    for pid in child_processes() - before:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass

@@ -18,7 +18,7 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
-from .interrupt import run_interruptible
+from .interrupt import STOP_GRACE_S, child_processes, run_interruptible, terminate_new_children
 
 
 class PulpBackend(Backend):
@@ -133,9 +133,11 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
             except pulp.PulpSolverError as exc:  # e.g. CBC killed by the same Ctrl-C
                 failed.append(exc)
 
+        before = child_processes()
         with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
-            # Ctrl-C reaches CBC directly (same process group); PuLP has no portable stop, so stop() is a no-op
-            interrupted = run_interruptible(run, lambda: None)
+            # PuLP has no stop call: a Ctrl-C terminates the solver process it started (CBC); an in-process solver
+            # (pulp.HiGHS) is given up on after STOP_GRACE_S and finishes alone at its time limit
+            interrupted = run_interruptible(run, lambda: terminate_new_children(before), grace=STOP_GRACE_S)
         if interrupted:
             return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name}, True)
         if failed:

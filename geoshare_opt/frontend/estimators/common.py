@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ...errors import InputError
 from ..discovery import NodeInfo
 from ..runtime import Calibration, rademacher
 
@@ -69,12 +70,16 @@ class OutputSampler:
         self.output_loss = output_loss
         self.generator = generator
         self.kind: str | None = None
+        self.last_loss: torch.Tensor | None = None   # the output loss of the last sampled batch
 
     def _hvp_fn(self, z: torch.Tensor, batch: Any):
         from ..runtime import call_user
         zd = z.detach().requires_grad_(True)
         with torch.enable_grad():
             loss = call_user(self.output_loss, zd, batch, what="output_loss")
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise InputError("spec output_loss must return a scalar tensor")
+            self.last_loss = loss.detach()
             (g,) = torch.autograd.grad(loss, zd, create_graph=True)
         if not g.requires_grad:  # linear in the outputs: no curvature
             return None

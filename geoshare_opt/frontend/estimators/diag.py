@@ -69,6 +69,7 @@ def curvature_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovari
             hooks = own_hooks.__enter__()
         else:
             hooks.per_example = True
+        hooks.want_grad = method == "empirical"
     try:
         return _run_pass(ctx, method, step, hooks, per_example, spec, params, names)
     except ModuleReused:
@@ -102,8 +103,12 @@ def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Cur
                 z = call_user(spec.outputs, ctx.model, batch, what="outputs")
                 if not isinstance(z, torch.Tensor):
                     raise InputError(f"spec outputs must return a tensor, got {type(z).__name__}")
-                checked_loss(call_user(spec.output_loss, z, batch, what="output_loss"), i)
+                if not z.requires_grad:
+                    raise InputError("spec outputs do not depend on the model's parameters (no gradient); did it run "
+                                     "under torch.no_grad() or detach?")
                 r, hr = sampler.sample(z, batch)
+                if not bool(torch.isfinite(sampler.last_loss)):
+                    raise InputError(f"the loss is not finite ({float(sampler.last_loss)}) on calibration batch {i}")
                 if hooks is not None:
                     hooks.weight = float(n)
                 if hr is None and per_example:

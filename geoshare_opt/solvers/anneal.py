@@ -4,24 +4,29 @@ Plan of one run:
 1. classes per type are fixed up front (``allocate_classes``): at least what the warm start / greedy uses, then the
    rest of the global budget goes one class at a time to the type with the largest expected saving
    (soft positive weight + hard edges) / (k (k + 1)), within the per-type caps;
-2. start from the warm start, else the budgeted DSatur, else a random assignment; if hard edges conflict, TabuCol
-   (Hertz & de Werra) drives the conflict count to zero (no feasible state → status none);
+2. start from the warm start, else the budgeted DSatur, else an unbudgeted DSatur colouring with the classes
+   beyond the budget folded in at random; if hard edges conflict, TabuCol (Hertz & de Werra) drives the conflict
+   count to zero (no feasible state → status none);
 3. annealing rounds inside the feasible region (moves into a class with a hard neighbour or over ``max_params``
    are rejected), each a geometric schedule calibrated from the gain distribution of the start state, ended by a
-   best-improvement descent; later rounds restart from the best state after a random kick, and rounds grow so the
-   last one ends at the deadline. The best state of each round is offered to the context (feasible only).
+   best-improvement descent; later rounds restart from the best state after a random kick. Without a time limit
+   the move budget is split into ``rounds`` doubling rounds; with one, a short round measures the speed and one long
+   round fills the time (its temperature follows the elapsed fraction of the time, so it always ends cold), then
+   more rounds while they improve. The best state of each round is offered to the context (feasible only).
 
-Why numba (measured on this machine, G22: 2000 nodes, 19990 edges, K = 2, one core): the compiled Metropolis
-sweep makes about 6e7 move attempts per second; a vectorised numpy version (a sweep as a chromatic batch of
-independent moves) reached about 3e6 attempts per second and needs a graph colouring of the conflict graph to be
-exact, and a pure-Python loop about 1e6. The Gset target (0.998 of the best cut in 10 s) needs ~1e8 moves.
+Why numba (measured with ``python benchmarks/solvers/gset/kernel_speed.py --graph G22``: 2000 nodes, 19990 edges,
+K = 2, T = 1 from a random state, CPU time): the compiled Metropolis sweep makes 8.5e7 move attempts per second,
+the same sweep as a Python loop 2.6e5, and a Python loop with one vectorised numpy table update per accepted move
+5.4e5 (a sweep cannot be vectorised whole without moving neighbours simultaneously, which is not the Metropolis
+chain). The Gset target (0.998 of the best cut in 10 s) needs ~1e8-1e9 attempts: only the compiled loop gets there.
 Kernels are cached on disk (``cache=True``): the first call in a fresh environment compiles for a few seconds.
 
 Reproducibility: the same seed and the same move budget give the same labels. Without a time limit the budget is
 the default move count (below) or ``native["sweeps"]``; with a time limit the round lengths adapt to the measured
 speed, so results can differ between runs.
 
-Native options: ``sweeps`` (total sweeps over the movable nodes), ``rounds`` (annealing rounds, default 4),
+Native options: ``sweeps`` (total sweeps over the movable nodes), ``rounds`` (annealing rounds, default 1),
+``reheat`` (start temperature of later rounds relative to the first, default 0.5),
 ``t_start`` / ``t_end`` (temperatures; default calibrated), ``init`` ("greedy" | "random"), ``tabu_iters``
 (TabuCol iteration budget), ``classes_per_type`` ({type: k} overriding the allocation), ``kick`` (fraction of
 movable nodes moved at random between rounds, default 0.05).
@@ -283,9 +288,9 @@ class AnnealBackend(Backend):
         stale = 0              # rounds since the last improvement
         r = 0
         while True:
-            # round r anneals for first * 2^r sweeps (restarts that double); with a deadline the rounds go on
-            # until the time is spent, the last one shortened so that its whole schedule fits
+            # round r anneals for first * 2^r sweeps (restarts that double)
             length = first * 2 ** r
+            fill = False  # a time-driven round that fills the time left
             if timed:
                 # with a deadline: a short first round measures the speed, then one long round fills the time
                 # (one long schedule beat restarts on G62: 0.9953 vs 0.9937 mean ratio, same sweeps), capped at
@@ -297,8 +302,9 @@ class AnnealBackend(Backend):
                     break
                 if r == 0:
                     length = max(1, total_sweeps // 8)
-                elif rate is not None:
-                    length = max(1, min(int(rate * tl * 0.95), 100 * total_sweeps))
+                else:
+                    fill = True
+                    length = 100 * total_sweeps
             elif r >= rounds:
                 break
             if r > 0:
@@ -309,16 +315,18 @@ class AnnealBackend(Backend):
             ts = t_start if r == 0 or (timed and r == 1) else t_start * reheat
             done, chunk = 0, max(1, int(2e6 / nm))
             t0 = time.monotonic()
-            if timed and r > 0 and length < 100 * total_sweeps:
-                # the round fills the time left: its temperature follows the elapsed fraction of that time, so
-                # the schedule always ends cold at the deadline even when the machine's speed changes (a
-                # sweep-count plan from a speed measured under load was cut off mid-schedule: G62 0.984)
+            if fill:
+                # the round fills the time left, or ``length`` sweeps if that comes first (small instances): its
+                # temperature follows the larger of the two fractions done, so the schedule always ends cold even
+                # when the machine's speed changes (a sweep-count plan from a speed measured under load was cut
+                # off mid-schedule by the deadline: G62 0.984)
                 span = max(1e-3, (deadline - t0) * 0.97)
                 frac = 0.0
                 while frac < 1.0:
                     m = max(1, int(rate * CHUNK_S)) if rate else 1
                     now = time.monotonic()
-                    f_next = min(1.0, (now - t0 + m / rate) / span) if rate else frac
+                    f_next = max((now - t0 + m / rate) / span if rate else frac, (done + m) / length)
+                    f_next = min(1.0, f_next)
                     ta = ts * (t_end / ts) ** frac
                     tb = ts * (t_end / ts) ** max(frac, f_next)
                     K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
@@ -326,11 +334,11 @@ class AnnealBackend(Backend):
                     after = time.monotonic()
                     if after > now:
                         rate = 0.7 * rate + 0.3 * m / (after - now) if rate else m / (after - now)
-                    frac = min(1.0, (after - t0) / span)
+                    frac = min(1.0, max((after - t0) / span, done / length))
                     if after >= deadline:
                         stopped = True
                         break
-            while done < length and not (timed and r > 0 and length < 100 * total_sweeps):
+            while done < length and not fill:
                 m = min(chunk, length - done)
                 ta = ts * (t_end / ts) ** (done / length)
                 tb = ts * (t_end / ts) ** ((done + m) / length)

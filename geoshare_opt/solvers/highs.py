@@ -75,7 +75,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         labels = None
         if info.primal_solution_status == 2:  # kSolutionStatusFeasible
             labels = milp.labels(np.asarray(h.getSolution().col_value))
-        bound = float(info.mip_dual_bound)
+        bound = float(info.mip_dual_bound) / milp.scale
         if not math.isfinite(bound):
             bound = -INF
         if status == M.kOptimal and labels is not None:

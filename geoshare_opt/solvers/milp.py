@@ -13,6 +13,7 @@ Variables per part t (type t, ``C_t = cap`` class slots, local nodes i):
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from itertools import islice
@@ -44,6 +45,7 @@ class Milp:
     z_cols: list[np.ndarray | None]           # per part: column of z per slot, or None
     s_cols: list[np.ndarray | None]           # per part: column of s per slot, or None
     model: Model = field(repr=False, default=None)
+    scale: float = 1.0                        # cost = scale * w (see build's ``normalise``)
 
     @property
     def n_cols(self) -> int:
@@ -104,8 +106,19 @@ class _Rows:
         self.names.append(name)
 
 
-def build(model: Model) -> Milp:
-    """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family)."""
+def weight_scale(model: Model) -> float:
+    """The power of two that brings the largest |w| into [1, 2): MIP solvers stop at an *absolute* gap (HiGHS and
+    CBC about 1e-6) and use absolute tolerances, so weights of 1e-9 (small curvature damage) would otherwise all
+    look optimal at once. A power of two rescales without rounding error."""
+    big = max((float(np.abs(p.soft_w).max()) for p in model.parts if len(p.soft_w)), default=0.0)
+    return 1.0 if big == 0.0 else 2.0 ** -math.floor(math.log2(big))
+
+
+def build(model: Model, normalise: bool = True) -> Milp:
+    """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family). With
+    ``normalise`` the objective is multiplied by ``weight_scale(model)`` (recorded as ``Milp.scale``; divide a
+    solver's objective or bound by it); without, the costs are the weights themselves (``export``)."""
+    sigma = weight_scale(model) if normalise else 1.0
     names: list[str] = []
     cost: list[float] = []
     lb: list[float] = []
@@ -141,7 +154,7 @@ def build(model: Model) -> Milp:
                     rows.add([xc[a, c], xc[b, c]], [1, 1], -inf, 1.0, f"hard_{t}_{e}_{c}")
         yc = np.empty(len(p.soft_w), dtype=np.int64)
         for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
-            y = yc[e] = col(f"y_{t}_{e}", 0.0, 1.0, c=w)
+            y = yc[e] = col(f"y_{t}_{e}", 0.0, 1.0, c=w * sigma)
             for c in range(C):
                 xa, xb = xc[a, c], xc[b, c]
                 if w > 0:  # y >= x_ac + x_bc - 1: paying is forced when both sit in slot c
@@ -195,7 +208,7 @@ def build(model: Model) -> Milp:
         rows.add([a for a, _ in param_terms], [b for _, b in param_terms], -inf, float(model.max_params), "max_params")
     A = sp.csr_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lb), len(names)))
     return Milp(names, np.array(cost), np.array(lb), np.array(ub), np.array(integer, dtype=bool), A,
-                np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model)
+                np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model, sigma)
 
 
 # any subset of the triangle rows is valid; past this many per part they cost more to build than they save
@@ -268,7 +281,7 @@ def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, 
         raise InputError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not path.parent.exists():
         raise InputError(f"export: directory does not exist: {path.parent}")
-    milp = build(instance_model(instance, symmetry, triangles))
+    milp = build(instance_model(instance, symmetry, triangles), normalise=False)
     h = new_highs()
     to_highs(milp, h)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.{fmt}")  # HiGHS picks the writer from the extension

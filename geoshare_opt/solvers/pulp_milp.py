@@ -153,7 +153,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         bound = -INF
         highs = getattr(prob, "solverModel", None)
         if highs is not None and hasattr(highs, "getInfo"):
-            b = float(highs.getInfo().mip_dual_bound)
+            b = float(highs.getInfo().mip_dual_bound) / milp.scale
             bound = b if math.isfinite(b) else -INF
         if sol == pulp.LpSolutionOptimal and labels is not None:
             return ModelAnswer("optimal", labels, bound, stats)

@@ -24,6 +24,7 @@ What every backend must do (the contract of ``geoshare_opt.solvers.base.Backend`
   within ``heuristic_slack`` x (total |w|) of it on the others, ``status="none"`` on an infeasible budget;
 - same seed with ``threads=1`` -> the same assignment; a warm start is accepted (and never worsened);
 - Ctrl-C (a real SIGINT mid-run) -> ``solve`` returns within seconds, keeping its incumbent;
+- a time limit is honoured (within seconds), and "optimal" is never claimed when a heuristic does better;
 - an unknown native option raises ``InputError`` naming it, or is reported in ``result.message`` (never silently
   dropped).
 
@@ -383,6 +384,26 @@ class BackendConformance:
         if res.feasible:
             assert res.termination in ("interrupted", "completed", "optimal"), res.termination
 
+    def test_time_limit_and_optimality_claims_hold(self, solver, registry, backend_cls):
+        """On an instance no exact backend proves in 2 s: the run ends near its time limit, and an "optimal" claim
+        is never beaten by a heuristic's assignment (a backend stopped by the clock must not claim a proof).
+        Default-registry backends run in a child process with a hard timeout so a stall fails fast."""
+        inst = interrupt_instance()
+        limit, slack = 2.0, 3.0
+        if registry is default_registry:
+            wall, res = _timed_in_child(solver, limit, timeout=limit + slack + 15)
+        else:
+            t0 = time.monotonic()
+            res = self.run(inst, solver, registry, time_limit=limit)
+            wall = time.monotonic() - t0
+        check_well_formed(res, inst, solver, time_limit=limit)
+        check_against_instance(res, inst)
+        assert wall < limit + slack, f"{solver} ran {wall:.1f}s with time_limit={limit}"
+        if res.termination == "optimal":
+            ref = reference_objective(inst)
+            assert res.objective <= ref + 1e-6 * max(1.0, abs(ref)), (
+                f"{solver} claims optimal {res.objective} but a heuristic found {ref}")
+
     def test_infeasible_is_not_an_exception(self, solver, registry):
         inst = CASES[[c.name for c in CASES].index("infeasible_hard_triangle")].instance()
         res = self.run(inst, solver, registry, time_limit=0.5)
@@ -455,6 +476,43 @@ def _ctrl_c_in_child(solver: str, delay: float, limit: float, timeout: float) ->
     assert out.returncode == 0, f"KeyboardInterrupt or crash in solve: {out.stderr[-1500:]}"
     payload = json.loads(out.stdout.strip().splitlines()[-1])
     return payload["wall"], Result.from_dict(payload["result"])
+
+
+_TIMED_CHILD = """
+import json, sys, time
+sys.path.insert(0, {tests!r})
+from conformance import interrupt_instance
+from geoshare_opt import solve
+inst = interrupt_instance()
+t0 = time.monotonic()
+res = solve(inst, {solver!r}, time_limit={limit!r})
+print(json.dumps({{"wall": time.monotonic() - t0, "result": res.to_dict()}}))
+"""
+
+
+def _timed_in_child(solver: str, limit: float, timeout: float) -> tuple[float, Result]:
+    import subprocess
+    import sys
+    code = _TIMED_CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)), solver=solver, limit=limit)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{solver} still running {timeout:.0f}s after start with time_limit={limit}")
+    assert out.returncode == 0, out.stderr[-1500:]
+    payload = json.loads(out.stdout.strip().splitlines()[-1])
+    return payload["wall"], Result.from_dict(payload["result"])
+
+
+_REFERENCE: dict[str, float] = {}
+
+
+def reference_objective(inst: Instance) -> float:
+    """A good objective for ``inst`` from the package's simulated annealing (cached per instance)."""
+    if inst.sha256 not in _REFERENCE:
+        res = solve(inst, "anneal", time_limit=3.0, seed=0)
+        assert res.feasible
+        _REFERENCE[inst.sha256] = res.objective
+    return _REFERENCE[inst.sha256]
 
 
 def interrupt_instance(n: int = 150, seed: int = 0) -> Instance:

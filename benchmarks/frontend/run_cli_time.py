@@ -37,12 +37,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     exe = [str(Path(sys.executable).with_name("geoshare-opt"))]   # the installed console script
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [*exe, "analyze", args.spec, "--estimator", args.estimator, "--ratio", "0.3", "--device", args.device,
-               "-o", os.path.join(tmp, "inst.json"), "-q"]
+        shown = ["analyze", args.spec, "--estimator", args.estimator, "--ratio", "0.3", "--device", args.device]
         if args.spec == "minilm":
-            cmd += ["--samples", str(args.samples)]
+            shown += ["--samples", str(args.samples)]
         if not args.no_seq_len and args.spec == "minilm":
-            cmd += ["--seq-len", str(args.seq_len)]
+            shown += ["--seq-len", str(args.seq_len)]
+        cmd = [*exe, *shown, "-o", os.path.join(tmp, "inst.json"), "-q"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -51,7 +51,7 @@ def main(argv=None):
     if proc.returncode != 0:
         sys.exit(f"analyze failed ({proc.returncode}): {proc.stderr.strip()}")
     summary = json.loads(proc.stdout)
-    row = {"command": " ".join(["geoshare-opt", *cmd[1:-3], "-o", "inst.json", "-q"]), "wall_s": wall,
+    row = {"command": " ".join(["geoshare-opt", *shown, "-o", "inst.json", "-q"]), "wall_s": wall,
            "user_cpu_s": after.ru_utime - before.ru_utime, "system_cpu_s": after.ru_stime - before.ru_stime,
            "peak_rss_mb": after.ru_maxrss / 1024, "analyze_time_s": summary["time_s"], "summary": summary,
            "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "python": platform.python_version()}

@@ -117,9 +117,15 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = Path(args.model.split(":")[0]).stem if ":" in args.model else args.model
+    path = out / f"cost-{name}-{args.device}-{args.mode}.json"
+    if path.is_file():  # keep rows of estimators not rerun this time
+        kept = [r for r in json.loads(path.read_text())["rows"] if r.get("estimator") not in args.estimators]
+        rows = kept + rows
+    order = {"diag": 0, "kfac": 1, "lanczos": 2}
+    rows.sort(key=lambda r: order.get(r.get("estimator"), 3))
     report = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
               "args": vars(args), "rows": rows}
-    (out / f"cost-{name}-{args.device}-{args.mode}.json").write_text(json.dumps(report, indent=1))
+    path.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ below 0.995: {', '.join(summary['anneal_below_0.995']) or 'none'}; one-exchange 
 networkx `one_exchange` finished on {summary['nx_one_exchange_finished']} of {summary['graphs']} graphs within {args.nx_limit:g} s.
 
 networkx's `one_exchange` recomputes the whole cut for every candidate swap (O(n·m) per step), so on Gset it
-does not finish in any sensible time (G1: more than 10 minutes); "one-exchange (fast)" is the same algorithm
+does not finish in any sensible time (G1: not finished after 10 minutes, measured once); "one-exchange (fast)" is the same algorithm
 (steepest single-node swap from the empty cut, random tie-break) with O(1) gains, giving the baseline's quality.
 
 {table}

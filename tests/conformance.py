@@ -139,14 +139,21 @@ def brute_force_optimum(inst: Instance) -> float | None:
     return brute_force_solve(inst)[0]
 
 
-def brute_force_solve(inst: Instance) -> tuple[float | None, np.ndarray | None]:
+class _OutOfTime(Exception):
+    pass
+
+
+def brute_force_solve(inst: Instance, expired: Callable[[], bool] = lambda: False
+                      ) -> tuple[float | None, np.ndarray | None]:
     """Optimum and an optimal labelling by enumeration: every partition of each type (restricted growth strings,
     Bell(n_t) of them), then every combination of per-type choices under the budget. Exponential: <= ~10 per type."""
     per_type = []
     for t in inst.types:
         blk = inst.block(t)
         options = {}  # (classes, stored params) -> (cost, labels) of the best hard-feasible partition
-        for rgs in _restricted_growth(blk.n):
+        for count, rgs in enumerate(_restricted_growth(blk.n)):
+            if count % 512 == 0 and expired():
+                raise _OutOfTime
             lab = np.asarray(rgs, dtype=np.int64)
             same = lab[:, None] == lab[None, :]
             if np.any(blk.hard & same):
@@ -209,7 +216,10 @@ class BruteForceBackend(Backend):
         unknown = set(options.native)
         if unknown:
             raise InputError(f"brute: unknown native option {sorted(unknown)[0]!r}")
-        best, labels = brute_force_solve(instance)
+        try:
+            best, labels = brute_force_solve(instance, ctx.expired)
+        except _OutOfTime:
+            return Outcome("time_limit")
         if labels is None:
             return Outcome("infeasible")
         return Outcome("optimal", labels, best)

@@ -337,3 +337,61 @@ def test_infeasible_warm_start_is_ignored():
     for solver in ("cpsat", "highs"):
         r = solve(inst, solver, warm_start=too_many)
         assert r.termination == "optimal" and r.objective == pytest.approx(brute_force(inst)[0])
+
+
+# ------------------------------------------------------------------------------------------- time-limit regressions
+def test_cpsat_unknown_subsolve_gives_no_bound():
+    """CP-SAT stopped before any solution (status UNKNOWN) leaves best_objective_bound at its default 0: that is no
+    bound, and taking it as one once made a timed-out dense instance report a false optimum."""
+    pytest.importorskip("ortools")
+    from conformance import interrupt_instance
+    from geoshare_opt.solvers.cpsat import model_solver
+    inst = interrupt_instance()
+    options = SolveOptions(threads=1)
+    part = parts_of(inst)[0]
+    ans = model_solver(options, SolveContext(inst, options))(Model((part,), part.cap, None), 0.01, None)
+    assert ans.status != "optimal"
+    if ans.labels is None:
+        assert ans.bound == -INF
+    else:
+        assert ans.bound <= part.objective(ans.labels[0]) + 1e-6
+
+
+def test_curve_ignores_a_bound_above_the_answer_itself():
+    from geoshare_opt.solvers.decompose import Curve
+    inst = Instance.build([{"id": f"n{i}", "type": "t"} for i in range(3)], [("n0", "n1", -1.0), ("n1", "n2", -1.0)], 3)
+    part = parts_of(inst)[0]
+    cv = Curve(part)
+    labels = np.array([0, 1, 2])  # value 0; the optimum is -2
+    cv.record(3, ModelAnswer("feasible", [labels], 5.0))
+    assert cv.lo[3] <= -2.0 and not cv.exact(3)
+
+
+@pytest.mark.slow
+def test_cpsat_time_limited_never_claims_a_false_optimum():
+    pytest.importorskip("ortools")
+    from conformance import interrupt_instance
+    inst = interrupt_instance()
+    res = solve(inst, "cpsat", time_limit=2, threads=1)
+    ref = solve(inst, "anneal", time_limit=2)
+    assert res.objective is not None  # the greedy warm start is offered before CP-SAT runs
+    if res.bound is not None:
+        assert res.bound <= res.objective + 1e-6
+        assert res.bound <= ref.objective + 1e-6
+    if res.termination == "optimal":
+        assert res.objective <= ref.objective + 1e-6
+
+
+@pytest.mark.slow
+def test_pulp_honours_the_time_limit():
+    pytest.importorskip("pulp")
+    import time
+    from conformance import interrupt_instance
+    inst = interrupt_instance()
+    t0 = time.monotonic()
+    res = solve(inst, "pulp", time_limit=2, threads=1)
+    assert time.monotonic() - t0 < 10
+    assert res.termination in ("time_limit", "optimal")
+    assert res.objective is not None
+    if res.bound is not None:
+        assert res.bound <= res.objective + 1e-6

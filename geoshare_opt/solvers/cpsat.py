@@ -26,7 +26,15 @@ class CpSatBackend(Backend):
     distributions = ("ortools",)
 
     def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
-        return solve_exact(instance, options, ctx, model_solver(options, ctx))
+        solve_model = model_solver(options, ctx)
+        try:  # a feasible answer before the first CP-SAT call, so Ctrl-C or an early time limit still returns one
+            from .dsatur import greedy_labels
+            greedy = greedy_labels(instance, seed=options.seed)
+            if greedy is not None:
+                ctx.offer(greedy)
+        except Exception:  # the greedy is optional
+            pass
+        return solve_exact(instance, options, ctx, solve_model)
 
 
 def weight_scale(w: np.ndarray) -> float:
@@ -211,7 +219,9 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         if status == cp_model.MODEL_INVALID:
             raise RuntimeError(f"CP-SAT rejected the model: {built.m.validate()}")
         labels = built.labels(solver) if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
-        bound = built.bound_from(solver.best_objective_bound)
+        # best_objective_bound is only meaningful once CP-SAT has a status with an objective: on UNKNOWN (time
+        # limit hit before any solution, e.g. in presolve) the response field is its default 0, which is no bound
+        bound = built.bound_from(solver.best_objective_bound) if labels is not None else -INF
         if status == cp_model.OPTIMAL:
             return ModelAnswer("optimal", labels, bound, stats)
         return ModelAnswer("feasible" if labels is not None else "unknown", labels, bound, stats)

@@ -323,8 +323,13 @@ class Curve:
                     self.lo[kk] = value
                     self.proven[kk] = True
                 return
-        if np.isfinite(ans.bound) or ans.bound == INF:
-            self.raise_lo(k, ans.bound)
+        bound = ans.bound
+        if ans.labels is not None and bound != INF:  # a bound above the answer's own value is no proof
+            own = self.part.objective(ans.labels[0])
+            if bound > own + 1e-9 * max(1.0, abs(own)):
+                bound = -INF
+        if np.isfinite(bound) or bound == INF:
+            self.raise_lo(k, bound)
 
     def hint(self, k: int) -> np.ndarray | None:
         if self.sol[k] is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -46,9 +47,12 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     configure(new_highs(), None)  # bad native options fail now, even if no sub-solve ever runs
 
     def solve(model: Model, time_limit: float | None, hint):
+        started = time.monotonic()
         milp = build(model)
         h = new_highs()
         to_highs(milp, h)
+        if time_limit is not None:  # building the model spends the same budget
+            time_limit = max(time_limit - (time.monotonic() - started), 1e-3)
         configure(h, time_limit)
         if hint is not None:
             start = milp.start(hint)

@@ -115,17 +115,23 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     make_solver(options, None, False)  # bad native options fail now, even if no sub-solve ever runs
 
     def solve(model: Model, time_limit: float | None, hint):
+        import threading
+        import time
         import pulp
         from .milp import build
         from .quiet import stdout_to_stderr
+        started = time.monotonic()
         milp = build(model)
         prob, cols = to_pulp(milp)
         start = milp.start(hint) if hint is not None else None
         if start is not None:
             for var, value in zip(cols, start.tolist()):
                 var.setInitialValue(value)
+        if time_limit is not None:  # building the model (triangle rows) spends the same budget
+            time_limit = max(time_limit - (time.monotonic() - started), 1e-3)
         solver = make_solver(options, time_limit, start is not None)
         failed: list[Exception] = []
+        timed_out = threading.Event()
 
         def run() -> None:
             try:
@@ -134,10 +140,26 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
                 failed.append(exc)
 
         before = child_processes()
-        with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
-            # PuLP has no stop call: a Ctrl-C terminates the solver process it started (CBC); an in-process solver
-            # (pulp.HiGHS) is given up on after STOP_GRACE_S and finishes alone at its time limit
-            interrupted = run_interruptible(run, lambda: terminate_new_children(before), grace=STOP_GRACE_S)
+        watchdog = None
+        if time_limit is not None:  # CBC does not check its timeLimit everywhere (e.g. a large root LP): enforce it
+
+            def expire() -> None:
+                timed_out.set()
+                terminate_new_children(before)
+
+            watchdog = threading.Timer(time_limit + STOP_GRACE_S, expire)
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
+                # PuLP has no stop call: a Ctrl-C terminates the solver process it started (CBC); an in-process
+                # solver (pulp.HiGHS) is given up on after STOP_GRACE_S and finishes alone at its time limit
+                interrupted = run_interruptible(run, lambda: terminate_new_children(before), grace=STOP_GRACE_S)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if timed_out.is_set() and not interrupted:  # the solver was killed at its limit: nothing to read back
+            return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name, "pulp_status": "killed at time limit"})
         if interrupted:
             return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name}, True)
         if failed:

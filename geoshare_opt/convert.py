@@ -80,6 +80,16 @@ def _int(tok: str, path, no: int, what: str) -> int:
 
 
 # ---------------------------------------------------------------------- DIMACS
+def _edge_key(u: int, v: int, n: int, path, no: int) -> tuple[int, int] | None:
+    """The 0-based ``(min, max)`` key of edge ``u v`` (1-based), or None for a self-loop (dropped by both formats)."""
+    for x in (u, v):
+        if not 1 <= x <= n:
+            raise GraphFormatError(f"{path}: line {no}: vertex {x} outside 1..{n}")
+    if u == v:
+        return None
+    return (u - 1, v - 1) if u < v else (v - 1, u - 1)
+
+
 def parse_dimacs(text: str, path: str | os.PathLike = "<text>") -> tuple[int, list[tuple[int, int]], dict]:
     """``(n, unique edges as 0-based (u < v) pairs in first-seen order, header info)``."""
     n = None
@@ -115,14 +125,11 @@ def parse_dimacs(text: str, path: str | os.PathLike = "<text>") -> tuple[int, li
                 raise GraphFormatError(f"{path}: line {no}: expected 'e <u> <v>', got {s!r}")
             u = _int(parts[1], path, no, "edge end")
             v = _int(parts[2], path, no, "edge end")
-            for x in (u, v):
-                if not 1 <= x <= n:
-                    raise GraphFormatError(f"{path}: line {no}: vertex {x} outside 1..{n}")
+            key = _edge_key(u, v, n, path, no)
             lines_e += 1
-            if u == v:
+            if key is None:
                 loops += 1
                 continue
-            key = (u - 1, v - 1) if u < v else (v - 1, u - 1)
             if key in seen:
                 dups += 1
                 continue
@@ -183,14 +190,11 @@ def parse_gset(text: str, path: str | os.PathLike = "<text>") -> tuple[int, dict
                 raise GraphFormatError(f"{path}: line {no}: weight {parts[2]!r} is not finite")
         else:
             w = 1.0
-        for x in (u, v):
-            if not 1 <= x <= n:
-                raise GraphFormatError(f"{path}: line {no}: vertex {x} outside 1..{n}")
+        key = _edge_key(u, v, n, path, no)
         lines_e += 1
-        if u == v:
+        if key is None:
             loops += 1
             continue
-        key = (u - 1, v - 1) if u < v else (v - 1, u - 1)
         if key in weights:
             merged += 1
             weights[key] += w

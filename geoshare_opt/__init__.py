@@ -12,11 +12,12 @@ from .result import Result, Status, Termination  # noqa: E402
 from .checker import evaluate  # noqa: E402
 from .api import solve  # noqa: E402
 from .solvers import available_solvers, register  # noqa: E402
+from .budget_sweep import sweep  # noqa: E402
 
 __all__ = [
-    "__version__", "solve", "evaluate", "Instance", "Node", "Edge", "Budget", "Result", "Status", "Termination",
+    "__version__", "solve", "sweep", "evaluate", "Instance", "Node", "Edge", "Budget", "Result", "Status", "Termination",
     "available_solvers", "register", "GeoshareError", "InputError", "InstanceError", "ResultError", "SolverError",
-    "SolverUnavailableError", "load_compressed",
+    "SolverUnavailableError", "load_compressed", "recover",
 ]
 
 
@@ -25,6 +26,9 @@ def __getattr__(name):
     if name == "load_compressed":
         from .materialize import load_compressed
         return load_compressed
+    if name == "recover":
+        from .materialize import recover
+        return recover
     if name in ("frontend", "materialize", "specs"):
         import importlib
         return importlib.import_module(f".{name}", __name__)

@@ -18,7 +18,8 @@ DEFAULT_BASELINES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandw
 # Sizes of the built-in specs for the pipeline, chosen so that ``geoshare-opt pipeline minilm`` (one analyze, one
 # solve, eight colourings applied and evaluated) finishes within 3 minutes on a 2-core CPU: 128 calibration windows
 # of 128 tokens, metrics on 256 held-out paragraphs and 32 held-out windows. ``spec_options`` overrides them.
-PIPELINE_SPEC_DEFAULTS = {"minilm": {"n_calib": 128, "heldout_seqs": 32}}
+PIPELINE_SPEC_DEFAULTS = {"minilm": {"n_calib": 128, "heldout_seqs": 32},
+                          "tiny-gpt": {"n_calib": 128, "heldout_seqs": 256}}
 
 
 class _Clock:
@@ -43,11 +44,15 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
              time_limit: float | None = 20.0, seed: int = 0, samples: int | None = None,
              baselines: Iterable[str] = DEFAULT_BASELINES, outdir: str | os.PathLike | None = None,
              force: bool = False, spec_options: dict | None = None, analyze_options: dict | None = None,
+             recover_steps: int | None = None, recover_options: dict | None = None,
              progress: Callable[[dict], None] | None = None) -> dict:
     """Run the job on ``spec`` (a ``ModelSpec`` or a spec ref) at ``ratio`` (fraction of the shareable layers'
     stored parameters removed). Returns a JSON-ready dict: ``rows`` (one per colouring: metrics, stored
     parameters, compression, apply/eval time), ``original`` metrics, ``times`` per stage, the solve summary.
-    With ``outdir`` the solved compressed network is saved there (plus instance.json and result.json)."""
+    With ``outdir`` the solved compressed network is saved there (plus instance.json and result.json).
+    With ``recover_steps`` every colouring is also recovered with the same budget (``materialize.recover``;
+    ``recover_options``: lr, method, rank, batch_size, objective) and measured again: ``row["recovered"]``;
+    the saved network is then the recovered one."""
     from . import solve
     from .frontend import analyze, load_curvature
     from .materialize import save_compressed
@@ -61,6 +66,7 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
             raise InputError(f"unknown baseline kind {k!r}; choose from {', '.join(KINDS)}")
     if mode not in ("tie", "basis"):
         raise InputError(f"unknown mode {mode!r}; choose tie or basis")
+    recovery = recovery_settings(recover_steps, recover_options, seed)
     if outdir is not None:
         prepare_outdir(outdir, force)          # refuse early, before minutes of work
     say = progress or (lambda info: None)
@@ -94,7 +100,8 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         say({"stage": "evaluate", "message": "metrics of the original network"})
         original = clock.run("evaluate", evaluate_model, spec, spec.model)
         rows, solved = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
-                                          ref=ref, progress=say, clock=clock.times, keep_solved=outdir is not None)
+                                          ref=ref, progress=say, clock=clock.times, keep_solved=outdir is not None,
+                                          recovery=recovery)
         saved = None
         if outdir is not None and solved is not None:
             solved_model, solved_report = solved
@@ -114,28 +121,61 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         "solve": {"termination": result.termination, "objective": result.objective, "bound": result.bound,
                   "gap": result.gap, "classes_per_type": result.classes_per_type, "wall_time_s": result.wall_time_s},
         "original": original, "rows": rows, "best_heuristic": best_heuristic(rows, original),
+        "recovery": recovery, "best_heuristic_recovered": best_heuristic(rows, original, recovered=True)
+        if recovery else None,
         "times_s": {k: round(v, 3) for k, v in clock.times.items()}, "outdir": saved,
     }
 
 
+def recovery_settings(steps, options: dict | None, seed: int) -> dict | None:
+    """The recovery every colouring gets (None: no recovery), checked before any work."""
+    if steps is None:
+        if options:
+            raise InputError("recovery options were given without a number of recovery steps")
+        return None
+    from .materialize.recover import METHODS, OBJECTIVES, check_budget
+    opts = dict(options or {})
+    unknown = set(opts) - {"lr", "method", "rank", "batch_size", "objective"}
+    if unknown:
+        raise InputError(f"unknown recovery option {sorted(unknown)[0]!r}")
+    settings = {"steps": steps, "lr": 1e-4, "method": "distill", "rank": 8, "batch_size": None,
+                "objective": "distill", "seed": seed}
+    settings.update({k: v for k, v in opts.items() if v is not None})
+    check_budget(settings["steps"], settings["lr"])
+    if settings["method"] not in METHODS:
+        raise InputError(f"unknown recovery method {settings['method']!r}; choose {' or '.join(METHODS)}")
+    if settings["objective"] not in OBJECTIVES:
+        raise InputError(f"unknown recovery objective {settings['objective']!r}; choose {' or '.join(OBJECTIVES)}")
+    return settings
+
+
 def compare_colourings(spec, instance, curvature, result, mode: str, ratio: float, kinds: Iterable[str], *,
                        seed: int = 0, ref: str | None = None, progress: Callable[[dict], None] | None = None,
-                       clock: dict | None = None, keep_solved: bool = False):
+                       clock: dict | None = None, keep_solved: bool = False, recovery: dict | None = None,
+                       random_seeds: Iterable[int] | None = None):
     """Apply ``result``'s colouring and every heuristic ``kinds`` (at the solved number of classes per type; in
     basis mode also ``none``, per-layer low rank at the same ratio) and measure the spec's metrics on each.
+    ``random_seeds``: the ``random`` kind once per seed (rows ``random-<seed>``; default: ``seed`` alone, row
+    ``random``). ``recovery`` (``recovery_settings``): each colouring is then recovered with the same budget and
+    measured again (``row["recovered"]``, the recovery time in ``row["recover_s"]``).
     Returns ``(rows, (solved model, report) or None)``."""
     from .materialize import apply
     say = progress or (lambda info: None)
     times = clock if clock is not None else {}
+    seeds = [seed] if random_seeds is None else [int(s) for s in random_seeds]
     colourings = [("solved", result)]
     for kind in kinds:
         if kind == "none" and mode == "tie":
             continue                              # no sharing = the original network in tie mode
         classes = None if kind in ("all", "none") else dict(result.classes_per_type)
+        if kind == "random" and random_seeds is not None:
+            colourings += [(f"random-{s}", baseline(instance, kind, classes=classes, seed=s)) for s in seeds]
+            continue
         colourings.append((kind, baseline(instance, kind, classes=classes, seed=seed)))
     if mode == "basis" and "none" not in kinds:
         colourings.append(("none", baseline(instance, "none")))
     rows, solved = [], None
+    teacher_cache: dict = {}             # the original network's outputs, computed once for every colouring
     for name, res in colourings:
         say({"stage": "apply", "message": f"{name}: apply ({mode}) and evaluate"})
         row: dict[str, Any] = {"colouring": name, "solver": res.solver, "objective": res.objective,
@@ -161,11 +201,37 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
                    shareable_removed=round(p.get("shareable_removed_fraction", 0.0), 6),
                    model_removed=round(p["removed_fraction"], 6), apply_s=round(t1 - t0, 3),
                    eval_s=round(t2 - t1, 3), metrics=metrics)
+        if recovery is not None:
+            row["recovered"], row["recover_s"] = recover_and_measure(spec, model, report, recovery, name, say,
+                                                                     times, teacher_cache)
         rows.append(row)
         if name == "solved" and keep_solved:
             solved = (model, report)
         del model
     return rows, solved
+
+
+def recover_and_measure(spec, model, report, recovery: dict, name: str, say: Callable, times: dict,
+                        teacher_cache: dict | None = None):
+    """Recover ``model`` in place (its tie map in ``report`` updated) and measure it again: (record, seconds)."""
+    from .materialize.recover import recover, recovered_tie_map
+    from .materialize.report import parameter_report
+    opts = {k: v for k, v in recovery.items() if k != "steps"}
+    say({"stage": "recover", "message": f"{name}: recover ({recovery['method']}, {recovery['steps']} steps)"})
+    t0 = time.perf_counter()
+    rep = recover(model, spec, steps=recovery["steps"], teacher_cache=teacher_cache, **opts)
+    t1 = time.perf_counter()
+    metrics = evaluate_model(spec, model)
+    times["recover"] = times.get("recover", 0.0) + t1 - t0
+    times["evaluate"] = times.get("evaluate", 0.0) + time.perf_counter() - t1
+    report.tie_map = recovered_tie_map(report.tie_map, model, rep)
+    node_ids = list(report.tie_map.get("colouring") or [])
+    record = {"metrics": metrics, "loss_before": rep.loss_before, "loss_after": rep.loss_after,
+              "heldout_before": rep.heldout_before, "heldout_after": rep.heldout_after, "train_s": rep.train_s,
+              "params_added": rep.parameters["added"]}
+    if node_ids:
+        record["stored_params"] = parameter_report(model, node_ids)["shareable_params"]
+    return record, round(t1 - t0, 3)
 
 
 def layer_patterns(instance, assignment: dict | None) -> dict[str, str] | None:
@@ -186,17 +252,23 @@ def primary_metric(metrics: dict[str, float]) -> str:
     return next(iter(metrics))
 
 
-def best_heuristic(rows: list[dict], original: dict[str, float]) -> dict | None:
-    """The best heuristic row by the primary metric (direction from its name), and whether solved beats it."""
+def best_heuristic(rows: list[dict], original: dict[str, float], recovered: bool = False) -> dict | None:
+    """The best heuristic row by the primary metric (direction from its name), and whether solved beats it
+    (``recovered``: compare the metrics after recovery)."""
     from .specs.base import lower_is_better
     if not original:
         return None
     key = primary_metric(original)
     sign = -1.0 if lower_is_better(key) else 1.0
-    ok = [r for r in rows if "metrics" in r and r["colouring"] not in ("solved", "all", "none")]
-    solved = next((r for r in rows if r["colouring"] == "solved" and "metrics" in r), None)
+
+    def metrics(r):
+        m = (r.get("recovered") or {}).get("metrics") if recovered else r.get("metrics")
+        return m if m and key in m else None
+    ok = [r for r in rows if metrics(r) and r["colouring"] not in ("solved", "all", "none")]
+    solved = next((r for r in rows if r["colouring"] == "solved" and metrics(r)), None)
     if not ok or solved is None:
         return None
-    best = max(ok, key=lambda r: sign * r["metrics"][key])
-    return {"metric": key, "colouring": best["colouring"], "value": best["metrics"][key],
-            "solved": solved["metrics"][key], "solved_at_least_as_good": sign * solved["metrics"][key] >= sign * best["metrics"][key]}
+    best = max(ok, key=lambda r: sign * metrics(r)[key])
+    return {"metric": key, "colouring": best["colouring"], "value": metrics(best)[key],
+            "solved": metrics(solved)[key],
+            "solved_at_least_as_good": sign * metrics(solved)[key] >= sign * metrics(best)[key]}

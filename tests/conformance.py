@@ -468,6 +468,7 @@ sys.path.insert(0, {tests!r})
 from conformance import interrupt_instance
 from geoshare_opt import solve
 inst = interrupt_instance()
+signal.signal(signal.SIGINT, signal.default_int_handler)  # background jobs may start with SIGINT ignored
 threading.Timer({delay!r}, os.kill, (os.getpid(), signal.SIGINT)).start()
 t0 = time.monotonic()
 res = solve(inst, {solver!r}, time_limit={limit!r})

@@ -245,3 +245,41 @@ def test_diag_falls_back_to_batch_squares_when_a_layer_is_reused():
     curv = diag_est.curvature_pass(context(spec), "empirical", "diag")
     assert curv.stats["per_example"] is False and curv.samples == 4
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_input_covariances_shared_by_layers_reading_the_same_tensor():
+    """q, k and v read one tensor: one x xᵀ serves all three, and every covariance equals the direct one."""
+    from geoshare_opt.frontend.hooks import LinearCovariances
+
+    class QKV(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v, self.o = (nn.Linear(6, 6) for _ in range(4))
+
+        def forward(self, x):
+            h = self.q(x) + self.k(x) * self.v(x)
+            return self.o(torch.tanh(h))
+
+    from geoshare_opt.frontend.discovery import NodeInfo
+    torch.manual_seed(0)
+    model = QKV()
+    nodes = [NodeInfo(f"{m}.weight", "w:6x6", "w", 36, None, (6, 6), m) for m in "qkvo"]
+    seen = {n.name: [] for n in nodes}
+    handles = [getattr(model, n.name[0]).register_forward_hook(
+        lambda m, a, o, n=n.name: seen[n].append(a[0].reshape(-1, 6).clone())) for n in nodes]
+    batches = [torch.randn(3, 5, 6) for _ in range(2)]
+    products = []
+    with LinearCovariances(model, nodes, inputs=True) as hooks, torch.no_grad():
+        real = hooks._increments.__setitem__
+        hooks._increments = type("D", (dict,), {"__setitem__": lambda d, k, v: (products.append(k),
+                                                                                 dict.__setitem__(d, k, v))})()
+        for x in batches:
+            hooks.new_batch()
+            model(x)
+        cov = hooks.input_covariances()
+    for h in handles:
+        h.remove()
+    assert real is not None and len(products) == 2 * len(batches)       # q/k/v once, o once, per batch
+    for n in nodes:
+        x = torch.cat(seen[n.name])
+        torch.testing.assert_close(cov[n.name], x.T @ x / x.shape[0])

@@ -133,3 +133,30 @@ def test_basis_weight_is_extra_whitened_error_of_shared_over_separate_bases():
 def test_basis_rank_from_ratio_follows_basis_sharing_rule():
     assert basis_rank((384, 1536), None, 0.3) == math.floor(0.7 * 2 * 384 * 1536 / (1536 + 2 * 384))
     assert basis_rank((4, 4), 100, None) == 4            # capped by the input width
+
+
+def test_first_order_term_only_for_layers_whose_gradient_is_significant():
+    nodes, W, g = nodes_and_weights(4)
+    h = {n.name: torch.rand(D_OUT, D_IN, generator=g, dtype=torch.float64) + 0.1 for n in nodes}
+    grad = {n.name: torch.randn(D_OUT, D_IN, generator=g, dtype=torch.float64) for n in nodes}
+    noisy = nodes[0].name                     # its mean gradient is within noise: no g·δ for it
+    snr = {n.name: 10.0 for n in nodes} | {noisy: 1.2}
+    curv = Curvature("diag", "empirical", diag=h, samples=100, batches=1, spread=0.0, grad=grad,
+                     stats={"gradient_snr": snr})
+    got = as_dict(tie_weights(nodes, W, curv))
+    for (u, v), w in got.items():
+        di, dj = merge_moves(W[u], W[v], h[u], h[v])
+        second = 0.5 * float((h[u] * di ** 2).sum() + (h[v] * dj ** 2).sum())
+        first = sum(float((grad[x] * d).sum()) for x, d in ((u, di), (v, dj)) if x != noisy)
+        assert w == pytest.approx(second + first, rel=1e-5, abs=1e-9)
+
+
+def test_gradient_snr_is_about_one_for_noise_and_large_for_a_real_gradient():
+    from geoshare_opt.frontend.estimators.diag import gradient_snr
+    g = torch.Generator().manual_seed(5)
+    n = 400
+    per = torch.randn(n, 50, generator=g, dtype=torch.float64)              # per-example gradients, zero mean
+    for shift, low, high in ((0.0, 0.5, 2.0), (0.5, 50.0, float("inf"))):
+        p = per + shift
+        snr = gradient_snr({"w": p.mean(0)}, {"w": p.square().mean(0)}, n)["w"]
+        assert low < snr < high

@@ -3,6 +3,7 @@
 
     python benchmarks/compression/run.py                      # minilm, ratios 0.2 0.3 0.4 0.5, tie and basis
     python benchmarks/compression/run.py --spec digits-mlp --ratios 0.25,0.5
+    python benchmarks/compression/run.py --recover 16 --recover-batch 4 --random-seeds 0,1,2   # + recovery
 
 For every ratio R (fraction of the shareable layers' stored parameters removed):
   tie   -- analyze once (diag curvature, tie pair weights); the budget max_params = ⌊(1−R)·Σ params⌋ is set per ratio
@@ -11,6 +12,10 @@ For every ratio R (fraction of the shareable layers' stored parameters removed):
   basis -- analyze per ratio (the basis pair weights depend on the rank R implies); solve; every heuristic at the
            solved classes per type; ``none`` = every layer alone = per-layer whitened low rank (SVD-LLM style) at
            the same ratio. Every class gets Basis Sharing's rank for ratio R.
+With ``--recover N`` every colouring (solved and heuristic) is then recovered with the same budget (N steps of
+``geoshare_opt.materialize.recover``: distillation to the original network on the calibration batches, or
+``--recover-method lora``) and measured again; the table shows each before -> after, and the recovery time.
+``--random-seeds 0,1,2`` runs the ``random`` heuristic once per seed (rows ``random-<seed>`` and their mean).
 Writes results.json, results.csv, compression.png and the results section of README.md (between markers), all
 from this run. Uses the public API only.
 """
@@ -43,6 +48,16 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=None, help="calibration sequences for analyze (spec default)")
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default=",".join(KINDS), help="heuristic colourings to compare against")
+    ap.add_argument("--random-seeds", default=None, help="comma-separated seeds of the random heuristic")
+    ap.add_argument("--recover", type=int, default=None, metavar="N", help="recovery steps for every colouring")
+    ap.add_argument("--recover-lr", type=float, default=None, help="recovery learning rate (default 1e-4)")
+    ap.add_argument("--recover-method", default=None, help="distill (default) or lora")
+    ap.add_argument("--recover-rank", type=int, default=None, help="lora rank per member (default 8)")
+    ap.add_argument("--recover-batch", type=int, default=None, help="examples per recovery step (default: the "
+                    "spec's batches)")
+    ap.add_argument("--spec-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="option of the spec's make() (e.g. n_heldout=128), repeatable")
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's results section")
     ap.add_argument("--render", metavar="RESULTS_JSON", default=None,
@@ -58,17 +73,28 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from geoshare_opt import solve
     from geoshare_opt.frontend import analyze, load_curvature
-    from geoshare_opt.pipeline import compare_colourings, evaluate_model
+    from geoshare_opt.frontend.sidecar import sidecar_path
+    from geoshare_opt.pipeline import compare_colourings, evaluate_model, recovery_settings
     from geoshare_opt.specs import load_spec
 
     ratios = [float(r) for r in args.ratios.split(",")]
     modes = [m.strip() for m in args.modes.split(",")]
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     from geoshare_opt.pipeline import PIPELINE_SPEC_DEFAULTS
     opts = dict(PIPELINE_SPEC_DEFAULTS.get(args.spec, {}))
     if args.samples is not None and "n_calib" in opts:
         opts["n_calib"] = args.samples
+    for item in args.spec_option:
+        key, _, value = item.partition("=")
+        opts[key] = int(value) if value.lstrip("-").isdigit() else value
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    random_seeds = [int(x) for x in args.random_seeds.split(",")] if args.random_seeds else None
+    recovery = recovery_settings(args.recover, {"lr": args.recover_lr, "method": args.recover_method,
+                                                "rank": args.recover_rank, "batch_size": args.recover_batch}
+                                 if args.recover is not None else None, args.seed)
+    args.spec_options, args.recovery = opts, recovery
     log(f"loading spec {args.spec} {opts}")
     spec = load_spec(args.spec, **opts)
     original = evaluate_model(spec, spec.model)
@@ -94,12 +120,26 @@ def main(argv=None) -> int:
                                        samples=args.samples, out=path)
                     curvature = load_curvature(path)
                 t_an = time.perf_counter() - t0
-                result = solve(instance, args.solver, time_limit=args.time_limit, seed=args.seed)
+                inst_file = Path(tmp) / "tie.json" if mode == "tie" else path
+                # the true-class-cost search reads the weights and curvature from the instance's sidecar
+                native = ({"sidecar": str(sidecar_path(inst_file))}
+                          if args.solver == "classcost" else None)
+                result = solve(instance, args.solver, time_limit=args.time_limit, seed=args.seed, native=native)
                 log(f"{mode} {ratio}: {args.solver} {result.termination}, objective {result.objective}, "
                     f"classes {result.classes_per_type}")
-                rows, _ = compare_colourings(spec, instance, curvature, result, mode, ratio, KINDS, seed=args.seed,
-                                             ref=args.spec, progress=lambda info: log(info.get("message", "")))
+                rows, _ = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=args.seed,
+                                             ref=args.spec, progress=lambda info: log(info.get("message", "")),
+                                             recovery=recovery, random_seeds=random_seeds)
                 for r in rows:
+                    rec = r.get("recovered") or {}
+                    after = {f"after_{k}": v for k, v in (rec.get("metrics") or {}).items()}
+                    if rec:
+                        after.update(recover_s=r.get("recover_s"), recover_train_s=rec.get("train_s"),
+                                     calib_loss_before=rec.get("loss_before"), calib_loss_after=rec.get("loss_after"),
+                                     heldout_loss_before=rec.get("heldout_before"),
+                                     heldout_loss_after=rec.get("heldout_after"),
+                                     recover_params_added=rec.get("params_added"))
+                        log(f"  {r['colouring']}: {rec.get('metrics')} recover {r.get('recover_s')}s")
                     records.append({"mode": mode, "ratio": ratio, "colouring": r["colouring"],
                                     "objective": r.get("objective"), "classes": r.get("classes"),
                                     "stored_params": r.get("stored_params"),
@@ -108,7 +148,7 @@ def main(argv=None) -> int:
                                     "solve_s": result.wall_time_s if r["colouring"] == "solved" else None,
                                     "analyze_s": round(t_an, 2) if r["colouring"] == "solved" else None,
                                     "solver_termination": result.termination if r["colouring"] == "solved" else None,
-                                    "pattern": r.get("pattern")})
+                                    "pattern": r.get("pattern"), **after})
                 log(f"{mode} {ratio} done in {time.perf_counter() - t0:.0f}s")
                 write_outputs(args, argv, original, records, out, t_start)
     summary, table = write_outputs(args, argv, original, records, out, t_start)
@@ -122,6 +162,7 @@ def write_outputs(args, argv, original, records, out: Path, t_start: float):
     metric_names = list(original)
     summary = {"spec": args.spec, "solver": args.solver, "estimator": args.estimator, "samples": args.samples,
                "time_limit": args.time_limit, "seed": args.seed, "original": original, "rows": records,
+               "spec_options": args.spec_options, "recovery": args.recovery,
                "wall_s": round(time.perf_counter() - t_start, 1),
                "command": "python benchmarks/compression/run.py " + " ".join(argv or sys.argv[1:])}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -135,6 +176,10 @@ def render(summary: dict, out: Path, readme: bool = True) -> str:
     records = summary["rows"]
     cols = ["mode", "ratio", "colouring", *metric_names, "objective", "classes", "stored_params",
             "shareable_removed", "model_removed", "analyze_s", "solve_s", "solver_termination", "pattern"]
+    if summary.get("recovery"):
+        cols += [f"after_{k}" for k in metric_names] + ["recover_s", "recover_train_s", "calib_loss_before",
+                                                         "calib_loss_after", "heldout_loss_before",
+                                                         "heldout_loss_after", "recover_params_added"]
     with open(out / "results.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -157,46 +202,93 @@ def lower_is_better(name: str) -> bool:
     return lib(name)
 
 
+RANDOM_MEAN = "random (mean)"
+EXCLUDED = ("solved", "all", "none")      # not heuristics at the same budget (all stores fewer; none = no sharing)
+
+
+def with_random_mean(rows: list[dict], metrics: list[str]) -> list[dict]:
+    """The rows plus, per mode and ratio, the mean of the ``random-<seed>`` rows (the random heuristic's expected
+    value), over every metric before and after recovery and the recovery time."""
+    out = list(rows)
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if str(r["colouring"]).startswith("random-"):
+            groups.setdefault((r["mode"], r["ratio"]), []).append(r)
+    for (mode, ratio), rs in groups.items():
+        mean = {"mode": mode, "ratio": ratio, "colouring": RANDOM_MEAN, "seeds": len(rs)}
+        for k in [*metrics, *(f"after_{m}" for m in metrics), "recover_s", "objective"]:
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            if len(vals) == len(rs):
+                mean[k] = sum(vals) / len(vals)
+        out.append(mean)
+    return out
+
+
+def is_heuristic(name: str) -> bool:
+    """Heuristics the solved colouring is judged against: single random seeds count through their mean."""
+    return name not in EXCLUDED and not str(name).startswith("random-")
+
+
 def markdown(summary: dict, metrics: list[str]) -> str:
     key = metrics[0]
     sign = -1 if lower_is_better(key) else 1
+    recovered = bool(summary.get("recovery"))
+    rows = with_random_mean(summary["rows"], metrics)
     lines = [f"Spec `{summary['spec']}`, solver `{summary['solver']}`, estimator `{summary['estimator']}`, "
              f"original: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["original"].items()) +
              f". Wall time of the whole run: {summary['wall_s']} s. Command: `{summary['command'].strip()}`.", ""]
-    for mode in dict.fromkeys(r["mode"] for r in summary["rows"]):
-        ratios = list(dict.fromkeys(r["ratio"] for r in summary["rows"] if r["mode"] == mode))
-        names = list(dict.fromkeys(r["colouring"] for r in summary["rows"] if r["mode"] == mode))
-        lines.append(f"**{mode}** — {key} (higher is better)" if sign > 0 else f"**{mode}** — {key} (lower is better)")
+    if recovered:
+        rc = summary["recovery"]
+        lines += [f"Recovery of every colouring: method `{rc['method']}`, objective `{rc['objective']}`, "
+                  f"{rc['steps']} steps of {rc['batch_size'] or 'the spec’s'} examples, AdamW lr {rc['lr']:g} "
+                  f"(warm-up + cosine decay), seed {rc['seed']}. Cells: before → after recovery.", ""]
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        ratios = list(dict.fromkeys(r["ratio"] for r in rows if r["mode"] == mode))
+        names = list(dict.fromkeys(r["colouring"] for r in rows if r["mode"] == mode))
+        lines.append(f"**{mode}** — {key} ({'higher' if sign > 0 else 'lower'} is better)")
         lines.append("")
         lines.append("| colouring | " + " | ".join(f"{int(100 * r)} %" for r in ratios) + " |")
         lines.append("|---|" + "---|" * len(ratios))
-        cell = {(r["colouring"], r["ratio"]): r for r in summary["rows"] if r["mode"] == mode}
-        best = {}
-        for ratio in ratios:
-            cands = [cell[(n, ratio)] for n in names if n not in ("solved", "all", "none") and (n, ratio) in cell
-                     and key in cell[(n, ratio)]]
-            best[ratio] = max((sign * c[key] for c in cands), default=None)
+        cell = {(r["colouring"], r["ratio"]): r for r in rows if r["mode"] == mode}
+
+        def best_of(ratio, k):
+            cands = [cell[(n, ratio)][k] for n in names if is_heuristic(n) and (n, ratio) in cell
+                     and cell[(n, ratio)].get(k) is not None]
+            return max((sign * v for v in cands), default=None)
+        best = {(ratio, k): best_of(ratio, k) for ratio in ratios for k in (key, f"after_{key}")}
+
+        def fmt(n, ratio, k):
+            r = cell.get((n, ratio))
+            if r is None or r.get(k) is None:
+                return "–"
+            v = f"{r[k]:.4f}"
+            b = best[(ratio, k)]
+            if n == "solved" and b is not None:
+                v += " ✓" if sign * r[k] >= b else " ✗"
+            return v
         for n in names:
-            vals = []
-            for ratio in ratios:
-                r = cell.get((n, ratio))
-                if r is None or key not in r:
-                    vals.append("–")
-                    continue
-                v = f"{r[key]:.4f}"
-                if n == "solved" and best[ratio] is not None:
-                    v += " ✓" if sign * r[key] >= best[ratio] else " ✗"
-                vals.append(v)
+            vals = [fmt(n, ratio, key) + (f" → {fmt(n, ratio, f'after_{key}')}" if recovered else "")
+                    for ratio in ratios]
             lines.append(f"| {n} | " + " | ".join(vals) + " |")
         lines.append("")
+        if recovered:
+            lines.append("Recovery time per colouring (s, recovery steps plus the calibration/held-out losses before "
+                         "and after; the metric passes not included): " + "; ".join(
+                             f"{int(100 * ratio)} % → " + ", ".join(
+                                 f"{n} {cell[(n, ratio)]['recover_s']:.1f}" for n in names
+                                 if (n, ratio) in cell and cell[(n, ratio)].get("recover_s") is not None
+                                 and n != RANDOM_MEAN) for ratio in ratios))
+            lines.append("")
         rhos = []
         for ratio in ratios:
-            same = [cell[(n, ratio)] for n in names if n not in ("all", "none") and (n, ratio) in cell
-                    and key in cell[(n, ratio)] and cell[(n, ratio)].get("objective") is not None]
-            if len(same) >= 3:
-                from scipy.stats import spearmanr
-                rho = spearmanr([r["objective"] for r in same], [r[key] for r in same]).correlation
-                rhos.append(f"{int(100 * ratio)} % → {rho:+.2f}")
+            for k, label in ((key, "before"), (f"after_{key}", "after")):
+                same = [cell[(n, ratio)] for n in names if n not in ("all", "none", RANDOM_MEAN)
+                        and (n, ratio) in cell and cell[(n, ratio)].get(k) is not None
+                        and cell[(n, ratio)].get("objective") is not None]
+                if len(same) >= 3 and (recovered or label == "before"):
+                    from scipy.stats import spearmanr
+                    rho = spearmanr([r["objective"] for r in same], [r[k] for r in same]).correlation
+                    rhos.append(f"{int(100 * ratio)} % {label if recovered else ''} → {rho:+.2f}".replace("  ", " "))
         if rhos:
             lines.append("Spearman correlation between the graph objective (predicted damage) and the metric over the "
                          "colourings at the same budget (a perfect criterion gives −1 for a higher-is-better metric): "
@@ -207,7 +299,8 @@ def markdown(summary: dict, metrics: list[str]) -> str:
             for ratio in ratios if ('solved', ratio) in cell and cell[('solved', ratio)].get('shareable_removed') is not None))
         lines.append("")
     lines.append("✓ = solved at least as good as the best heuristic at the same budget (excluding `all`, which "
-                 "stores fewer parameters, and `none`, the per-layer low-rank reference); ✗ = worse. Every metric "
+                 "stores fewer parameters, and `none`, the per-layer low-rank reference; the random heuristic counts "
+                 "through its mean over seeds when several were run); ✗ = worse. Every metric "
                  "of every row, and each colouring's per-role layer pattern, is in results.csv / results.json.")
     return "\n".join(lines)
 
@@ -221,19 +314,27 @@ def plot(summary: dict, key: str, path: Path) -> None:
         log("matplotlib missing: no plot")
         return
     modes = list(dict.fromkeys(r["mode"] for r in summary["rows"]))
-    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.2), squeeze=False)
-    for ax, mode in zip(axes[0], modes):
-        rows = [r for r in summary["rows"] if r["mode"] == mode and key in r]
-        for name in dict.fromkeys(r["colouring"] for r in rows):
-            pts = sorted((r["ratio"], r[key]) for r in rows if r["colouring"] == name)
-            style = dict(lw=2.5, color="black", marker="o") if name == "solved" else \
-                dict(lw=1.5, ls="--", marker="s") if name == "none" else dict(lw=1, marker=".", alpha=0.8)
-            ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], label=name, **style)
-        ax.axhline(summary["original"][key], color="grey", lw=0.8, ls=":")
-        ax.set_title(f"{summary['spec']}: {mode}")
-        ax.set_xlabel("stored parameters removed in the shareable layers (%)")
-        ax.set_ylabel(key)
-        ax.legend(fontsize=8)
+    stages = [(key, "before recovery" if summary.get("recovery") else "")]
+    if summary.get("recovery"):
+        stages.append((f"after_{key}", f"after {summary['recovery']['steps']} recovery steps"))
+    rows_all = with_random_mean(summary["rows"], list(summary["original"]))
+    fig, axes = plt.subplots(len(stages), len(modes), figsize=(6 * len(modes), 4.2 * len(stages)), squeeze=False)
+    for j, mode in enumerate(modes):
+        for i, (k, label) in enumerate(stages):
+            ax = axes[i][j]
+            rows = [r for r in rows_all if r["mode"] == mode and r.get(k) is not None]
+            for name in dict.fromkeys(r["colouring"] for r in rows):
+                if str(name).startswith("random-"):
+                    continue                           # shown through their mean
+                pts = sorted((r["ratio"], r[k]) for r in rows if r["colouring"] == name)
+                style = dict(lw=2.5, color="black", marker="o") if name == "solved" else \
+                    dict(lw=1.5, ls="--", marker="s") if name == "none" else dict(lw=1, marker=".", alpha=0.8)
+                ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], label=name, **style)
+            ax.axhline(summary["original"][key], color="grey", lw=0.8, ls=":")
+            ax.set_title(f"{summary['spec']}: {mode} {label}".strip())
+            ax.set_xlabel("stored parameters removed in the shareable layers (%)")
+            ax.set_ylabel(key)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

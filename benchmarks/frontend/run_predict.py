@@ -86,6 +86,9 @@ def main(argv=None):
                     help="also measure the damage on the calibration data (the loss the curvature models)")
     ap.add_argument("--spec-option", action="append", default=[], metavar="KEY=INT",
                     help="integer option for a built-in spec, e.g. depth=8 for digits-mlp")
+    ap.add_argument("--diag-methods", nargs="+", default=["auto"],
+                    help="diag methods to compare (auto ggn empirical hutchinson); columns diag-<method>")
+    ap.add_argument("--no-first-order", action="store_true", help="leave out the g·δ term where a gradient exists")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -99,10 +102,14 @@ def main(argv=None):
     base_calib = heldout_loss(spec, spec.batches) if args.calib_damage else None
     rows: dict[tuple[str, str], dict] = {}
     timings = {}
+    runs = [(f"diag-{m}" if m != "auto" else "diag", "diag", m) if est == "diag" else (est, est, "auto")
+            for est in args.estimators for m in (args.diag_methods if est == "diag" else ["auto"])]
+    args.estimators = [name for name, _, _ in runs]
     with tempfile.TemporaryDirectory() as tmp:
-        for est in args.estimators:
+        for est, estimator, method in runs:
             t0 = time.perf_counter()
-            inst = analyze(spec, estimator=est, samples=samples, lanczos_steps=args.lanczos_steps, seed=args.seed,
+            inst = analyze(spec, estimator=estimator, samples=samples, lanczos_steps=args.lanczos_steps,
+                           seed=args.seed, diag_method=method, first_order=not args.no_first_order,
                            out=Path(tmp) / f"{est}.json")
             timings[est] = time.perf_counter() - t0
             diag = None if est == "lanczos" else load_curvature(Path(tmp) / f"{est}.json")
@@ -123,6 +130,7 @@ def main(argv=None):
                 tie_damage(spec, u, v, None, base_calib, spec.batches)
     rows_l = list(rows.values())
     report = {"model": args.model, "spec_options": opts, "pairs": len(rows_l), "heldout_loss": base, "analyze_s": timings,
+              "first_order": not args.no_first_order,
               "spearman": {est: correlations(rows_l, f"pred_{est}", f"damage_{est}") for est in args.estimators}}
     report["spearman"]["distance (baseline, plain mean)"] = correlations(rows_l, "pred_distance", "damage_mean")
     if args.calib_damage:
@@ -134,6 +142,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     name = args.model.replace("/", "_").replace(":", "_") + "".join(f"-{k}{v}" for k, v in opts.items()
                                                                      if k != "n_calib")
+    if args.diag_methods != ["auto"] or args.no_first_order:     # a variant study: keep the main files
+        name += "-methods" + ("-nofirst" if args.no_first_order else "")
     with open(out / f"predict-{name}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows_l[0].keys()))
         w.writeheader()

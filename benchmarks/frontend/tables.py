@@ -15,6 +15,8 @@ def predict_table() -> str:
     lines = ["| model | pairs | damage on | diag | kfac | lanczos | ‖w_i − w_j‖² (baseline) | within-type mean (best) |",
              "|---|---|---|---|---|---|---|---|"]
     for f in sorted(RESULTS.glob("predict-*.json")):
+        if "-methods" in f.stem:          # diag-method variant studies: variants_table
+            continue
         r = json.loads(f.read_text())
         label = r["model"] + "".join(f" {k}={v}" for k, v in r.get("spec_options", {}).items() if k != "n_calib")
         for key, what in (("spearman", "held-out"), ("spearman_calibration_damage", "calibration")):
@@ -30,6 +32,25 @@ def predict_table() -> str:
     return "\n".join(lines)
 
 
+def variants_table() -> str:
+    """Spearman of each diag method (``run_predict.py --diag-methods ...``), with and without the g·δ term."""
+    lines = ["| model | pairs | first-order term | damage on | " + " | ".join(f"diag-{m}" for m in DIAG_METHODS) + " |",
+             "|---|---|---|---|" + "---|" * len(DIAG_METHODS)]
+    for f in sorted(RESULTS.glob("predict-*-methods*.json")):
+        r = json.loads(f.read_text())
+        label = r["model"] + "".join(f" {k}={v}" for k, v in r.get("spec_options", {}).items() if k != "n_calib")
+        for key, what in (("spearman", "held-out"), ("spearman_calibration_damage", "calibration")):
+            if key in r:
+                s = r[key]
+                lines.append(f"| {label} | {r['pairs']} | {'with' if r.get('first_order', True) else 'without'} | "
+                             f"{what} | " + " | ".join(fmt(s[f'diag-{m}']['all']) if f"diag-{m}" in s else "—"
+                                                       for m in DIAG_METHODS) + " |")
+    return "\n".join(lines)
+
+
+DIAG_METHODS = ("ggn", "empirical", "hutchinson")
+
+
 def cost_table() -> str:
     lines = ["| model | device | estimator | samples | floor s | analyze s | × floor | target | pair weights share "
              "| peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -38,11 +59,30 @@ def cost_table() -> str:
             if "error" in row:
                 lines.append(f"| {row['model']} | | {row['estimator']} | error: {row['error'][:80]} |||||||")
                 continue
-            est = row["estimator"] + (f" (m={row['lanczos_steps']})" if row.get("lanczos_steps") else "")
-            target = f"≤ {row['target']:g}×" if row.get("target") else "—"
+            est = row["estimator"] + (f" (m={row['lanczos_steps']})" if row.get("lanczos_steps") else "") \
+                + (f", mode {row['mode']}" if row.get("mode", "tie") != "tie" else "")
+            target = f"≤ {row['target']:g}×" if row.get("target") and row.get("mode", "tie") == "tie" else "—"
             lines.append(f"| {row['model']} | {row['device']} | {est} | {row['samples']} | {fmt(row['floor_s'], 1)} | "
                          f"{fmt(row['analyze_s'], 1)} | {fmt(row['ratio_to_floor'])} | {target} | "
                          f"{100 * row['pairs_share']:.1f} % | {row['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def basis_table() -> str:
+    """``run_basis_pairs.py``: time per type of the direct algebra and of the fast path, and their differences."""
+    lines = ["| type | pairs | shared rank | direct s | float64 s | float32 s | max abs diff float64 vs direct | "
+             "max abs diff float32 vs float64 (largest weight) | Spearman float32 vs float64 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for f in sorted(RESULTS.glob("basis-pairs-*.json")):
+        r = json.loads(f.read_text())
+        for row in r["rows"]:
+            direct = row.get("direct_s")
+            diff = row.get("max_abs_diff_f64_direct")
+            lines.append(f"| {row['type']} | {row['pairs']} | {row['rank']} | {fmt(direct)} | {fmt(row['float64_s'])} | "
+                         f"{fmt(row['float32_s'])} | {'—' if diff is None else f'{diff:.1e}'} | "
+                         f"{row['max_abs_diff']:.1e} ({row['max_abs_weight']:.2f}) | {row['spearman_f32_f64']:.4f} |")
+        lines.append(f"| **{r['model']}, all** | {sum(x['pairs'] for x in r['rows'])} | | **{fmt(r.get('total_direct_s'), 1)}** | "
+                     f"**{fmt(r['total_float64_s'], 1)}** | **{fmt(r['total_float32_s'], 1)}** | | | |")
     return "\n".join(lines)
 
 
@@ -57,4 +97,4 @@ def cli_table() -> str:
 
 
 if __name__ == "__main__":
-    print(predict_table(), cost_table(), cli_table(), sep="\n\n")
+    print(predict_table(), variants_table(), cost_table(), basis_table(), cli_table(), sep="\n\n")

@@ -10,7 +10,7 @@ import importlib
 from .app import cli, main  # noqa: F401
 
 # command modules (each adds its commands to ``cli`` on import)
-for _mod in ("solve", "inspect", "analyze", "backend"):
+for _mod in ("solve", "inspect", "analyze", "backend", "recover", "sweep", "models"):
     try:
         importlib.import_module(f".{_mod}", __name__)
     except ModuleNotFoundError as exc:  # a command module not written yet

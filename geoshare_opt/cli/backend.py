@@ -211,8 +211,17 @@ def evaluate_cmd(spec, outdir, quiet):
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default=None,
               help="Save the solved compressed network (model.safetensors, tiemap.json, instance, result) here.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--recover", "recover_steps", type=int, default=None, metavar="N",
+              help="Recover every colouring (solved and heuristic) with N steps of distillation to the original "
+                   "network, and show each before and after (see `geoshare-opt recover`).")
+@click.option("--recover-lr", "recover_lr", type=float, default=None, help="Recovery learning rate (default 1e-4).")
+@click.option("--recover-method", "recover_method", default=None, help="distill (default) or lora.")
+@click.option("--recover-rank", "recover_rank", type=int, default=None, help="lora: rank per member (default 8).")
+@click.option("--recover-batch-size", "recover_batch", type=int, default=None,
+              help="Cut calibration batches into pieces of this many examples for recovery.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
-def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force, quiet):
+def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force,
+                 recover_steps, recover_lr, recover_method, recover_rank, recover_batch, quiet):
     """analyze -> solve -> apply -> evaluate on SPEC, against every heuristic colouring at the same budget.
 
     \b
@@ -222,8 +231,11 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     from ..pipeline import pipeline
 
     kinds = [k.strip() for k in baselines.split(",") if k.strip()]
+    options = {"lr": recover_lr, "method": recover_method, "rank": recover_rank, "batch_size": recover_batch}
+    options = {k: v for k, v in options.items() if v is not None}
     out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
-                   samples=samples, baselines=kinds, outdir=outdir, force=force, progress=_progress(quiet))
+                   samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
+                   recover_options=options or None, progress=_progress(quiet))
     emit(json.dumps(out, indent=1, allow_nan=False))
     if not quiet:
         err(pipeline_table(out))
@@ -237,6 +249,14 @@ def pipeline_table(out: dict) -> str:
                      "removed": r.get("shareable_removed"), "objective": r.get("objective"),
                      "apply_s": r.get("apply_s"), "eval_s": r.get("eval_s")})
     cols = ["colouring", *metric_names, "objective", "stored", "removed", "apply_s", "eval_s"]
+    if out.get("recovery"):
+        key = metric_names[0]
+        after = f"{key} recovered"
+        for row, r in zip(rows[1:], out["rows"]):
+            row[after] = ((r.get("recovered") or {}).get("metrics") or {}).get(key)
+            row["recover_s"] = r.get("recover_s")
+        cols[cols.index(key) + 1:cols.index(key) + 1] = [after]
+        cols.append("recover_s")
     if any("predicted_cost" in r for r in out["rows"]):
         for row, r in zip(rows[1:], out["rows"]):
             row["predicted_cost"] = r.get("predicted_cost")
@@ -244,9 +264,9 @@ def pipeline_table(out: dict) -> str:
     t = out["times_s"]
     lines = [format_table(rows, cols),
              "time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items())]
-    b = out.get("best_heuristic")
-    if b:
-        verdict = "at least as good as" if b["solved_at_least_as_good"] else "WORSE than"
-        lines.append(f"solved colouring is {verdict} the best heuristic at this budget ({b['colouring']}: "
-                     f"{b['metric']} {b['value']:.4g} vs solved {b['solved']:.4g})")
+    for label, b in (("", out.get("best_heuristic")), (" after recovery", out.get("best_heuristic_recovered"))):
+        if b:
+            verdict = "at least as good as" if b["solved_at_least_as_good"] else "WORSE than"
+            lines.append(f"solved colouring is {verdict} the best heuristic at this budget{label} ({b['colouring']}: "
+                         f"{b['metric']} {b['value']:.4g} vs solved {b['solved']:.4g})")
     return "\n".join(lines)

@@ -32,7 +32,10 @@ def exit_code(result) -> int:
               help="Warm start from a result file (its assignment, matched by node id).")
 @click.option("-o", "--output", type=click.Path(allow_dash=True), default=None, metavar="RESULT",
               help="Write the result JSON here (atomically); stdout then stays empty. '-' means stdout.")
-def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output):
+@click.option("--true-cost", "true_cost", is_flag=True,
+              help="Add 'true_cost' (total and per type: the true class cost of the colouring, from the instance's "
+                   "curvature sidecar) to the result JSON; the objective stays the graph objective.")
+def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output, true_cost):
     """Colour INSTANCE under its budget and print the result JSON.
 
     \b
@@ -46,21 +49,37 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
 
     check_writable(output)
     inst = Instance.load(instance)
+    native = parse_native(native)
+    cc = None
+    if true_cost:  # read (and check) the sidecar before the run: a missing one is bad input, found at once
+        from ..classcost import load_class_cost
+        cc = load_class_cost(inst, instance)
+    if solver == "classcost" and "sidecar" not in native:
+        from ..classcost import has_sidecar, sidecar_for
+        if has_sidecar(inst):  # the true class cost needs the sidecar the instance names, beside the file
+            native["sidecar"] = str(sidecar_for(inst, instance))
     progress = ProgressLine(f"{solver}:", enabled=not quiet)
     log = (lambda msg: err(f"[{solver}] {msg}")) if verbose and not quiet else None
     try:
         result = solve(inst, solver, time_limit=time_limit, seed=seed, threads=threads, warm_start=init,
-                       verbose=verbose, native=parse_native(native), log=log, progress=progress)
+                       verbose=verbose, native=native, log=log, progress=progress)
     finally:
         progress.close()
     result.instance_path = os.path.abspath(instance)  # lets `validate` find the instance later
     payload = result.dumps()
+    if cc is not None and result.feasible:
+        import json
+        data = result.to_dict()
+        data["true_cost"] = cc.cost(result.assignment).to_dict()   # results may carry extra fields (schema)
+        payload = json.dumps(data, indent=1, allow_nan=False)
     if output and output != "-":
         write_output(output, payload + "\n")
     else:
         emit(payload)
     if not quiet:
         err(summary_line(result))
+        if cc is not None and result.feasible:
+            err(f"true class cost {cc(result.assignment):.8g}")
     sys.exit(exit_code(result))
 
 
@@ -78,7 +97,10 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
 @click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
               help="Write the rows as JSON to FILE ('-' = stdout, the default).")
 @click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
-def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, csv_out, json_out, quiet):
+@click.option("--true-cost", "true_cost", is_flag=True,
+              help="Add a true_cost column (the true class cost of each colouring, from each instance's sidecar).")
+def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, csv_out, json_out, quiet,
+                true_cost):
     """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
 
     \b
@@ -101,7 +123,17 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
 
+    costs = {}
+    if true_cost:  # every instance needs its sidecar: checked before anything runs
+        from ..classcost import load_class_cost
+        from ..instance import Instance
+        costs = {os.path.basename(path): load_class_cost(Instance.load(path), path) for path in instances}
+        if len(costs) < len(set(instances)):   # rows name instances by file name
+            raise InputError("--true-cost: two instances share a file name; rename one")
+
     def report(row, res):
+        if true_cost:
+            row["true_cost"] = costs[row["instance"]](res.assignment) if res.feasible else None
         if not quiet:
             err(f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}")
 
@@ -111,15 +143,17 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
                    native=per_solver, on_result=report)
     if not quiet:
         cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
+        cols += ["true_cost"] if true_cost else []
         shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
                  for r in rows]
         err(format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
-                                       "termination", "best"]))
+                                       "termination", "best"] + (["true cost"] if true_cost else [])))
+    columns = list(COLUMNS) + (["true_cost"] if true_cost else [])
     if csv_out and csv_out != "-":
-        write_output(csv_out, rows_to_csv(rows, COLUMNS))
+        write_output(csv_out, rows_to_csv(rows, columns))
     if json_out and json_out != "-":
         write_output(json_out, rows_to_json(rows))
     if csv_out == "-":
-        emit(rows_to_csv(rows, COLUMNS))
+        emit(rows_to_csv(rows, columns))
     elif json_out in (None, "-"):
         emit(rows_to_json(rows))

@@ -227,6 +227,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     if out is None:
         return build()
     tensors = {f"diag/{n}": t for n, t in curv.diag.items()}
+    # the weights let the torch-free core evaluate the true class cost of any colouring (geoshare_opt.classcost)
+    tensors.update({f"weight/{n}": t for n, t in weights.items()})
     if curv.in_cov is not None and (mode == "basis" or estimator == "kfac"):
         tensors.update({f"in_cov/{n}": t for n, t in curv.in_cov.items()})
     if curv.out_cov is not None:

@@ -40,6 +40,7 @@ class LinearCovariances:
         self.pending: dict[str, torch.Tensor] = {}
         self.mode = "square"         # "square": B += gᵀg; "first"/"second": B += sym(g1ᵀ g2) over two backwards
         self.record_inputs = True
+        self._increments: dict[tuple, tuple] = {}   # the last input's x xᵀ, by input tensor
         holders: dict[int, list[str]] = {}
         for mod_name, mod in model.named_modules(remove_duplicate=False):
             for p_name, p in mod.named_parameters(recurse=False):
@@ -69,10 +70,17 @@ class LinearCovariances:
                 self.saved_inputs[name] = x
                 self.outputs[name] = output
             if self.inputs and self.record_inputs:
-                x2 = x.reshape(-1, x.shape[-1]).to(torch.float32)
+                # consecutive layers reading the same tensor (q, k and v of attention) share one x xᵀ; the last
+                # input is held so that its address cannot be reused by another tensor while it is the key
+                key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, x.dtype)
+                inc = self._increments.get(key)
+                if inc is None:
+                    x2 = x.reshape(-1, x.shape[-1]).to(torch.float32)
+                    self._increments.clear()
+                    inc = self._increments[key] = (x2.T @ x2, x2.shape[0], x)
                 acc = self.G.get(name)
-                self.G[name] = x2.T @ x2 if acc is None else acc.addmm_(x2.T, x2)
-                self.tokens[name] = self.tokens.get(name, 0) + x2.shape[0]
+                self.G[name] = inc[0].clone() if acc is None else acc.add_(inc[0])
+                self.tokens[name] = self.tokens.get(name, 0) + inc[1]
             if (self.output_grads or self.per_example) and output.requires_grad:
                 output.register_hook(self._grad_hook(name))
         return hook
@@ -106,7 +114,12 @@ class LinearCovariances:
         x3, g3 = x.reshape(n, -1, x.shape[-1]), g.reshape(n, -1, g.shape[-1])
         if x3.shape[1] == 1:                         # one token per example: (g_n x_nᵀ)² = g_n² (x_n²)ᵀ
             sq = g3[:, 0].square().T @ x3[:, 0].square()
-        else:                                        # sequences: per-example gradients, in chunks of examples
+        elif x.device.type == "cpu":                 # sequences on the CPU: one example at a time, squared and
+            sq = torch.zeros(g3.shape[-1], x3.shape[-1], dtype=torch.float32)     # added in one fused pass while
+            for gn, xn in zip(g3, x3):                                             # the gradient is still in cache
+                per = gn.T @ xn
+                sq.addcmul_(per, per)
+        else:                                        # on an accelerator: batched, in chunks of examples
             sq = None
             step = max(1, (1 << 26) // max(g.shape[-1] * x.shape[-1], 1))
             for lo in range(0, n, step):
@@ -122,6 +135,7 @@ class LinearCovariances:
             self.grad[name] = batch_grad * self.batch_n if acc is None else acc.add_(batch_grad, alpha=self.batch_n)
 
     def new_batch(self) -> None:
+        self._increments.clear()
         self.calls.clear()
         self.saved_inputs.clear()
         self.outputs.clear()
@@ -142,6 +156,7 @@ class LinearCovariances:
         self.pending.clear()
         self.saved_inputs.clear()
         self.outputs.clear()
+        self._increments.clear()
 
     def input_covariances(self) -> dict[str, torch.Tensor]:
         """``E[x xᵀ]`` over every token seen (float32)."""

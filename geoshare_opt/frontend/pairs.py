@@ -3,7 +3,8 @@ tensor operations (the loop runs over the first member of a pair only; all partn
 
 ``tie`` (both members replaced by one merged tensor; the move is δ = (w̄ − w_i, w̄ − w_j)):
 - diag: merge to the curvature-weighted mean ``w̄ = (h_i w_i + h_j w_j)/(h_i + h_j)``, cost
-  ``½ Σ_p h_ip h_jp/(h_ip + h_jp) (w_ip − w_jp)²`` (+ ``g·δ`` where the pass measured the gradient);
+  ``½ Σ_p h_ip h_jp/(h_ip + h_jp) (w_ip − w_jp)²`` (+ ``g·δ`` where the pass measured the gradient and, with
+  per-example gradients, found it significant: see ``_significant``);
 - kfac: the same merge (with the K-FAC diagonal ``diag(B) diag(G)ᵀ``), cost under the full Kronecker model
   ``½ Σ_{l∈{i,j}} tr(Δ_l G_l Δ_lᵀ B_l)`` (+ ``g·δ`` with the empirical method);
 - lanczos: merge to the plain mean, ``δ = ±(w_j − w_i)/2``, cost ``½[Σ_k λ_k (q_k·δ)² + λ_rest (‖δ‖² − ‖Qᵀδ‖²)]``
@@ -17,16 +18,16 @@ stored parameters. The shared basis is the top-k right singular subspace of ``[W
 ``d_out × d_in`` members, sharing rank k stores ``k (d_in + 2 d_out)``; separate bases at that count have rank
 ``k (d_in + 2 d_out) / (2 (d_in + d_out))`` each (fractional ranks interpolate the SVD tail). ``k`` comes from
 ``rank`` or from ``ratio`` as ``⌊(1 − ratio) · 2 d_out d_in / (d_in + 2 d_out)⌋`` (materialize.md's rule for n = 2).
+The computation (no matrix square roots, per-node products cached, the smaller Gram side) is in ``basis_pairs``.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
-from ..errors import InputError
 from .discovery import NodeInfo, group_by_type
+from .basis_pairs import basis_rank, basis_weights, damped, tail_energy  # noqa: F401 (re-exported)
 from .estimators.common import Curvature
 
 CHUNK_BYTES = 1 << 28   # bound on the temporary memory of one batched step
@@ -50,7 +51,7 @@ def tie_weights(nodes: Sequence[NodeInfo], weights: dict[str, torch.Tensor], cur
     for _, idx in group_by_type(nodes).items():
         names = [nodes[i].name for i in idx]
         W = torch.stack([weights[n].float().reshape(-1) for n in names])              # (n, P)
-        g = torch.stack([curv.grad[n].float().reshape(-1) for n in names]) \
+        g = torch.stack([_significant(curv, n).float().reshape(-1) for n in names]) \
             if (first_order and curv.grad is not None) else None
         if curv.estimator == "lanczos":
             cost = _lanczos_tie(W, g, curv, [offsets[i] for i in idx])
@@ -66,6 +67,19 @@ def tie_weights(nodes: Sequence[NodeInfo], weights: dict[str, torch.Tensor], cur
             for b in range(a + 1, n):
                 edges.append((names[a], names[b], float(cost[a, b])))
     return edges
+
+
+GRADIENT_SNR = 4.0   # keep a layer's mean gradient when n‖g‖² exceeds 4× its noise level (about 2 standard errors)
+
+
+def _significant(curv: Curvature, name: str) -> torch.Tensor:
+    """The layer's mean gradient where it is signal, else zeros. ``g·δ`` belongs in the model only away from a
+    stationary point; where the estimator measured per-example gradients (``stats["gradient_snr"]``) a layer whose
+    mean gradient is within noise gets none: with the whole-tensor moves of sharing, ``g·δ`` of a noise gradient is
+    a large random term (on digits-mlp it ruined the ranking of pair damage, benchmarks/frontend/README.md)."""
+    g = curv.grad[name]
+    snr = curv.stats.get("gradient_snr", {}).get(name)
+    return g if snr is None or snr >= GRADIENT_SNR else torch.zeros_like(g)
 
 
 def _weighted_tie(W, H, g, kron) -> torch.Tensor:
@@ -128,89 +142,3 @@ def _lanczos_tie(W, g, curv: Curvature, spans) -> torch.Tensor:
         cost = cost + 0.5 * (Gw - Gw.diagonal().unsqueeze(1) - Gw.diagonal().unsqueeze(0) + Gw.T)
     cost.fill_diagonal_(0)
     return cost
-
-
-# ---------------------------------------------------------------------- shared basis
-def basis_rank(shape: tuple[int, int], rank: int | None, ratio: float | None) -> int:
-    d_out, d_in = shape
-    if rank is not None:
-        k = int(rank)
-    elif ratio is not None:
-        k = math.floor((1 - ratio) * 2 * d_out * d_in / (d_in + 2 * d_out))
-    else:
-        raise InputError("mode 'basis' needs a rank (--rank) or a compression ratio (--ratio)")
-    return max(1, min(k, d_in, 2 * d_out))
-
-
-def _psd_sqrt(G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric square root and pseudo-inverse square root of (stacked) PSD matrices."""
-    lam, vec = torch.linalg.eigh(G)
-    lam = lam.clamp_min(0)
-    root = lam.sqrt()
-    floor = root.amax(-1, keepdim=True) * 1e-6
-    inv = torch.where(root > floor, 1.0 / torch.where(root > floor, root, torch.ones_like(root)),
-                      torch.zeros_like(root))
-    return (vec * root.unsqueeze(-2)) @ vec.transpose(-1, -2), (vec * inv.unsqueeze(-2)) @ vec.transpose(-1, -2)
-
-
-def damped(G: torch.Tensor) -> torch.Tensor:
-    """A tiny ridge so that whitening is defined when fewer tokens than inputs were seen."""
-    d = G.shape[-1]
-    eps = 1e-6 * G.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-30) / d
-    return G + eps.unsqueeze(-1).unsqueeze(-1) * torch.eye(d, dtype=G.dtype, device=G.device)
-
-
-def tail_energy(sq_sv: torch.Tensor, r: float) -> float:
-    """Squared singular values beyond (fractional) rank ``r``: linear between integer ranks."""
-    r0 = int(math.floor(r))
-    total = float(sq_sv[r0:].sum()) if r0 < len(sq_sv) else 0.0
-    if r0 < len(sq_sv):
-        total -= (r - r0) * float(sq_sv[r0])
-    return total
-
-
-def refit_error(W: torch.Tensor, G: torch.Tensor, Bas: torch.Tensor) -> torch.Tensor:
-    """``min_C tr((W − C Basᵀ) G (W − C Basᵀ)ᵀ)`` for stacked W (…, d_out, d_in), G, Bas (…, d_in, k)."""
-    A = G @ Bas
-    M = Bas.transpose(-1, -2) @ A
-    N = W @ A
-    M = M + 1e-10 * M.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-30)[..., None, None] * torch.eye(
-        M.shape[-1], dtype=M.dtype, device=M.device)
-    X = torch.linalg.solve(M, N.transpose(-1, -2))                                # (…, k, d_out)
-    full = ((W @ G) * W).sum((-1, -2))
-    return full - (N * X.transpose(-1, -2)).sum((-1, -2))
-
-
-def basis_weights(nodes: Sequence[NodeInfo], weights: dict[str, torch.Tensor], in_cov: dict[str, torch.Tensor],
-                  rank: int | None = None, ratio: float | None = None) -> tuple[list[tuple[str, str, float]], dict]:
-    """``(edges, ranks per type)``; see the module docstring."""
-    edges: list[tuple[str, str, float]] = []
-    ranks: dict[str, int] = {}
-    for t, idx in group_by_type(nodes).items():
-        names = [nodes[i].name for i in idx]
-        d_out, d_in = nodes[idx[0]].shape
-        k = basis_rank((d_out, d_in), rank, ratio)
-        ranks[t] = k
-        r_sep = k * (d_in + 2 * d_out) / (2 * (d_in + d_out))
-        W = torch.stack([weights[n].double() for n in names])                        # (n, d_out, d_in)
-        G = damped(torch.stack([in_cov[n].double().to(W.device) for n in names]))
-        S, _ = _psd_sqrt(G)
-        sep_sv = torch.linalg.svdvals(W @ S).square()                                # (n, min)
-        sep = torch.tensor([tail_energy(sep_sv[a], r_sep) for a in range(len(idx))], dtype=torch.float64)
-        pairs = [(a, b) for a in range(len(idx)) for b in range(a + 1, len(idx))]
-        step = max(1, CHUNK_BYTES // max(8 * d_in * (4 * d_in + 4 * d_out), 1))
-        for lo in range(0, len(pairs), step):
-            chunk = pairs[lo:lo + step]
-            ia = torch.tensor([a for a, _ in chunk])
-            ib = torch.tensor([b for _, b in chunk])
-            Gbar = 0.5 * (G[ia] + G[ib])
-            Sb, Sb_inv = _psd_sqrt(Gbar)
-            M = torch.cat([W[ia], W[ib]], dim=1) @ Sb                                 # (p, 2 d_out, d_in)
-            _, vec = torch.linalg.eigh(M.transpose(-1, -2) @ M)                       # ascending
-            Bas = Sb_inv @ vec[..., -k:]                                              # basis in input coordinates
-            shared = refit_error(W[ia], G[ia], Bas) + refit_error(W[ib], G[ib], Bas)
-            extra = shared.cpu() - sep[ia] - sep[ib]
-            for (a, b), w in zip(chunk, extra.tolist()):
-                edges.append((names[a], names[b], float(w)))
-        # keep type order then member order, like tie_weights
-    return edges, ranks

@@ -1,7 +1,9 @@
 """The curvature sidecar beside an instance (``<stem>.curvature.safetensors``) and the model fingerprint.
 
-Tensors: ``diag/<param>`` (element-wise curvature, weight-shaped, float32, non-negative; always), ``in_cov/<param>``
-(``E[x xᵀ]`` of the layer input; basis mode and kfac) and ``out_cov/<param>`` (output-gradient covariance; kfac).
+Tensors: ``diag/<param>`` (element-wise curvature, weight-shaped, float32, non-negative; always), ``weight/<param>``
+(the trained weight itself, float32; always since the true class cost was added, absent from older sidecars),
+``in_cov/<param>`` (``E[x xᵀ]`` of the layer input; basis mode and kfac) and ``out_cov/<param>`` (output-gradient
+covariance; kfac).
 The instance's ``meta.curvature`` names the file and its sha256; ``load_curvature`` checks both. Instance and sidecar
 are written to temporary names and renamed only when both are complete, so a failure leaves neither behind.
 """

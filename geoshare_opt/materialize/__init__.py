@@ -2,12 +2,16 @@
 
 ``apply(model, instance, result, mode="tie"|"basis", curvature=...) -> (compressed, ApplyReport)``,
 ``save_compressed(model, outdir, report.tie_map)``, ``load_compressed(outdir, model_or_spec)``,
-``parameter_report(model)``. Only the 2-D weights named by the instance are shared; biases and norms stay per layer.
+``parameter_report(model)``, ``recover(model, spec, steps=...)`` (a short training that keeps the sharing).
+Only the 2-D weights named by the instance are shared; biases and norms stay per layer.
 """
 from .apply import MODES, ApplyReport, apply, versions  # noqa: F401
 from .basis import SharedBasisLinear  # noqa: F401
+from .corrections import CorrectedBasisLinear, CorrectedLinear  # noqa: F401
+from .recover import RecoveryReport, recover  # noqa: F401
 from .report import parameter_report  # noqa: F401
 from .save import TieMapError, load_compressed, read_tie_map, save_compressed  # noqa: F401
 
 __all__ = ["apply", "ApplyReport", "save_compressed", "load_compressed", "read_tie_map", "parameter_report",
-           "SharedBasisLinear", "TieMapError", "MODES"]
+           "SharedBasisLinear", "TieMapError", "MODES", "recover", "RecoveryReport", "CorrectedLinear",
+           "CorrectedBasisLinear"]

@@ -131,6 +131,11 @@ def swap_class(model, members: list[str], covs: list[torch.Tensor], rank: int, s
             raise InputError(f"basis mode shares nn.Linear weights only; {name!r} belongs to a "
                              f"{type(module).__name__} (use --mode tie)")
         linears.append((mod_name, module))
+    for name, (_, module), cov in zip(members, linears, covs):   # nothing non-finite reaches LAPACK
+        if not bool(torch.isfinite(cov).all()):
+            raise InputError(f"the input covariance of {name!r} is not finite (overflowing activations?)")
+        if not bool(torch.isfinite(module.weight).all()):
+            raise InputError(f"the weight {name!r} is not finite")
     w0 = linears[0][1].weight
     d_out, d_in = w0.shape
     shared, coefs = factor_class([m.weight for _, m in linears], covs, rank, side)

@@ -18,7 +18,9 @@ def _unique(tensors) -> tuple[int, int, int]:
 
 
 def node_tensors(model, node_ids) -> list:
-    """The tensors that now carry the instance's nodes: a tied weight, or a shared basis and its coefficients."""
+    """The tensors that now carry the instance's nodes: a tied weight, or a shared basis and its coefficients, plus
+    the member's low-rank correction after a lora recovery."""
+    from .corrections import CORRECTED
     out = []
     for name in node_ids:
         module, attr = owner(model, name)
@@ -26,6 +28,8 @@ def node_tensors(model, node_ids) -> list:
             out += [module.weight_in, module.weight_out]
         else:
             out.append(getattr(module, attr))
+        if isinstance(module, CORRECTED) and attr == "weight":
+            out += [module.lora_A, module.lora_B]
     return out
 
 
@@ -38,6 +42,10 @@ def parameter_report(model: nn.Module, node_ids=None) -> dict:
     rep = {"params": params, "param_bytes": nbytes, "param_storages": storages,
            "aliases": len(all_params) - storages,
            "buffer_bytes": bbytes, "buffer_elements": bparams}
+    from .corrections import correction_parameters
+    corrections = correction_parameters(model)
+    if corrections:
+        rep["correction_params"] = _unique(corrections)[0]
     if node_ids is not None:
         sp, sb, ss = _unique(node_tensors(model, node_ids))
         rep.update(shareable_params=sp, shareable_bytes=sb, shareable_storages=ss)

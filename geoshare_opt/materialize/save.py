@@ -12,6 +12,10 @@ weights, checked on load); ``result`` (solver, objective, termination); ``colour
 ``stored`` for basis); ``parameters`` (unique parameters and bytes before/after); ``versions`` (geoshare-opt, torch,
 safetensors, numpy, python); ``weights`` (``file``, its ``sha256``, and ``tensors``: every state-dict key -> the
 key that stores its value); ``nodes`` (node id -> the stored key, or ``{weight_in, weight_out}`` in basis mode).
+Version 2 (written only when the network carries low-rank corrections from ``recover --method lora``; version 1 maps
+still load) adds ``corrections`` (``method``, ``rank``, ``scale``, ``members``: the node ids whose module has its own
+``lora_A``/``lora_B``); ``recovery`` (a list of recovery records: method, steps, lr, losses, time) may appear in
+either version.
 """
 from __future__ import annotations
 
@@ -30,12 +34,14 @@ from torch import nn
 from ..errors import InputError
 from .basis import SharedBasisLinear, skeleton_class
 from .common import owner
+from .corrections import add_corrections, corrections_of
 from .tie import retie
 
 WEIGHTS = "model.safetensors"
 TIEMAP = "tiemap.json"
 FORMAT = "geoshare-tiemap"
 VERSION = 1
+VERSIONS = (1, 2)          # 2 = with low-rank corrections
 
 
 class TieMapError(InputError):
@@ -121,6 +127,12 @@ def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, 
         full = dict(tie_map)
         full["weights"] = {"file": WEIGHTS, "sha256": _sha256(tmp / WEIGHTS), "tensors": aliases}
         full["nodes"] = _node_tensors(model, tie_map, aliases)
+        corrections = corrections_of(model)
+        full.pop("corrections", None)
+        full["version"] = VERSION
+        if corrections is not None:
+            full["corrections"] = corrections
+            full["version"] = 2
         (tmp / TIEMAP).write_text(json.dumps(full, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -145,8 +157,9 @@ def read_tie_map(outdir: str | os.PathLike) -> dict:
         raise TieMapError(f"{path}: corrupt tie map ({exc})") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise TieMapError(f"{path}: not a {FORMAT} file")
-    if m.get("version") != VERSION:
-        raise TieMapError(f"{path}: unsupported tie map version {m.get('version')!r} (this build reads {VERSION})")
+    if m.get("version") not in VERSIONS:
+        raise TieMapError(f"{path}: unsupported tie map version {m.get('version')!r} (this build reads "
+                          f"{', '.join(map(str, VERSIONS))})")
     if m.get("mode") not in ("tie", "basis"):
         raise TieMapError(f"{path}: unknown mode {m.get('mode')!r}")
     classes = m.get("classes")
@@ -160,6 +173,13 @@ def read_tie_map(outdir: str | os.PathLike) -> dict:
         if m["mode"] == "basis" and (not isinstance(c.get("rank"), int) or c.get("side") not in ("in", "out")
                                      or not isinstance(c.get("shape"), list) or len(c["shape"]) != 2):
             raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
+    if "corrections" in m:
+        c = m["corrections"]
+        if m["version"] < 2 or not isinstance(c, dict) or c.get("method") != "lora" \
+                or isinstance(c.get("rank"), bool) or not isinstance(c.get("rank"), int) or c["rank"] < 1 \
+                or not isinstance(c.get("scale"), (int, float)) or not isinstance(c.get("members"), list) \
+                or not all(isinstance(x, str) for x in c["members"]):
+            raise TieMapError(f"{path}: malformed 'corrections' record")
     return m
 
 
@@ -209,6 +229,15 @@ def load_compressed(outdir: str | os.PathLike, model=None) -> nn.Module:
     else:
         for c in m["classes"]:
             skeleton_class(base, c)
+    if m.get("corrections"):
+        corr = m["corrections"]
+        for n in corr["members"]:
+            if n not in names:
+                raise TieMapError(f"tie map corrects {n!r}, which no class names")
+        try:
+            add_corrections(base, corr["members"], corr["rank"], scale=corr["scale"], empty=True)
+        except InputError as exc:
+            raise TieMapError(f"{outdir}: {exc}") from None
 
     wfile = Path(outdir) / m["weights"].get("file", WEIGHTS)
     if not wfile.is_file():

@@ -21,6 +21,7 @@ _BUILTIN = {
     "pulp": "geoshare_opt.solvers.pulp_milp:PulpBackend",
     "dsatur": "geoshare_opt.solvers.dsatur:DsaturBackend",
     "anneal": "geoshare_opt.solvers.anneal:AnnealBackend",
+    "classcost": "geoshare_opt.solvers.classcost_search:ClassCostBackend",
 }
 
 

@@ -12,7 +12,11 @@ Plan of one run:
    best-improvement descent; later rounds restart from the best state after a random kick. Without a time limit
    the move budget is split into ``rounds`` doubling rounds; with one, a short round measures the speed and one long
    round fills the time (its temperature follows the elapsed fraction of the time, so it always ends cold), then
-   more rounds while they improve. The best state of each round is offered to the context (feasible only).
+   more rounds while they improve. The best state of each round is offered to the context (feasible only);
+4. Breakout Local Search (Benlic & Hao 2013; ``_bls_kernels``) from the best annealed state: steepest descent with
+   the best move of every node in a heap, then tabu-directed or random jumps of adaptive strength. With a time
+   limit it gets the last ``bls`` share of the time (or stops after ``BLS_STALE`` descents without a new best);
+   without one it runs ``bls_iters`` iterations (default 0), so untimed runs stay reproducible and fast.
 
 Why numba (measured with ``python benchmarks/solvers/gset/kernel_speed.py --graph G22``: 2000 nodes, 19990 edges,
 K = 2, T = 1 from a random state, CPU time): the compiled Metropolis sweep makes 8.5e7 move attempts per second,
@@ -20,6 +24,8 @@ the same sweep as a Python loop 2.6e5, and a Python loop with one vectorised num
 5.4e5 (a sweep cannot be vectorised whole without moving neighbours simultaneously, which is not the Metropolis
 chain). The Gset target (0.998 of the best cut in 10 s) needs ~1e8-1e9 attempts: only the compiled loop gets there.
 Kernels are cached on disk (``cache=True``): the first call in a fresh environment compiles for a few seconds.
+With integer weights the sweep tabulates exp(-d/T) once per sweep (G81 at T = 0.3: 1.0e8 -> 1.4e8 attempts per
+CPU second, ``kernel_speed.py --graph G81 --temperature 0.3 --skip-python``).
 
 Reproducibility: the same seed and the same move budget give the same labels. Without a time limit the budget is
 the default move count (below) or ``native["sweeps"]``; with a time limit the round lengths adapt to the measured
@@ -29,7 +35,10 @@ Native options: ``sweeps`` (total sweeps over the movable nodes), ``rounds`` (an
 ``reheat`` (start temperature of later rounds relative to the first, default 0.5),
 ``t_start`` / ``t_end`` (temperatures; default calibrated), ``init`` ("greedy" | "random"), ``tabu_iters``
 (TabuCol iteration budget), ``classes_per_type`` ({type: k} overriding the allocation), ``kick`` (fraction of
-movable nodes moved at random between rounds, default 0.05).
+movable nodes moved at random between rounds, default 0.05), ``p_start`` (acceptance probability of a typical
+uphill move at the calibrated start temperature), ``schedule`` ("geometric" | "linear_beta"), ``bls`` (share of a
+time limit given to BLS), ``bls_iters`` (BLS iterations without a time limit), ``bls_l0`` / ``bls_lmax`` / ``bls_t``
+(BLS jump sizes and the stagnation count before a strong jump).
 """
 from __future__ import annotations
 
@@ -50,7 +59,19 @@ MAX_DEFAULT_SWEEPS = 3000
 MIN_DEFAULT_SWEEPS = 200
 CHUNK_S = 0.05            # seconds per compiled call in a time-driven round (time-check granularity)
 STALE_ROUNDS = 3          # with a time limit: stop after this many rounds without improvement
-_NATIVE = {"sweeps", "rounds", "reheat", "t_start", "t_end", "init", "tabu_iters", "classes_per_type", "kick"}
+ETAB_MAX = 256            # largest tabulated integer gain (see _State.etab)
+# start temperature: a typical uphill move is accepted with this probability (0.5 before; 0.25 starts about half
+# as hot: G72, 40000 sweeps, seeds 1-2: mean cut 6958 -> 6962 at 25 % less CPU; G40 2391 -> 2393)
+P_START = 0.25
+SCHEDULES = ("geometric", "linear_beta")
+DEFAULT_SCHEDULE = "geometric"
+DEFAULT_BLS_SHARE = 0.0   # with a time limit: share reserved for BLS; by default BLS gets the time annealing leaves
+BLS_L0, BLS_LMAX = 0.01, 0.1   # BLS jump magnitudes as fractions of the movable nodes (Benlic & Hao 2013)
+BLS_T, BLS_P0 = 1000.0, 0.8    # descents without improvement before a strong random jump; least P(directed)
+BLS_TENURE = 0.1               # tabu tenure drawn in [3, BLS_TENURE * movable nodes]
+BLS_STALE = 20000              # with a time limit: stop BLS after this many descents without a new best
+_NATIVE = {"sweeps", "rounds", "reheat", "t_start", "t_end", "init", "tabu_iters", "classes_per_type", "kick",
+           "bls", "bls_iters", "bls_l0", "bls_lmax", "bls_t", "schedule", "p_start"}
 
 
 def allocate_classes(instance: Instance, adj, floor: np.ndarray) -> np.ndarray:
@@ -72,6 +93,13 @@ def allocate_classes(instance: Instance, adj, floor: np.ndarray) -> np.ndarray:
         if k[t] < caps[t]:
             heapq.heappush(heap, (-score[t] / (k[t] * (k[t] + 1)), t))
     return k
+
+
+def _temperature(t_start: float, t_end: float, frac: float, shape: str) -> float:
+    """Temperature after ``frac`` of a schedule: geometric in T, or linear in 1/T (more time cold)."""
+    if shape == "linear_beta":
+        return 1.0 / (1.0 / t_start + (1.0 / t_end - 1.0 / t_start) * frac)
+    return t_start * (t_end / t_start) ** frac
 
 
 class _State:
@@ -106,6 +134,14 @@ class _State:
             self.stored = np.zeros(1, dtype=np.int64)
             self.max_params = 0
         self.obj = np.array([K.objective(self.loc, adj.indptr, adj.nbr, adj.wt)])
+        # integer weights (Gset, colouring): every gain is an integer below the largest weighted degree, so the
+        # sweep tabulates its acceptance probabilities (``anneal_sweeps``' etab)
+        integral = len(adj.wt) > 0 and bool(np.all(adj.wt == np.round(adj.wt)))
+        size = 0
+        if integral:
+            src = np.repeat(np.arange(adj.n), np.diff(adj.indptr))
+            size = int(np.bincount(src, weights=np.abs(adj.wt), minlength=adj.n).max()) + 2
+        self.etab = np.zeros(size if 0 < size <= ETAB_MAX else 0)
 
     def common(self):
         a = self.adj
@@ -144,9 +180,9 @@ def _local_labels(instance: Instance, labels: np.ndarray) -> tuple[np.ndarray, n
     return loc, used
 
 
-def _calibrate(st: _State, rng: np.random.Generator) -> tuple[float, float]:
+def _calibrate(st: _State, rng: np.random.Generator, p_start: float = P_START) -> tuple[float, float]:
     """Temperatures from the gains of random feasible moves at the start state: start where a typical uphill move
-    is accepted with probability ~0.5, end where the smallest uphill move is accepted with probability ~1e-4
+    is accepted with probability ``p_start``, end where the smallest uphill move is accepted with probability ~1e-4
     (measured on G62, 3 seeds x 40000 sweeps: final acceptance 1e-3 -> mean ratio 0.9918, 1e-4 -> 0.9953)."""
     mv = st.movable
     if len(mv) == 0:
@@ -164,14 +200,62 @@ def _calibrate(st: _State, rng: np.random.Generator) -> tuple[float, float]:
         if len(w) == 0:
             return 1.0, 0.01
         d = w
-    t_start = float(np.median(d)) / math.log(2.0)
+    t_start = float(np.median(d)) / math.log(1.0 / p_start)
     t_end = float(np.quantile(d, 0.02)) / math.log(1e4)
-    return t_start, max(min(t_end, t_start / 10), 1e-12)
+    return t_start, max(min(t_end, t_start / 5), 1e-12)
+
+
+def _breakout(st: _State, seed_rng, max_iters: int, deadline, native: dict, stats: dict, offer):
+    """BLS iterations (``_bls_kernels``) from the current state until ``max_iters``, the deadline, or, with a
+    deadline, ``BLS_STALE`` descents without a new best (small instances finish early). Returns (labels,
+    objective) of the best local optimum, or None when nothing is movable."""
+    from . import _bls_kernels as B
+    nm = len(st.movable)
+    if nm == 0 or not st.params_ok():
+        return None
+    n = len(st.loc)
+    L0 = int(native.get("bls_l0", max(1, round(BLS_L0 * nm))))
+    # small instances: a jump of at least a few moves and strong jumps every ~n descents (the paper's values are
+    # for n >= 800; with them BLS alone missed 3 of 20 ten-node optima, with these none)
+    Lmax = int(native.get("bls_lmax", max(L0 + 1, round(BLS_LMAX * nm), min(5, nm))))
+    T = float(native.get("bls_t", min(BLS_T, max(10.0, nm))))
+    tenure_max = max(3, int(BLS_TENURE * nm))
+    ctl = np.zeros(6)
+    ctl[B.C_L] = L0
+    ctl[B.C_LAST] = np.nan
+    tabu = np.zeros(n, dtype=np.int64)
+    ring = tenure_max + 2
+    ring_head = np.full(ring, -1, dtype=np.int64)
+    ring_node = np.zeros(ring, dtype=np.int64)
+    ring_next = np.full(ring, -1, dtype=np.int64)
+    best_obj = np.array([st.obj[0]])
+    best_loc = st.loc.copy()
+    done, chunk = 0, 1
+    offered = float(best_obj[0])
+    while done < max_iters:
+        m = min(chunk, max_iters - done)
+        t0 = time.monotonic()
+        B.bls(st.movable, *st.common(), st.obj, best_obj, best_loc, seed_rng, ctl, tabu, ring_head, ring_node,
+              ring_next, m, L0, Lmax, T, BLS_P0, 3, tenure_max)
+        done += m
+        dt = time.monotonic() - t0
+        if best_obj[0] < offered - 1e-9 * max(1.0, abs(offered)):
+            offered = float(best_obj[0])
+            offer(best_loc.copy())   # so a time limit or Ctrl-C during BLS keeps it
+        if deadline is not None:
+            if time.monotonic() >= deadline or ctl[B.C_SINCE_BEST] >= BLS_STALE:
+                break
+            # calls of about CHUNK_S seconds: the deadline is checked between calls
+            chunk = max(1, min(4 * chunk, int(chunk * CHUNK_S / max(dt, 1e-6))))
+        else:
+            chunk = max_iters
+    stats.update(bls_iterations=int(ctl[B.C_DESCENTS]), bls_moves=int(ctl[B.C_IT]))
+    return best_loc, best_obj[0]
 
 
 class AnnealBackend(Backend):
     name = "anneal"
-    summary = "simulated annealing on the gain table + TabuCol for hard conflicts (numba)"
+    summary = "simulated annealing on the gain table, Breakout Local Search, TabuCol for hard conflicts (numba)"
     exact = False
     gives_bound = False
     determinism = "seeded"
@@ -266,17 +350,28 @@ class AnnealBackend(Backend):
         if nm == 0 or (len(adj.wt) == 0):
             stats["rounds"] = 0
             return Outcome(Termination.COMPLETED, st.global_labels(best), None, "", stats)
-        t_start, t_end = _calibrate(st, rng)
+        p_start = float(native.get("p_start", P_START))
+        if not 0.0 < p_start < 1.0:
+            raise InputError(f"anneal: native option p_start must be in (0, 1), got {p_start}")
+        t_start, t_end = _calibrate(st, rng, p_start)
         t_start = float(native.get("t_start", t_start))
         t_end = float(native.get("t_end", t_end))
         rounds = max(1, int(native.get("rounds", 1)))
         reheat = float(native.get("reheat", 0.5))
         kick = float(native.get("kick", 0.05))
+        shape = str(native.get("schedule", DEFAULT_SCHEDULE))
+        if shape not in SCHEDULES:
+            raise InputError(f"anneal: schedule must be one of {', '.join(SCHEDULES)}, got {shape!r}")
         if "sweeps" in native:
             total_sweeps = int(native["sweeps"])
         else:
             total_sweeps = int(min(MAX_DEFAULT_SWEEPS, max(MIN_DEFAULT_SWEEPS, DEFAULT_MOVES / nm)))
         timed = deadline is not None and "sweeps" not in native
+        bls_share = float(native.get("bls", DEFAULT_BLS_SHARE)) if timed else 0.0
+        if not 0.0 <= bls_share < 1.0:
+            raise InputError(f"anneal: native option bls must be in [0, 1), got {bls_share}")
+        # with a time limit, annealing gets the first (1 - bls) of the time left, BLS the rest
+        sa_deadline = None if deadline is None else time.monotonic() + (1.0 - bls_share) * max(0.0, time_left())
         stats.update(t_start=t_start, t_end=t_end)
         obj_arr = st.obj
         round_best = np.array([best_obj])
@@ -297,8 +392,7 @@ class AnnealBackend(Backend):
                 # 100x the default budget so small instances finish early, then further rounds while they improve
                 if stale >= STALE_ROUNDS and sweeps_done >= min(1e5, 1e9 / nm):
                     break  # converged long before the deadline (small instances)
-                tl = time_left()
-                if tl <= 0:
+                if time.monotonic() >= sa_deadline:
                     break
                 if r == 0:
                     length = max(1, total_sweeps // 8)
@@ -320,31 +414,33 @@ class AnnealBackend(Backend):
                 # temperature follows the larger of the two fractions done, so the schedule always ends cold even
                 # when the machine's speed changes (a sweep-count plan from a speed measured under load was cut
                 # off mid-schedule by the deadline: G62 0.984)
-                span = max(1e-3, (deadline - t0) * 0.97)
+                span = max(1e-3, (sa_deadline - t0) * 0.97)
                 frac = 0.0
                 while frac < 1.0:
                     m = max(1, int(rate * CHUNK_S)) if rate else 1
                     now = time.monotonic()
                     f_next = max((now - t0 + m / rate) / span if rate else frac, (done + m) / length)
                     f_next = min(1.0, f_next)
-                    ta = ts * (t_end / ts) ** frac
-                    tb = ts * (t_end / ts) ** max(frac, f_next)
-                    K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
+                    ta = _temperature(ts, t_end, frac, shape)
+                    tb = _temperature(ts, t_end, max(frac, f_next), shape)
+                    K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc,
+                                    st.etab)
                     done += m
                     after = time.monotonic()
                     if after > now:
                         rate = 0.7 * rate + 0.3 * m / (after - now) if rate else m / (after - now)
                     frac = min(1.0, max((after - t0) / span, done / length))
-                    if after >= deadline:
+                    if after >= sa_deadline:
                         stopped = True
                         break
             while done < length and not fill:
                 m = min(chunk, length - done)
-                ta = ts * (t_end / ts) ** (done / length)
-                tb = ts * (t_end / ts) ** ((done + m) / length)
-                K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
+                ta = _temperature(ts, t_end, done / length, shape)
+                tb = _temperature(ts, t_end, (done + m) / length, shape)
+                K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj_arr, round_best, best_loc,
+                                st.etab)
                 done += m
-                if deadline is not None and time.monotonic() >= deadline:
+                if sa_deadline is not None and time.monotonic() >= sa_deadline:
                     stopped = True
                     break
             dt = time.monotonic() - t0
@@ -365,5 +461,16 @@ class AnnealBackend(Backend):
             if stopped:
                 break
         stats.update(rounds=r, sweeps=int(sweeps_done), moves_tried=int(sweeps_done) * nm)
+
+        # 4. Breakout Local Search from the best annealed state, in the time left (or ``bls_iters`` iterations)
+        bls_iters = int(native.get("bls_iters", 0 if deadline is None or "sweeps" in native else 1 << 62))
+        if bls_iters > 0 and (deadline is None or time_left() > 0):
+            st.reset_to(best)
+            found = _breakout(st, seed_rng, bls_iters, deadline, native, stats,
+                              lambda labels: ctx.offer(st.global_labels(labels)))
+            if found is not None and float(found[1]) < best_obj - 1e-9 * max(1.0, abs(best_obj)):
+                best, best_obj = found[0], float(found[1])
+                ctx.progress({"event": "bls", "objective": best_obj, "elapsed": ctx.elapsed()})
+        stopped = deadline is not None and time_left() <= 0
         term = Termination.TIME_LIMIT if stopped else Termination.COMPLETED
         return Outcome(term, st.global_labels(best), None, "", stats)

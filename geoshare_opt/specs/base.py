@@ -8,6 +8,9 @@ used for calibration, same forms as ``batches``). Two optional keys let the fron
 Fisher curvature that stays informative at a stationary point (where squared gradients vanish, e.g. a distillation
 loss at the original weights): ``outputs`` (``(model, batch) -> tensor``, the network's output) and ``output_loss``
 (``(outputs, batch) -> scalar``) with ``loss(model, batch) == output_loss(outputs(model, batch), batch)``.
+``distill_loss`` (optional, ``(student_outputs, teacher_outputs, batch) -> scalar``, needs ``outputs``) is the loss
+recovery after sharing minimises to match the original network (e.g. KL between next-token distributions); recovery
+falls back to the MSE between outputs when it is absent.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ..errors import InputError
 BUILTIN = {
     "minilm": "geoshare_opt.specs.minilm:make",
     "digits-mlp": "geoshare_opt.specs.digits:make",
+    "tiny-gpt": "geoshare_opt.specs.tinygpt:make",
 }
 
 LOWER_IS_BETTER_SUFFIXES = ("loss", "perplexity", "ppl", "error", "mse")
@@ -44,6 +48,7 @@ class ModelSpec:
     meta: dict = field(default_factory=dict)     # provenance (weights file, data split, seed, ...)
     outputs: Callable[[Any, Any], Any] | None = None       # (model, batch) -> output tensor
     output_loss: Callable[[Any, Any], Any] | None = None   # (outputs, batch) -> scalar; loss = output_loss(outputs(...))
+    distill_loss: Callable[[Any, Any, Any], Any] | None = None  # (student outputs, teacher outputs, batch) -> scalar
 
 
 def _as_batch_factory(obj: Any, what: str) -> Callable[[], Iterable[Any]] | None:
@@ -73,12 +78,13 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
         if missing:
             raise InputError(f"spec {name!r}: the dict lacks key {missing[0]!r} (needs model, batches, loss)")
         unknown = set(obj) - {"model", "batches", "loss", "metrics", "heldout", "meta", "name", "outputs",
-                              "output_loss"}
+                              "output_loss", "distill_loss"}
         if unknown:
             raise InputError(f"spec {name!r}: unknown key {sorted(unknown)[0]!r}")
         spec = ModelSpec(name=obj.get("name", name), model=obj["model"], batches=obj["batches"], loss=obj["loss"],
                          metrics=obj.get("metrics"), heldout=obj.get("heldout"), meta=dict(obj.get("meta", {})),
-                         outputs=obj.get("outputs"), output_loss=obj.get("output_loss"))
+                         outputs=obj.get("outputs"), output_loss=obj.get("output_loss"),
+                         distill_loss=obj.get("distill_loss"))
     else:
         raise InputError(f"spec {name!r}: make() must return a dict or a ModelSpec, got {type(obj).__name__}")
     if not isinstance(spec.model, torch.nn.Module):
@@ -87,6 +93,9 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
         raise InputError(f"spec {name!r}: 'loss' must be callable (model, batch) -> scalar tensor")
     if (spec.outputs is None) != (spec.output_loss is None):
         raise InputError(f"spec {name!r}: 'outputs' and 'output_loss' must be given together")
+    if spec.distill_loss is not None and (not callable(spec.distill_loss) or spec.outputs is None):
+        raise InputError(f"spec {name!r}: 'distill_loss' must be callable (student_outputs, teacher_outputs, batch) "
+                         "-> scalar and needs 'outputs'")
     if spec.metrics is not None and not callable(spec.metrics):
         raise InputError(f"spec {name!r}: 'metrics' must be callable model -> dict")
     spec.batches = _as_batch_factory(spec.batches, "batches")

@@ -171,10 +171,24 @@ def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Cur
     grad = {name: g / total for name, g in zip(names, grad_sum)} if grad_sum is not None else None
     stats = {"output_hessian": sampler.kind} if sampler is not None else {}
     stats["per_example"] = used_per_example
+    if method == "empirical" and grad is not None and used_per_example:   # needs per-example second moments
+        stats["gradient_snr"] = gradient_snr(grad, diag, total)
     if method == "hutchinson":
         stats["clipped_fraction"] = float(sum(int((s < 0).sum()) for s in sums) / max(sum(s.numel() for s in sums), 1))
     return Curvature(estimator="diag", method=method, diag=diag, grad=grad, samples=total, batches=len(traces),
                      spread=relative_spread(traces), stats=stats)
+
+
+def gradient_snr(grad: dict, second_moment: dict, n: int) -> dict[str, float]:
+    """Per layer, ``n‖g‖² / (tr E[g_n²] − ‖g‖²)``: the squared norm of the mean of ``n`` per-example gradients over
+    its noise level (about 1 for pure noise, i.e. at a stationary point of the calibration loss). The pair weights
+    use it to decide whether the first-order term ``g·δ`` is signal (``pairs.GRADIENT_SNR``)."""
+    snr = {}
+    for name, g in grad.items():
+        g2 = float(g.double().square().sum())
+        noise = max(float(second_moment[name].double().sum()) - g2, 0.0)
+        snr[name] = n * g2 / noise if noise > 0 else (float("inf") if g2 > 0 else 0.0)
+    return snr
 
 
 def _backward_to_outputs(root: torch.Tensor, hooks: LinearCovariances, grad_output) -> None:

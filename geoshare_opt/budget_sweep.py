@@ -1,0 +1,506 @@
+"""``sweep``: the optimal predicted damage for every budget, from one class per type up to no sharing.
+
+It exploits the exact decomposition by type (formulations/decomposition.md, ``solvers/decompose.py``): per type t the
+optimum ``f_t(k)`` for every ``k = 1..cap_t`` (``cap_t`` = the type's size, or its per-type cap), solved from large k
+down so that each sub-solve is warm-started from its neighbour's solution (the cheapest merge of two of its classes,
+or single linkage or the greedy when better); every point starts with a proven lower bound from the lightest
+spanning forest (``forest_bounds``), which settles points without a solve where a hint meets it; then
+the DP over types (``decompose.allocate``'s, run once for every budget) combines the curves. Two frontiers come out of the same
+curves:
+
+- ``rows``: for every total number of classes K (from one per type to no sharing) the best damage with at most K
+  classes;
+- ``frontier``: the Pareto front of stored parameters against damage, the compression-vs-damage trade-off: for every
+  stored-parameter budget, the best damage (a step function of the budget).
+
+Every row carries its colouring (labels in node order), the classes per type, stored parameters, compression
+``1 − stored/original``, the damage (best found), a proven lower bound (the DP on the curves' lower values), whether
+it is proven, and the sub-solve time behind it. Rows whose budget admits no colouring (hard edges need more classes)
+are marked infeasible. The instance's own ``max_classes`` and ``max_params`` are what is swept, so they are ignored;
+its per-type caps and hard edges are honoured.
+
+When a type's members store different parameter counts the stored parameters of a colouring depend on more than its
+class count; the parameter frontier is then computed with each class charged its type's largest member (an upper
+bound on storage) and ``params_exact`` is false.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .checker import canonical, evaluate
+from .errors import InputError
+from .instance import Instance
+from .options import SolveOptions
+from .result import compute_gap
+from .solvers.base import SolveContext
+from .solvers.decompose import (EXACT_MODEL_SOLVERS, INF, Curve, Model, ModelAnswer, Part,
+                                first_appearance, global_labels, part_greedy, parts_of)
+
+FORMAT = "geoshare-sweep"
+VERSION = 1
+
+
+@dataclass
+class SweepResult:
+    """The sweep's table. ``types``: the per-type curves; ``rows``: best damage per total class count;
+    ``frontier``: the stored-parameter Pareto front. See the module docstring."""
+
+    instance_sha256: str
+    instance_name: str
+    solver: str
+    options: dict
+    original_params: int
+    types: list[dict]
+    rows: list[dict]
+    frontier: list[dict]
+    params_exact: bool
+    complete: bool                  # every point of every curve proven (so every row is proven)
+    interrupted: bool
+    wall_time_s: float
+    notes: list[str] = field(default_factory=list)
+    heuristics: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "instance_sha256": self.instance_sha256,
+                "instance_name": self.instance_name, "solver": self.solver, "options": self.options,
+                "original_params": self.original_params, "params_exact": self.params_exact,
+                "complete": self.complete, "interrupted": self.interrupted, "wall_time_s": self.wall_time_s,
+                "notes": list(self.notes), "types": self.types, "rows": self.rows, "frontier": self.frontier,
+                "heuristics": self.heuristics}
+
+
+# ---------------------------------------------------------------------- sub-solvers
+def model_solver(solver: str, options: SolveOptions, instance: Instance) -> Callable:
+    """A ``SolveModel`` for one type at a time: an exact backend's own (cpsat, highs, pulp), or any registered
+    backend run on the type alone as a one-type instance (heuristics give no bound: their points stay unproven)."""
+    if solver in EXACT_MODEL_SOLVERS:
+        ctx = SolveContext(instance, options)
+        return importlib.import_module(EXACT_MODEL_SOLVERS[solver]).model_solver(options, ctx)
+    from .api import run_backend
+    from .solvers import get_backend
+    backend_cls = get_backend(solver)
+
+    def solve(model: Model, time_limit: float | None, hint) -> ModelAnswer:
+        part = model.parts[0]
+        sub = part_instance(part, model.max_classes)
+        warm = None if hint is None else np.asarray(hint[0], dtype=np.int64)
+        opts = SolveOptions(time_limit=time_limit, seed=options.seed, threads=options.threads, warm_start=warm,
+                            native=dict(options.native))
+        res = run_backend(sub, backend_cls, opts)
+        labels = None
+        if res.feasible:
+            labels = [np.array([res.assignment[str(i)] for i in range(part.n)], dtype=np.int64)]
+        status = {"optimal": "optimal", "infeasible": "infeasible"}.get(res.termination,
+                                                                         "feasible" if labels else "unknown")
+        if res.termination == "error":
+            raise InputError(f"sweep: {solver} failed on type {part.type!r}: {res.message}")
+        bound = res.bound if res.bound is not None else -INF
+        return ModelAnswer(status, labels, bound, {}, res.termination == "interrupted")
+
+    return solve
+
+
+def part_instance(part: Part, k: int) -> Instance:
+    """One type alone as an instance with at most ``k`` classes (node ids are local indices)."""
+    nodes = [{"id": str(i), "type": part.type, "params": int(p)} for i, p in enumerate(part.params)]
+    edges = [(str(a), str(b), float(w)) for a, b, w in zip(part.soft_u, part.soft_v, part.soft_w)]
+    edges += [(str(a), str(b), "hard") for a, b in zip(part.hard_u, part.hard_v)]
+    return Instance.build(nodes, edges, int(k), name=f"type {part.type}")
+
+
+# ---------------------------------------------------------------------- warm starts between neighbours
+def merge_down(part: Part, labels: np.ndarray, k: int) -> np.ndarray | None:
+    """``labels`` with classes merged, cheapest pair first (by the soft weight between them), until at most ``k``
+    remain; merges across a hard edge are never made. None when no allowed merge is left."""
+    labels = first_appearance(labels)
+    m = int(labels.max()) + 1 if len(labels) else 0
+    if m <= k:
+        return labels
+    between = np.zeros((m, m))
+    np.add.at(between, (labels[part.soft_u], labels[part.soft_v]), part.soft_w)
+    between = between + between.T
+    blocked = np.zeros((m, m), dtype=bool)
+    blocked[labels[part.hard_u], labels[part.hard_v]] = True
+    blocked |= blocked.T
+    alive = list(range(m))
+    while len(alive) > k:
+        best, pair = INF, None
+        for x in range(len(alive)):
+            for y in range(x + 1, len(alive)):
+                a, b = alive[x], alive[y]
+                if not blocked[a, b] and between[a, b] < best:
+                    best, pair = between[a, b], (a, b)
+        if pair is None:
+            return None
+        a, b = pair
+        labels[labels == b] = a
+        between[a] += between[b]
+        between[:, a] += between[:, b]
+        between[a, a] = 0.0
+        blocked[a] |= blocked[b]
+        blocked[:, a] |= blocked[:, b]
+        alive.remove(b)
+    return first_appearance(labels)
+
+
+# ---------------------------------------------------------------------- the spanning-forest bound
+FOREST_MAX_NODES = 2000     # the bound looks at every pair of a type
+
+
+def lightest_forest(part: Part) -> list[tuple[int, int, float]] | None:
+    """Kruskal on the type's pairs that may share (hard pairs excluded), weighted ``max(w, 0)`` (pairs without an
+    edge weigh 0): the accepted edges in order, so that the first m of them are a lightest forest with m edges
+    (matroid greedy). None for types too large to look at every pair."""
+    n = part.n
+    if n > FOREST_MAX_NODES:
+        return None
+    W = np.zeros((n, n))
+    W[part.soft_u, part.soft_v] = np.maximum(part.soft_w, 0.0)
+    W[part.hard_u, part.hard_v] = INF
+    iu, ju = np.triu_indices(n, 1)
+    w = W[iu, ju]
+    order = np.argsort(w, kind="stable")
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    out = []
+    for e in order.tolist():
+        if not np.isfinite(w[e]) or len(out) == n - 1:
+            break
+        a, b = find(int(iu[e])), find(int(ju[e]))
+        if a != b:
+            parent[a] = b
+            out.append((int(iu[e]), int(ju[e]), float(w[e])))
+    return out
+
+
+def forest_bounds(part: Part, forest: list | None) -> np.ndarray:
+    """A lower bound on ``f(k)``, k = 0..cap (index 0 unused): the sum of the type's negative weights plus the
+    lightest forest with n − k edges on ``max(w, 0)``. Why: a class of s members holds a spanning tree (s − 1 of its
+    pairs), the classes' trees form a forest with n − k edges, and every pair inside a class weighs at least its
+    ``min(w, 0)`` part plus its ``max(w, 0)`` part. Infinite where no such forest exists: the pairs that may share
+    then leave more than k groups, so k classes are infeasible."""
+    out = np.full(part.cap + 1, part.trivial_bound)
+    if forest is None:
+        return out
+    prefix = np.concatenate([[0.0], np.cumsum([w for _, _, w in forest])])
+    for k in range(1, part.cap + 1):
+        m = part.n - k
+        out[k] = INF if m > len(forest) else part.trivial_bound + prefix[m]
+    return out
+
+
+def linkage_labels(part: Part, forest: list | None, k: int) -> np.ndarray | None:
+    """Single-linkage clustering: the components of the forest's first n − k edges (None if that breaks a hard
+    edge or the forest is too short)."""
+    if forest is None or part.n - k > len(forest) or k < 1:
+        return None
+    parent = list(range(part.n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, _ in forest[:part.n - k]:
+        parent[find(a)] = find(b)
+    labels = first_appearance(np.array([find(i) for i in range(part.n)], dtype=np.int64))
+    return labels if part.feasible(labels, k) else None
+
+
+def _best_hint(cv: Curve, k: int, forest: list | None = None) -> np.ndarray | None:
+    """The best feasible labelling known for ``k`` classes: the curve's own, the neighbour's merged, single linkage,
+    the greedy."""
+    part = cv.part
+    candidates = [cv.sol[k], linkage_labels(part, forest, k)]
+    if k + 1 < len(cv.sol) and cv.sol[k + 1] is not None:
+        candidates.append(merge_down(part, cv.sol[k + 1], k))
+    candidates.append(part_greedy(part, k))
+    best, best_val = None, INF
+    for c in candidates:
+        if c is not None and part.feasible(c, k):
+            val = part.objective(c)
+            if val < best_val:
+                best, best_val = c, val
+    return best
+
+
+# ---------------------------------------------------------------------- the curves
+def _curve_points(cv: Curve, times: dict[int, float]) -> list[dict]:
+    out = []
+    for k in range(1, cv.part.cap + 1):
+        hi, lo = cv.hi[k], cv.lo[k]
+        out.append({"k": k, "objective": float(hi) if np.isfinite(hi) else None,
+                    "bound": float(lo) if np.isfinite(lo) else None,
+                    "proven": bool(cv.exact(k)), "infeasible": bool(lo == INF),
+                    "time_s": round(times.get(k, 0.0), 4)})
+    return out
+
+
+def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_limit: float | None = None,
+          time_limit_per_solve: float | None = None, seed: int = 0, threads: int = 1,
+          native: Mapping[str, Any] | None = None, class_cost=None,
+          progress: Callable[[dict], None] | None = None) -> SweepResult:
+    """The optimal damage of ``instance`` for every budget (see the module docstring).
+
+    ``solver``: an exact backend (``cpsat``, ``highs``, ``pulp``: proven points) or any registered backend (points
+    unproven unless it proves them). ``time_limit`` bounds the whole sweep, ``time_limit_per_solve`` each sub-solve;
+    points left unsolved keep the greedy / merged value and the best bound known, and their rows say they are not
+    proven. ``class_cost``: a ``classcost.ClassCost`` to add each row's true class cost. ``progress`` receives
+    ``{"event": "point", "type", "k", "done", "total", "status"}`` after every sub-solve. Ctrl-C stops the sweep and
+    returns what is known (``interrupted`` true)."""
+    from .api import as_instance
+    inst = as_instance(instance)
+    options = SolveOptions(time_limit=time_limit, seed=seed, threads=threads, native=dict(native or {}))
+    if time_limit_per_solve is not None:
+        SolveOptions(time_limit=time_limit_per_solve)      # the same checks as a time limit
+    started = time.perf_counter()
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    flags = {"symmetry": bool(options.native.get("symmetry", True)),
+             "triangles": bool(options.native.get("triangles", True))}
+    solve_model = model_solver(solver, options, inst)
+
+    per_type_cap = inst.budget.max_classes_per_type
+    parts = [p.with_cap(min(p.n, per_type_cap.get(p.type, p.n))) for p in parts_of(inst)]
+    curves = [Curve(p) for p in parts]
+    forests = [lightest_forest(p) for p in parts]
+    for cv, forest in zip(curves, forests):
+        for k, b in enumerate(forest_bounds(cv.part, forest)):
+            if k:
+                cv.raise_lo(k, b)
+                if b == INF:
+                    cv.proven[1:k + 1] = True
+    times: list[dict[int, float]] = [{} for _ in parts]
+    total_points = sum(p.cap for p in parts)
+    done = 0
+    interrupted = False
+    pending = [(t, k) for t, p in enumerate(parts) for k in range(p.cap, 0, -1)]
+    for pos, (t, k) in enumerate(pending):
+        cv = curves[t]
+        hint = _best_hint(cv, k, forests[t])
+        if hint is not None:
+            cv.offer(hint)
+        if not cv.exact(k):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if left is not None and left <= 0:
+                status = "skipped (time limit)"
+            else:
+                unsettled = sum(1 for tt, kk in pending[pos:] if not curves[tt].exact(kk))
+                share = None if left is None else left / max(unsettled, 1)
+                limit = _min_limit(time_limit_per_solve, share)
+                model = Model((cv.part.with_cap(k),), k, None, **flags)
+                t0 = time.perf_counter()
+                try:
+                    ans = solve_model(model, limit, None if hint is None else [hint])
+                except KeyboardInterrupt:
+                    ans = ModelAnswer("unknown", None, -INF, {}, True)
+                times[t][k] = time.perf_counter() - t0
+                cv.record(k, ans)
+                status = ans.status
+                if ans.interrupted:
+                    interrupted = True
+        else:
+            status = "settled"
+        done += 1
+        if progress is not None:
+            progress({"event": "point", "type": cv.part.type, "k": k, "done": done, "total": total_points,
+                      "status": status})
+        if interrupted:
+            break
+
+    original = int(inst.params.sum())
+    params_exact = all(p.uniform_params for p in parts)
+    type_params = [p.max_param for p in parts]
+    rows = _class_rows(inst, parts, curves, times, original, class_cost)
+    frontier = _param_rows(inst, parts, curves, times, original, type_params, class_cost)
+    complete = all(cv.exact(k) for cv in curves for k in range(1, cv.part.cap + 1))
+    notes = []
+    if not params_exact:
+        notes.append("a type mixes parameter counts: the parameter frontier charges every class its type's largest "
+                     "member (storage upper bound); stored_params in each row is the colouring's real storage")
+    if inst.budget.max_classes_per_type:
+        notes.append("per-type caps of the instance are honoured: the last row is the most classes they allow")
+    types = [{"type": p.type, "n": p.n, "cap": p.cap, "params": p.max_param, "points": _curve_points(cv, tm)}
+             for p, cv, tm in zip(parts, curves, times)]
+    return SweepResult(inst.sha256, inst.name, solver,
+                       {"time_limit": time_limit, "time_limit_per_solve": time_limit_per_solve, "seed": seed,
+                        "threads": threads, "native": dict(options.native)},
+                       original, types, rows, frontier, params_exact, complete, interrupted,
+                       round(time.perf_counter() - started, 4), notes)
+
+
+def _min_limit(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+# ---------------------------------------------------------------------- rows
+def _row(inst: Instance, parts: Sequence[Part], curves: Sequence[Curve], times, original: int, ks_hi, lo_val,
+         budget: dict, class_cost) -> dict:
+    row: dict[str, Any] = {"budget": budget}
+    if not ks_hi:
+        # no colouring known: proven infeasible when the lower DP finds no allocation either, else unknown
+        row.update({"feasible": False, "infeasible": lo_val is None, "classes_per_type": None,
+                    "n_classes": None, "stored_params": None, "compression": None, "damage": None,
+                    "bound": None if lo_val is None else float(lo_val), "gap": None, "proven": lo_val is None,
+                    "time_s": None, "labels": None})
+        if class_cost is not None:
+            row["true_cost"] = None
+        return row
+    labels = canonical(global_labels(parts, [cv.sol[k] for cv, k in zip(curves, ks_hi)], len(inst.nodes)))
+    ev = evaluate(_unbounded(inst), labels)
+    damage = float(ev.objective)
+    bound = float(lo_val) if lo_val is not None and np.isfinite(lo_val) else None
+    if bound is not None and bound > damage:
+        bound = damage                  # rounding between the DP's sums and the checker's
+    proven = bound is not None and damage <= bound + 1e-9 * max(1.0, abs(damage))
+    row.update({"feasible": True, "infeasible": False,
+                "classes_per_type": {cv.part.type: len(np.unique(cv.sol[k])) for cv, k in zip(curves, ks_hi)},
+                "n_classes": int(ev.n_classes), "stored_params": int(ev.stored_params),
+                "compression": 1.0 - ev.stored_params / original if original else 0.0,
+                "damage": damage, "bound": bound, "gap": compute_gap(damage, bound), "proven": bool(proven),
+                "time_s": round(sum(times[t].get(k, 0.0) for t, k in enumerate(ks_hi)), 4),
+                "labels": labels.tolist()})
+    if class_cost is not None:
+        row["true_cost"] = class_cost(labels)
+    return row
+
+
+def _unbounded(inst: Instance) -> Instance:
+    """The instance with its class and parameter budgets lifted (per-type caps kept): rows are checked for hard
+    edges and caps, not for the budget being swept."""
+    return inst.with_budget(max_classes=len(inst.nodes), keep_caps=False,
+                            max_classes_per_type=inst.budget.max_classes_per_type or None)
+
+
+def _class_rows(inst, parts, curves, times, original, class_cost) -> list[dict]:
+    """Best damage with at most K classes for every K; the bound is the same on the lower values."""
+    upper = _by_classes([cv.hi for cv in curves])
+    lower = _by_classes([cv.lo for cv in curves])
+    rows = []
+    for K in range(len(parts), sum(p.cap for p in parts) + 1):
+        ks_hi = _best_within(upper, K)
+        lo = _best_within(lower, K)
+        rows.append(_row(inst, parts, curves, times, original, ks_hi and list(ks_hi[1]),
+                         None if lo is None else lo[0], {"max_classes": K}, class_cost))
+    return rows
+
+
+def _by_classes(values: Sequence[np.ndarray]) -> dict[int, tuple[float, tuple]]:
+    """For every total class count c: the least ``Σ values[t][k_t]`` with ``Σ k_t = c`` and its choice (a DP over
+    types, as ``decompose.allocate`` but for every budget in one pass)."""
+    states: dict[int, tuple[float, tuple]] = {0: (0.0, ())}
+    for vals in values:
+        nxt: dict[int, tuple[float, tuple]] = {}
+        for c, (val, ch) in states.items():
+            for k in range(1, len(vals)):
+                if np.isfinite(vals[k]):
+                    cand = (val + float(vals[k]), ch + (k,))
+                    if c + k not in nxt or cand[0] < nxt[c + k][0]:
+                        nxt[c + k] = cand
+        states = nxt
+    return states
+
+
+def _best_within(states: dict[int, tuple[float, tuple]], K: int) -> tuple[float, tuple] | None:
+    """The best state using at most K classes (ties: fewest classes)."""
+    best = None
+    for c in sorted(states):
+        if c > K:
+            break
+        if best is None or states[c][0] < best[0] - 1e-12 * max(1.0, abs(best[0])):
+            best = states[c]
+    return best
+
+
+def _param_rows(inst, parts, curves, times, original, type_params, class_cost) -> list[dict]:
+    """The Pareto front (stored params, damage) over every allocation of class counts, by a DP over types; each
+    point's bound is the same front computed on the lower values, read at the point's stored parameters."""
+    upper = _front([cv.hi for cv in curves], type_params)
+    lower = _front([cv.lo for cv in curves], type_params)
+    rows = []
+    for par, _, ks in upper:
+        below = [val for p, val, _ in lower if p <= par]     # lower is sorted by params, values decreasing
+        rows.append(_row(inst, parts, curves, times, original, list(ks), below[-1] if below else None,
+                         {"max_params": int(par)}, class_cost))
+    return rows
+
+
+def _front(values: Sequence[np.ndarray], type_params: Sequence[int]) -> list:
+    """Pareto states ``(params, value, choice)`` of ``min Σ values[t][k_t]`` against ``Σ k_t p_t``, sorted by
+    params (so values decrease). Dropping dominated states after each type is exact: both quantities add up."""
+    states = [(0, 0.0, ())]
+    for vals, p_t in zip(values, type_params):
+        states = _pareto([(par + k * p_t, val + float(vals[k]), ch + (k,))
+                          for par, val, ch in states for k in range(1, len(vals)) if np.isfinite(vals[k])])
+        if not states:
+            return []
+    return states
+
+
+def _pareto(states: list) -> list:
+    """Keep the states no other state beats on both stored params and value (fewest params first)."""
+    states.sort(key=lambda s: (s[0], s[1], sum(s[2])))
+    kept, best = [], INF
+    for s in states:
+        if s[1] < best - 1e-12 * max(1.0, abs(best) if np.isfinite(best) else 1.0):
+            kept.append(s)
+            best = s[1]
+    return kept
+
+
+# ---------------------------------------------------------------------- heuristics on the same axes
+def heuristic_points(instance: Instance, kinds: Sequence[str], seeds: Sequence[int] = (0,), class_cost=None
+                     ) -> list[dict]:
+    """Every heuristic colouring (``baselines.KINDS``) at every class count it supports (the same N for every type,
+    N = 1 .. largest type; ``all`` and ``none`` have one each; ``random`` once per seed), scored like the sweep's
+    rows: damage, stored params, compression, and the true cost when ``class_cost`` is given. Colourings that break
+    a hard edge or a per-type cap are kept with ``feasible`` false."""
+    from .baselines import KINDS, colouring
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InputError(f"unknown heuristic {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+    free = _unbounded(instance)
+    original = int(instance.params.sum())
+    largest = max(len(instance.type_members(t)) for t in instance.types)
+    out = []
+    for kind in kinds:
+        counts = [None] if kind in ("all", "none") else range(1, largest + 1)
+        for n in counts:
+            for seed in (seeds if kind == "random" else (0,)):
+                labels = colouring(instance, kind, classes=n, seed=seed)
+                ev = evaluate(free, labels)
+                row = {"kind": kind, "classes": n, "seed": seed if kind == "random" else None,
+                       "feasible": bool(ev.feasible), "n_classes": int(ev.n_classes),
+                       "stored_params": int(ev.stored_params),
+                       "compression": 1.0 - ev.stored_params / original if original else 0.0,
+                       "damage": float(ev.objective)}
+                if class_cost is not None:
+                    row["true_cost"] = class_cost(labels)
+                out.append(row)
+    return out
+
+
+def best_at(frontier: Sequence[dict], stored_params: int) -> dict | None:
+    """The frontier row for a budget of ``stored_params`` (the last row storing no more; None if none does)."""
+    best = None
+    for r in frontier:
+        if r["stored_params"] is not None and r["stored_params"] <= stored_params:
+            if best is None or r["damage"] < best["damage"]:
+                best = r
+    return best
+

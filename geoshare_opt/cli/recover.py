@@ -1,0 +1,129 @@
+"""``geoshare-opt recover``: a short recovery of a compressed network (from ``apply -o`` / ``pipeline -o``) that keeps
+its sharing, saved atomically beside it. torch is imported inside the command."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .app import cli, emit, err
+
+RECOVERED_SUFFIX = "-recovered"
+
+
+def _positive_int(ctx, param, value):
+    if value is not None and value < 1:
+        raise InputError(f"--{param.name.replace('_', '-')} must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(ctx, param, value):
+    if value is not None and not value > 0:
+        raise InputError(f"--{param.name} must be a positive number, got {value}")
+    return value
+
+
+def _choice(*allowed):
+    """A choice checked by us, so a wrong value is one line and exit 2 like every other bad input."""
+    def check(ctx, param, value):
+        if value not in allowed:
+            raise InputError(f"--{param.name} must be {' or '.join(allowed)}, got {value!r}")
+        return value
+    return check
+
+
+class StepBar:
+    """A tqdm bar on stderr over the recovery steps, with the current training loss; nothing when quiet."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, info: dict) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=info.get("total"), desc="recover", unit="step", dynamic_ncols=True)
+        self.bar.n = info.get("done", self.bar.n)
+        self.bar.set_postfix(loss=f"{info.get('loss', float('nan')):.4g}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def default_output(outdir: str) -> Path:
+    """Where a recovered copy goes without ``-o``: a sibling ``OUTDIR-recovered``."""
+    src = Path(outdir)
+    return src.parent / (src.name + RECOVERED_SUFFIX)
+
+
+@cli.command("recover")
+@click.argument("spec")
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--steps", type=int, default=200, show_default=True, callback=_positive_int,
+              help="Optimiser steps (one calibration batch each).")
+@click.option("--lr", type=float, default=1e-4, show_default=True, callback=_positive_float,
+              help="Peak learning rate of AdamW (linear warm-up over 10 % of the steps, cosine decay to 0).")
+@click.option("--method", default="distill", show_default=True, callback=_choice("distill", "lora"),
+              help="distill: train every parameter (ties and shared bases kept); lora: freeze them and train "
+                   "per-member low-rank corrections W_m = W_shared + B_m A_m.")
+@click.option("--rank", type=int, default=8, show_default=True, callback=_positive_int,
+              help="lora: rank of each member's correction.")
+@click.option("--objective", default="distill", show_default=True, callback=_choice("distill", "task"),
+              help="distill: match the original network's outputs (no labels needed); task: the spec's own loss.")
+@click.option("--batch-size", "batch_size", type=int, default=None, callback=_positive_int,
+              help="Cut the spec's calibration batches into pieces of this many examples (default: as they are).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch order and correction init.")
+@click.option("-o", "--output", "newdir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the recovered network (default: OUTDIR-recovered beside OUTDIR). "
+                   "Pass OUTDIR itself with --force to replace it.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
+def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, seed, newdir, force, quiet):
+    """Recover OUTDIR (a compressed network of SPEC) by a short training that keeps its sharing; save it to a new
+    directory and print a JSON summary (losses before/after on calibration and held-out data, time, parameters).
+
+    \b
+    Exit codes: 0 done; 2 bad input (not a compressed directory, a spec that does not match it, steps or lr not
+    positive, unknown method, an existing output directory without --force). Nothing is written on error.
+    """
+    from ..materialize.save import prepare_outdir, read_tie_map, TIEMAP, WEIGHTS
+
+    tie_map = read_tie_map(outdir)                          # not a compressed directory -> exit 2, before any work
+    target = Path(newdir) if newdir else default_output(outdir)
+    if target.resolve() == Path(outdir).resolve() and not force:
+        raise InputError(f"-o {newdir} is the input directory: pass --force to replace it")
+    prepare_outdir(target, force)
+
+    from ..materialize import load_compressed, save_compressed
+    from ..materialize.recover import recover, recovered_tie_map
+    from ..pipeline import PIPELINE_SPEC_DEFAULTS
+    from ..specs import load_spec
+
+    s = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {}))
+    model = load_compressed(outdir, s.model)                # fingerprint checked: the spec must be the original
+    bar = StepBar(not quiet)
+    try:
+        report = recover(model, s, steps=steps, lr=lr, method=method, rank=rank, seed=seed, batch_size=batch_size,
+                         objective=objective, progress=bar)
+    finally:
+        bar.close()
+    new_map = recovered_tie_map(tie_map, model, report)
+    for key in ("weights", "nodes", "corrections"):        # rewritten by save_compressed
+        new_map.pop(key, None)
+    # the instance, result and curvature files beside the weights travel with the recovered copy
+    copies = {p.name: p for p in Path(outdir).iterdir() if p.is_file() and p.name not in (TIEMAP, WEIGHTS)}
+    saved = save_compressed(model, target, new_map, force=force, copy_files=copies)
+    payload = {"spec": spec, "input": str(outdir), "output": str(saved), **report.to_dict()}
+    emit(json.dumps(payload, indent=1, allow_nan=False))
+    if not quiet:
+        held = (f"; held-out {report.heldout_before:.4g} -> {report.heldout_after:.4g}"
+                if report.heldout_before is not None else "")
+        err(f"recover ({method}, {steps} steps, {report.train_s:.1f}s): calibration loss {report.loss_before:.4g} -> "
+            f"{report.loss_after:.4g}{held}; parameters {report.parameters['before']} -> "
+            f"{report.parameters['after']}; saved to {saved}")

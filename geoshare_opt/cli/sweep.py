@@ -1,0 +1,219 @@
+"""``geoshare-opt sweep``: the optimal damage for every budget, as one table (and a plot) (never imports torch)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from . import exits
+from .app import cli, emit, err
+from .common import check_writable, format_table, parse_native, rows_to_csv, write_output
+
+CSV_COLUMNS = ["frontier", "max_classes", "max_params", "n_classes", "stored_params", "compression", "damage",
+               "bound", "gap", "proven", "infeasible", "time_s", "true_cost", "classes_per_type"]
+HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored_params", "compression", "damage",
+                     "true_cost"]
+
+
+@cli.command("sweep")
+@click.argument("instance", type=click.Path(dir_okay=False))
+@click.option("--solver", default="cpsat", show_default=True,
+              help="Backend for the per-type sub-solves: cpsat, highs or pulp prove each point; any other "
+                   "registered backend (anneal, auto, ...) gives unproven points.")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+              help="Seconds for the whole sweep (default: none); unsolved points keep their best known value.")
+@click.option("--time-limit-per-solve", "per_solve", type=float, default=None, metavar="S",
+              help="Seconds per sub-solve (one type at one class count).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sub-solves.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Worker threads per sub-solve.")
+@click.option("--native", "native", multiple=True, metavar="KEY=VALUE", help="Native option of the solver.")
+@click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
+              help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
+              help="Plot damage against stored parameters: the optimal frontier and the heuristics (needs "
+                   "matplotlib, the 'plot' extra).")
+@click.option("--heuristics", default=None, metavar="A,B,...",
+              help="Heuristic colourings to place beside the frontier ('all' kinds of baselines.KINDS, or a list: "
+                   "all,sequence,cycle,cycle-rev,adjacent,sandwich,random,none); default: every kind with --plot, "
+                   "none otherwise.")
+@click.option("--random-seeds", "random_seeds", type=int, default=3, show_default=True,
+              help="Seeds of the random heuristic.")
+@click.option("--true-cost", "true_cost", is_flag=True,
+              help="Add the true class cost of every colouring (needs the instance's curvature sidecar with "
+                   "weights).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table on stderr.")
+def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, csv_out, plot_out, heuristics,
+              random_seeds, true_cost, quiet):
+    """The optimal predicted damage of INSTANCE for every budget, from one class per type to no sharing.
+
+    \b
+    Per type the optimum for every class count (warm-started from the neighbouring count), combined by the exact
+    DP over types into two frontiers: best damage per total class count ("rows") and the Pareto front of stored
+    parameters against damage ("frontier"). The instance's max_classes / max_params are what is swept (ignored);
+    hard edges and per-type caps are honoured (a budget they make infeasible is a row marked infeasible).
+    stdout: the table as JSON (geoshare-sweep v1), or CSV with --csv -; stderr: a progress bar and the table.
+    Exit codes: 0 done (also when stopped by the time limit or Ctrl-C: unproven rows say so), 2 bad input.
+    """
+    from ..baselines import KINDS
+    from ..errors import InputError
+    from ..instance import Instance
+
+    check_writable(csv_out)
+    if plot_out:
+        check_writable(plot_out)
+        _require_matplotlib()
+        if os.path.splitext(plot_out)[1].lower() not in (".png", ".pdf", ".svg"):
+            raise InputError(f"--plot {plot_out}: use a .png, .pdf or .svg file name")
+    if random_seeds < 1:
+        raise InputError(f"--random-seeds must be at least 1, got {random_seeds}")
+    if heuristics is None:
+        kinds = list(KINDS) if plot_out else []
+    else:
+        kinds = [k.strip() for k in heuristics.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise InputError(f"--heuristics: unknown kind {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+    inst = Instance.load(instance)
+    cc = None
+    if true_cost:
+        from ..classcost import load_class_cost
+        cc = load_class_cost(inst, instance)
+
+    from ..budget_sweep import heuristic_points, sweep
+    bar = _Bar(enabled=not quiet)
+    try:
+        result = sweep(inst, solver, time_limit=time_limit, time_limit_per_solve=per_solve, seed=seed,
+                       threads=threads, native=parse_native(native), class_cost=cc, progress=bar)
+    finally:
+        bar.close()
+    result.heuristics = heuristic_points(inst, kinds, seeds=range(random_seeds), class_cost=cc)
+    payload = result.to_dict()
+    if not quiet:
+        err(_table(payload, cc is not None))
+    if csv_out and csv_out != "-":
+        write_output(csv_out, rows_to_csv(csv_rows(payload), CSV_COLUMNS))
+    if plot_out:
+        plot(payload, plot_out)
+    if csv_out == "-":
+        emit(rows_to_csv(csv_rows(payload), CSV_COLUMNS))
+    else:
+        import json
+        emit(json.dumps(payload, indent=1, allow_nan=False))
+    sys.exit(exits.OK)
+
+
+def _require_matplotlib() -> None:
+    from ..errors import InputError
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install 'geoshare-opt[plot]'") from None
+
+
+class _Bar:
+    """A tqdm bar over the sub-solves on stderr (nothing with --quiet)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, info: dict) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=info["total"], desc="sweep", unit="point", file=sys.stderr, leave=True)
+        self.bar.set_postfix_str(f"{info['type']} k={info['k']}: {info['status']}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def csv_rows(payload: dict) -> list[dict]:
+    out = []
+    for frontier, rows in (("classes", payload["rows"]), ("params", payload["frontier"])):
+        for r in rows:
+            cpt = r.get("classes_per_type")
+            out.append(dict(r, frontier=frontier, max_classes=r["budget"].get("max_classes"),
+                            max_params=r["budget"].get("max_params"),
+                            classes_per_type=";".join(f"{t}={k}" for t, k in cpt.items()) if cpt else None))
+    return out
+
+
+def _table(payload: dict, with_true: bool) -> str:
+    cols = ["budget_k", "n_classes", "stored_params", "compression", "damage", "bound", "proven", "time_s"]
+    heads = ["K", "classes", "stored", "compr.", "damage", "bound", "proven", "time_s"]
+    if with_true:
+        cols.append("true_cost")
+        heads.append("true cost")
+    rows = [dict(r, budget_k=r["budget"]["max_classes"],
+                 compression=None if r["compression"] is None else round(r["compression"], 4),
+                 proven="yes" if r["proven"] else ("infeasible" if r["infeasible"] else "no"))
+            for r in payload["rows"]]
+    n_proven = sum(r["proven"] for r in payload["frontier"])
+    tail = (f"\n{len(payload['frontier'])} points on the stored-parameter frontier ({n_proven} proven); "
+            f"{'every point proven' if payload['complete'] else 'NOT every point proven'}; "
+            f"{payload['wall_time_s']:.1f}s" + (" (interrupted)" if payload["interrupted"] else ""))
+    return format_table(rows, cols, heads) + tail
+
+
+def plot(payload: dict, path: str) -> None:
+    """Damage (and, with true costs, the true class cost) against stored parameters: the optimal frontier as a step
+    line, every heuristic colouring as a marker. Written atomically."""
+    import tempfile
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_true = any(r.get("true_cost") is not None for r in payload["frontier"])
+    panels = [("damage", "predicted damage (graph objective)")]
+    if with_true:
+        panels.append(("true_cost", "true class cost"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
+    front = [r for r in payload["frontier"] if r["damage"] is not None]
+    scale = 1e6 if payload["original_params"] >= 1e6 else 1.0
+    unit = "M" if scale > 1 else ""
+    markers = dict(zip(["all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none"],
+                       "o^vs<>xD"))
+    for ax, (key, label) in zip(axes[0], panels):
+        xs = [r["stored_params"] / scale for r in front]
+        ys = [r[key] for r in front]
+        n_proven = sum(bool(r["proven"]) for r in front)
+        if key == "damage":
+            ax.step(xs, ys, where="post", color="black", lw=1.5,
+                    label="optimal frontier (every point proven)" if n_proven == len(front)
+                    else f"best frontier found ({n_proven} of {len(front)} points proven)")
+        else:   # the frontier's colourings are optimal for the graph objective, not for this cost
+            ax.step(xs, ys, where="post", color="black", lw=1, label="the frontier's colourings")
+            ax.plot(xs, ys, ".", color="black", ms=4)
+        for kind in dict.fromkeys(h["kind"] for h in payload["heuristics"]):
+            pts = [h for h in payload["heuristics"] if h["kind"] == kind and h["feasible"]]
+            if pts:
+                ax.scatter([h["stored_params"] / scale for h in pts], [h[key] for h in pts], s=28,
+                           marker=markers.get(kind, "o"), label=kind, alpha=0.8)
+        ax.set_xlabel(f"stored parameters ({unit}params)" if unit else "stored parameters")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{payload['instance_name']}: damage for every budget ({payload['solver']})")
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".sweep-plot.", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)      # mkstemp makes 0600 files; give the plot the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)

@@ -1,0 +1,277 @@
+"""Recovery after sharing: a short training of a compressed network on the spec's calibration batches that keeps
+its sharing intact.
+
+* **Objective** ``"distill"`` (default, needs no labels): match the ORIGINAL network's outputs. The teacher is the
+  network before sharing (default ``spec.model``, which ``apply`` copies and never modifies); its outputs
+  (``spec.outputs``) are computed once per batch without gradients. Loss: ``spec.distill_loss(student_outputs,
+  teacher_outputs, batch)`` when the spec defines one, else the mean squared error between the outputs.
+  ``"task"``: the spec's own ``loss(model, batch)`` (labels or whatever the spec uses).
+* **Sharing stays intact**: tied members are one ``Parameter`` object and a shared basis is one ``Parameter``;
+  ``model.parameters()`` lists each once, so the optimiser holds one entry per storage and autograd sums the
+  gradients of every member into it. Nothing is ever re-assigned, only updated in place by the optimiser.
+* **method** ``"distill"`` trains every parameter of the compressed network; ``"lora"`` freezes all of them and
+  trains per-member low-rank corrections ``W_m = W_shared + B_m A_m`` (Relaxed Recursive Transformers; B zero-init)
+  on every shared member (``corrections.shared_members``), which the parameter report then counts.
+* AdamW with linear warm-up (the first 10 % of steps) and cosine (or linear) decay to zero, gradient-norm clipping;
+  the network is kept in eval mode (no dropout: the objective trained is the one measured). Deterministic for a
+  seed on CPU (batch order and correction init come from seeded generators; the global RNG is untouched).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from .corrections import add_corrections, correction_parameters, shared_members
+from .report import parameter_report
+
+METHODS = ("distill", "lora")
+OBJECTIVES = ("distill", "task")
+SCHEDULES = ("cosine", "linear")
+WARMUP_FRACTION = 0.1
+CURVE_POINTS = 50
+
+
+@dataclass
+class RecoveryReport:
+    method: str
+    objective: str
+    steps: int
+    lr: float
+    seed: int
+    batch_size: int | None
+    rank: int | None
+    loss_before: float                 # mean objective over the calibration batches, before and after
+    loss_after: float
+    heldout_before: float | None       # the same on the spec's held-out batches (None without them)
+    heldout_after: float | None
+    train_s: float                     # the optimisation steps alone
+    total_s: float                     # with teacher outputs and the before/after losses
+    trainable_params: int
+    parameters: dict                   # unique parameters before/after (lora: grows by the corrections)
+    corrections: dict | None = None    # lora: {method, rank, scale, members}
+    curve: list = field(default_factory=list)   # [step, training loss] at up to 50 points
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_budget(steps: Any, lr: Any) -> tuple[int, float]:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"recovery steps must be a positive integer, got {steps!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise InputError(f"recovery learning rate must be a positive number, got {lr!r}")
+    return steps, float(lr)
+
+
+def _batch_length(batch: Any) -> int | None:
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.dim() else None
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in items:
+        n = _batch_length(item)
+        if n is not None:
+            return n
+    return None
+
+
+def _slice(batch: Any, start: int, stop: int, n: int) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch[start:stop] if batch.dim() and batch.shape[0] == n else batch
+    if isinstance(batch, dict):
+        return {k: _slice(v, start, stop, n) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_slice(v, start, stop, n) for v in batch)
+    return batch
+
+
+def split_batches(batches, size: int | None) -> list:
+    """The batches cut into pieces of at most ``size`` examples along the first dimension (as they are for None)."""
+    out = []
+    for batch in batches:
+        n = _batch_length(batch) if size is not None else None
+        if n is None or n <= size:
+            out.append(batch)
+            continue
+        out += [_slice(batch, s, min(s + size, n), n) for s in range(0, n, size)]
+    return out
+
+
+def _objective_fn(spec, objective: str) -> Callable:
+    """``(model, batch, teacher_outputs) -> scalar loss`` for the chosen objective."""
+    if objective == "task":
+        return lambda net, batch, _teacher: spec.loss(net, batch)
+    if spec.outputs is None:
+        raise InputError(f"spec {spec.name!r} gives no 'outputs', so there is nothing to distil to: recover with "
+                         "--objective task (the spec's own loss) or add outputs/output_loss to the spec")
+    custom = getattr(spec, "distill_loss", None)
+    if custom is not None:
+        return lambda net, batch, teacher: custom(spec.outputs(net, batch), teacher, batch)
+
+    def mse(net, batch, teacher):
+        out = spec.outputs(net, batch)
+        return torch.nn.functional.mse_loss(out.float(), teacher.float())
+    return mse
+
+
+@torch.no_grad()
+def _teacher_outputs(spec, teacher: nn.Module, batches: list, objective: str) -> list:
+    if objective == "task":
+        return [None] * len(batches)
+    was = teacher.training
+    teacher.eval()
+    try:
+        return [spec.outputs(teacher, b).detach() for b in batches]
+    finally:
+        teacher.train(was)
+
+
+@torch.no_grad()
+def _mean_loss(fn: Callable, model: nn.Module, batches: list, teachers: list) -> float | None:
+    if not batches:
+        return None
+    return float(sum(float(fn(model, b, t)) for b, t in zip(batches, teachers)) / len(batches))
+
+
+def _lr_factor(step: int, steps: int, schedule: str) -> float:
+    warmup = max(1, int(WARMUP_FRACTION * steps)) if steps > 1 else 0
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    frac = (step - warmup) / max(1, steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * frac)) if schedule == "cosine" else 1.0 - frac
+
+
+def _device_of(model: nn.Module):
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str = "distill", rank: int = 8,
+            seed: int = 0, batch_size: int | None = None, objective: str = "distill", teacher: nn.Module | None = None,
+            weight_decay: float = 0.0, max_grad_norm: float = 1.0, schedule: str = "cosine",
+            members: list[str] | None = None, teacher_cache: dict | None = None,
+            progress: Callable[[dict], None] | None = None) -> RecoveryReport:
+    """Train the compressed ``model`` IN PLACE for ``steps`` optimiser steps on ``spec``'s calibration batches (cut
+    into pieces of ``batch_size`` examples when given) and return a ``RecoveryReport``.
+
+    ``teacher``: the original network (default ``spec.model``). ``method="lora"`` adds rank-``rank`` corrections to
+    ``members`` (default: every shared member, ``corrections.shared_members``) and trains only those.
+    ``teacher_cache``: a dict the caller keeps to reuse the teacher's outputs across calls with the same spec,
+    teacher and batch size (e.g. recovering every colouring of a comparison). ``progress`` receives ``{"stage": "recover", "step": "recover", "done", "total", "loss"}`` after every step.
+    """
+    from ..specs.base import move_batch
+
+    t_start = time.perf_counter()
+    steps, lr = check_budget(steps, lr)
+    if method not in METHODS:
+        raise InputError(f"unknown recovery method {method!r}; choose {' or '.join(METHODS)}")
+    if objective not in OBJECTIVES:
+        raise InputError(f"unknown recovery objective {objective!r}; choose {' or '.join(OBJECTIVES)}")
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown learning-rate schedule {schedule!r}; choose {' or '.join(SCHEDULES)}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise InputError(f"recovery batch size must be a positive integer, got {batch_size!r}")
+    fn = _objective_fn(spec, objective)
+    teacher = spec.model if teacher is None else teacher
+    if teacher is model:
+        raise InputError("the teacher must be the original network, not the model being recovered")
+
+    device = _device_of(model)
+    calib = [move_batch(b, device) for b in split_batches(spec.batches(), batch_size)]
+    if not calib:
+        raise InputError(f"spec {spec.name!r} yields no calibration batches: nothing to recover on")
+    heldout = [move_batch(b, device) for b in split_batches(spec.heldout(), batch_size)] if spec.heldout else []
+    cache = {} if teacher_cache is None else teacher_cache
+    key = (id(spec), id(teacher), batch_size, objective)
+    if key not in cache:
+        cache[key] = (_teacher_outputs(spec, teacher, calib, objective),
+                      _teacher_outputs(spec, teacher, heldout, objective))
+    calib_teacher, heldout_teacher = cache[key]
+
+    gen = torch.Generator().manual_seed(int(seed))
+    before = parameter_report(model)
+    was_training = model.training
+    model.eval()
+    frozen: list[tuple[nn.Parameter, bool]] = []
+    corrections = None
+    if method == "lora":
+        names = shared_members(model) if members is None else list(members)
+        if not names:
+            raise InputError("the model has no shared layers to correct (lora needs a tied or shared-basis layer)")
+        frozen = [(p, p.requires_grad) for p in model.parameters()]
+        for p, _ in frozen:
+            p.requires_grad_(False)
+        corrections = add_corrections(model, names, rank, generator=gen)
+        trainable = correction_parameters(model)
+    else:
+        trainable = [p for p in model.parameters() if p.requires_grad]   # one entry per Parameter object
+    if not trainable:
+        raise InputError("the model has no trainable parameters")
+
+    loss_before = _mean_loss(fn, model, calib, calib_teacher)
+    heldout_before = _mean_loss(fn, model, heldout, heldout_teacher)
+
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, schedule))
+    every = max(1, steps // CURVE_POINTS)
+    curve = []
+    order: list[int] = []
+    t_train = time.perf_counter()
+    try:
+        for step in range(steps):
+            if not order:
+                order = torch.randperm(len(calib), generator=gen).tolist()
+            i = order.pop()
+            opt.zero_grad(set_to_none=True)
+            loss = fn(model, calib[i], calib_teacher[i])
+            if not torch.isfinite(loss):
+                raise InputError(f"recovery diverged at step {step + 1} (loss {float(loss)}): lower --lr")
+            loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+            opt.step()
+            sched.step()
+            value = float(loss.detach())
+            if step % every == 0 or step == steps - 1:
+                curve.append([step + 1, value])
+            if progress is not None:
+                progress({"stage": "recover", "step": "recover", "done": step + 1, "total": steps, "loss": value})
+    finally:
+        train_s = time.perf_counter() - t_train
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+        model.train(was_training)
+    model.eval()
+    loss_after = _mean_loss(fn, model, calib, calib_teacher)
+    heldout_after = _mean_loss(fn, model, heldout, heldout_teacher)
+    model.train(was_training)
+    after = parameter_report(model)
+    return RecoveryReport(
+        method=method, objective=objective, steps=steps, lr=lr, seed=int(seed), batch_size=batch_size,
+        rank=rank if method == "lora" else None, loss_before=loss_before, loss_after=loss_after,
+        heldout_before=heldout_before, heldout_after=heldout_after, train_s=round(train_s, 3),
+        total_s=round(time.perf_counter() - t_start, 3), trainable_params=sum(p.numel() for p in trainable),
+        parameters={"before": before["params"], "after": after["params"],
+                    "added": after["params"] - before["params"]},
+        corrections=corrections, curve=curve)
+
+
+def recovered_tie_map(tie_map: dict, model: nn.Module, report: RecoveryReport) -> dict:
+    """The tie map of a recovered network: the original map plus a ``recovery`` record and the new parameter
+    counts (``save_compressed`` adds the ``corrections`` record from the model itself)."""
+    out = dict(tie_map)
+    node_ids = list(tie_map.get("colouring") or [m for c in tie_map.get("classes", []) for m in c["members"]])
+    rec = report.to_dict()
+    rec.pop("curve", None)
+    out["recovery"] = [*(tie_map.get("recovery") or []), rec]   # recovering twice keeps both records
+    params = dict(tie_map.get("parameters") or {})
+    if params.get("before"):
+        from .report import compare
+        params = compare(params["before"], parameter_report(model, node_ids))
+    out["parameters"] = params
+    return out

@@ -135,6 +135,7 @@ def test_bls_phase_runs_under_a_time_limit_and_improves_on_a_max_cut_graph():
     both = solve(inst, "anneal", seed=1, native={"sweeps": 5, "bls_iters": 400})
     assert both.stats["bls_iterations"] == 400
     assert both.objective < short.objective
+    solve(inst, "anneal", seed=1, time_limit=0.6, native={"bls": 0.5})  # first call compiles the timed kernels (cold numba cache)
     timed = solve(inst, "anneal", seed=1, time_limit=0.6, native={"bls": 0.5})
     assert timed.feasible and timed.stats["bls_iterations"] > 0 and timed.wall_time_s < 1.5
 

@@ -19,10 +19,8 @@ no gradient.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -30,6 +28,7 @@ import numpy as np
 from .checker import labels_from_assignment
 from .errors import InputError
 from .instance import Instance
+from .sidecar_ref import file_sha256, sidecar_for, sidecar_ref, verified_sidecar  # noqa: F401 (re-exported)
 
 SIDECAR_SUFFIX = ".curvature.safetensors"
 
@@ -164,30 +163,6 @@ class ClassCost:
 
 
 # ---------------------------------------------------------------------- the sidecar
-def sidecar_for(instance: Instance, instance_path: str | os.PathLike | None = None) -> Path:
-    """Where the instance's curvature sidecar lies: ``meta.curvature.file`` beside the instance file (or relative to
-    the current directory without a path)."""
-    ref = _sidecar_ref(instance)
-    base = Path(instance_path).parent if instance_path is not None else Path(".")
-    return base / ref["file"]
-
-
-def _sidecar_ref(instance: Instance) -> dict:
-    ref = instance.meta.get("curvature") if isinstance(instance.meta, dict) else None
-    if not isinstance(ref, dict) or not isinstance(ref.get("file"), str) or not isinstance(ref.get("sha256"), str):
-        raise InputError(f"instance {instance.name!r} names no curvature sidecar (meta.curvature.file/sha256): the "
-                         "true class cost needs one written by `geoshare-opt analyze -o`")
-    return ref
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_class_cost(instance: Instance, instance_path: str | os.PathLike | None = None,
                     sidecar: str | os.PathLike | None = None) -> ClassCost:
     """A ``ClassCost`` from the curvature sidecar of an instance written by ``analyze``.
@@ -196,18 +171,12 @@ def load_class_cost(instance: Instance, instance_path: str | os.PathLike | None 
     its sha256 must be the one the instance records. Raises ``InputError`` (exit 2 on the command line) when the
     instance names no sidecar, the file is missing, does not match, is unreadable, or lacks the weights (sidecars
     written before ``weight/<param>`` was added: rerun analyze), and for sharing modes other than tie."""
-    ref = _sidecar_ref(instance)
+    sidecar_ref(instance)
     mode = instance.meta.get("mode", "tie") if isinstance(instance.meta, dict) else "tie"
     if mode != "tie":
         raise InputError(f"the true class cost is defined for tie mode; instance {instance.name!r} was analysed for "
                          f"mode {mode!r}")
-    path = Path(sidecar) if sidecar is not None else sidecar_for(instance, instance_path)
-    if not path.is_file():
-        raise InputError(f"curvature sidecar not found: {path}")
-    actual = file_sha256(path)
-    if actual != ref["sha256"]:
-        raise InputError(f"curvature sidecar {path} does not match its instance (sha256 {actual[:12]}… ≠ "
-                         f"{ref['sha256'][:12]}…)")
+    path = verified_sidecar(instance, sidecar if sidecar is not None else sidecar_for(instance, instance_path))
     try:
         from safetensors import safe_open
         with safe_open(str(path), framework="np") as fh:
@@ -232,7 +201,7 @@ def load_class_cost(instance: Instance, instance_path: str | os.PathLike | None 
 def has_sidecar(instance: Instance) -> bool:
     """Whether the instance's meta names a curvature sidecar (it may still be missing or lack weights)."""
     try:
-        _sidecar_ref(instance)
+        sidecar_ref(instance)
     except InputError:
         return False
     return True

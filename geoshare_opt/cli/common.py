@@ -115,6 +115,28 @@ class ProgressLine:
             self._open = False
 
 
+class ProgressBar:
+    """A tqdm bar on stderr fed by a ``progress(info)`` callback, created at the first report (its ``total`` comes
+    from there); ``show(bar, info)`` moves it and sets its postfix. Nothing at all when disabled (``--quiet``)."""
+
+    def __init__(self, enabled: bool, desc: str, unit: str, show: Callable[[Any, dict], None]):
+        self.enabled, self.desc, self.unit, self.show = enabled, desc, unit, show
+        self.bar = None
+
+    def __call__(self, info: dict) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=info.get("total"), desc=self.desc, unit=self.unit, file=sys.stderr,
+                            dynamic_ncols=True)
+        self.show(self.bar, info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def fmt_num(x: Any, digits: int = 8) -> str:
     if x is None:
         return "-"

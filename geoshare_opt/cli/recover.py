@@ -9,6 +9,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
+from .common import ProgressBar
 
 RECOVERED_SUFFIX = "-recovered"
 
@@ -34,26 +35,11 @@ def _choice(*allowed):
     return check
 
 
-class StepBar:
-    """A tqdm bar on stderr over the recovery steps, with the current training loss; nothing when quiet."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-
-    def __call__(self, info: dict) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=info.get("total"), desc="recover", unit="step", dynamic_ncols=True)
-        self.bar.n = info.get("done", self.bar.n)
-        self.bar.set_postfix(loss=f"{info.get('loss', float('nan')):.4g}", refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _show_step(bar, info: dict) -> None:
+    """Recovery progress: the step reached and the current training loss."""
+    bar.n = info.get("done", bar.n)
+    bar.set_postfix(loss=f"{info.get('loss', float('nan')):.4g}", refresh=False)
+    bar.refresh()
 
 
 def default_output(outdir: str) -> Path:
@@ -107,7 +93,7 @@ def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, se
 
     s = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {}))
     model = load_compressed(outdir, s.model)                # fingerprint checked: the spec must be the original
-    bar = StepBar(not quiet)
+    bar = ProgressBar(not quiet, "recover", "step", _show_step)
     try:
         report = recover(model, s, steps=steps, lr=lr, method=method, rank=rank, seed=seed, batch_size=batch_size,
                          objective=objective, progress=bar)

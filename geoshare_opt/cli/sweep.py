@@ -8,7 +8,7 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import check_writable, format_table, parse_native, rows_to_csv, write_output
+from .common import ProgressBar, check_writable, format_table, parse_native, rows_to_csv, write_output
 
 CSV_COLUMNS = ["frontier", "max_classes", "max_params", "n_classes", "stored_params", "compression", "damage",
                "bound", "gap", "proven", "infeasible", "time_s", "true_cost", "classes_per_type"]
@@ -81,7 +81,7 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
         cc = load_class_cost(inst, instance)
 
     from ..budget_sweep import heuristic_points, sweep
-    bar = _Bar(enabled=not quiet)
+    bar = ProgressBar(not quiet, "sweep", "point", _show_point)
     try:
         result = sweep(inst, solver, time_limit=time_limit, time_limit_per_solve=per_solve, seed=seed,
                        threads=threads, native=parse_native(native), class_cost=cc, progress=bar)
@@ -111,25 +111,10 @@ def _require_matplotlib() -> None:
         raise InputError("--plot needs matplotlib: pip install 'geoshare-opt[plot]'") from None
 
 
-class _Bar:
-    """A tqdm bar over the sub-solves on stderr (nothing with --quiet)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-
-    def __call__(self, info: dict) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=info["total"], desc="sweep", unit="point", file=sys.stderr, leave=True)
-        self.bar.set_postfix_str(f"{info['type']} k={info['k']}: {info['status']}", refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _show_point(bar, info: dict) -> None:
+    """Sweep progress: one more per-type sub-solve, and how it ended."""
+    bar.set_postfix_str(f"{info['type']} k={info['k']}: {info['status']}", refresh=False)
+    bar.update(1)
 
 
 def csv_rows(payload: dict) -> list[dict]:

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import InputError
 from ..instance import Instance
+from ..sidecar_ref import file_sha256, sidecar_ref, verified_sidecar
 
 SUFFIX = ".curvature.safetensors"
 
@@ -41,14 +42,6 @@ def fingerprint(model: torch.nn.Module, node_ids: Iterable[str]) -> str:
 def sidecar_path(instance_path: str | os.PathLike) -> Path:
     p = Path(instance_path)
     return p.with_name(p.stem + SUFFIX)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_with_sidecar(instance_path: str | os.PathLike, tensors: dict[str, torch.Tensor],
@@ -113,17 +106,7 @@ def load_curvature(instance_path_or_instance, base_dir: str | os.PathLike | None
     else:
         inst = Instance.load(instance_path_or_instance)
         base = Path(base_dir) if base_dir is not None else Path(instance_path_or_instance).parent
-    ref = inst.meta.get("curvature") if isinstance(inst.meta, dict) else None
-    if not isinstance(ref, dict) or not isinstance(ref.get("file"), str) or not isinstance(ref.get("sha256"), str):
-        raise InputError(f"instance {inst.name!r} names no curvature sidecar (meta.curvature.file/sha256); "
-                         "it was not written by geoshare-opt analyze -o")
-    path = base / ref["file"]
-    if not path.is_file():
-        raise InputError(f"curvature sidecar not found: {path}")
-    actual = file_sha256(path)
-    if actual != ref["sha256"]:
-        raise InputError(f"curvature sidecar {path} does not match its instance (sha256 {actual[:12]}… ≠ "
-                         f"{ref['sha256'][:12]}…)")
+    path = verified_sidecar(inst, base / sidecar_ref(inst)["file"])
     try:
         return load_file(str(path))
     except Exception as exc:

@@ -11,7 +11,9 @@ Time: with a limit T, annealing gets ``ANNEAL_SHARE`` of T when the exact stage 
 proof), else all of T. Without a limit: annealing runs its default move budget (about a second), the exact stage
 at most ``DEFAULT_EXACT_LIMIT`` seconds, so ``auto`` always stops on its own. Native options: ``exact`` (bool,
 force the exact stage on/off), ``anneal`` / ``cpsat`` (dicts passed to that stage's native options),
-``exact_solver`` (another exact backend name, default "cpsat"). ``stats["stages"]`` records what ran.
+``exact_solver`` (another exact backend name, default "cpsat"). ``stats["stages"]`` records what ran. The exact
+stage runs with native ``seed_heuristic=False``: stages 1-2 already are the greedy + anneal start the exact backends
+would otherwise compute for themselves (decompose.start_labels).
 """
 from __future__ import annotations
 
@@ -107,8 +109,9 @@ class AutoBackend(Backend):
         e_limit = DEFAULT_EXACT_LIMIT if left is None else left
         if e_limit <= 0:
             return self._finish(ctx, Termination.TIME_LIMIT, None, stats)
-        e_opts = replace(base, time_limit=e_limit, warm_start=ctx.best_labels,
-                         native=dict(native.get("cpsat", {})))
+        e_native = dict(native.get("cpsat", {}))
+        e_native.setdefault("seed_heuristic", False)  # stages 1-2 were that seed: do not pay twice
+        e_opts = replace(base, time_limit=e_limit, warm_start=ctx.best_labels, native=e_native)
         out, wall = _stage(ctx, instance, exact_cls, e_opts)
         record(exact_cls.name, out, wall)
         term = Termination(out.termination)

@@ -1,9 +1,9 @@
 """OR-Tools CP-SAT on the Boolean assignment model (formulations/cpsat.md), per type where the decomposition is
-exact, with colour-symmetry breaking and a complete greedy hint."""
+exact, with colour-symmetry breaking and a complete hint (the greedy + anneal start of decompose.start_labels)."""
 from __future__ import annotations
 
 import math
-from itertools import islice
+import time
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .decompose import INF, Model, ModelAnswer, first_appearance, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
-from .milp import MAX_TRIANGLES, triangles
+from .milp import cuts_until, limited_triangles
 
 
 class CpSatBackend(Backend):
@@ -26,15 +26,8 @@ class CpSatBackend(Backend):
     distributions = ("ortools",)
 
     def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
-        solve_model = model_solver(options, ctx)
-        try:  # a feasible answer before the first CP-SAT call, so Ctrl-C or an early time limit still returns one
-            from .dsatur import greedy_labels
-            greedy = greedy_labels(instance, seed=options.seed)
-            if greedy is not None:
-                ctx.offer(greedy)
-        except Exception:  # the greedy is optional
-            pass
-        return solve_exact(instance, options, ctx, solve_model)
+        # solve_exact offers the heuristic start (greedy, short anneal) before the first CP-SAT call
+        return solve_exact(instance, options, ctx, model_solver(options, ctx))
 
 
 def weight_scale(w: np.ndarray) -> float:
@@ -53,7 +46,7 @@ def weight_scale(w: np.ndarray) -> float:
 class _Built:
     """The CP-SAT model of a ``Model`` and the variables needed to hint it and read it back."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, cut_deadline: float | None = None):
         from ortools.sat.python import cp_model
         self.model = model
         m = self.m = cp_model.CpModel()
@@ -66,6 +59,7 @@ class _Built:
         self.round_err = float(np.abs(all_w * self.scale - np.round(all_w * self.scale)).sum())
         with_z = model.needs_class_count or model.max_params is not None
         obj_terms, z_all, param_terms = [], [], []
+        self.cuts = {"triangles": 0, "truncated": None}  # optional rows: none generated after cut_deadline
         for t, p in enumerate(model.parts):
             C = p.cap
             x = [{c: m.new_bool_var(f"x_{t}_{i}_{c}") for c in range(min(C, i + 1) if model.symmetry else C)}
@@ -93,7 +87,7 @@ class _Built:
                 obj_terms.append((y, int(round(w * self.scale))))
             self.y.append(ys)
             if model.triangles:  # transitivity of "same class", as linear rows so that CP-SAT's LP sees them
-                for a, b, c, ab, bc, ac in islice(triangles(p), MAX_TRIANGLES):
+                for a, b, c, ab, bc, ac in limited_triangles(p, cut_deadline, self.cuts):
                     m.add(ys[ab] + ys[bc] - ys[ac] <= 1)
                     m.add(ys[ab] - ys[bc] + ys[ac] <= 1)
                     m.add(-ys[ab] + ys[bc] + ys[ac] <= 1)
@@ -197,9 +191,16 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     configure(cp_model.CpSolver(), None)  # bad native options fail now, even if no sub-solve ever runs
 
     def solve(model: Model, time_limit: float | None, hint):
-        built = _Built(model)
+        started = time.monotonic()
+        built = _Built(model, cuts_until(started, time_limit))
         if hint is not None:
             built.hint(hint)
+        build = {"build_s": round(time.monotonic() - started, 4), "triangles": built.cuts["triangles"],
+                 "triangles_truncated": built.cuts["truncated"]}
+        if time_limit is not None:  # building the model spends the same budget: CP-SAT gets what is left
+            time_limit -= time.monotonic() - started
+            if time_limit <= 0:
+                return ModelAnswer("unknown", None, -INF, {**build, "cpsat_status": "no time left after building"})
         solver = cp_model.CpSolver()
         configure(solver, time_limit)
         if options.verbose > 1:
@@ -208,9 +209,9 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         interrupted = run_interruptible(lambda: outcome.append(solver.solve(built.m)), solver.stop_search,
                                         grace=STOP_GRACE_S)
         if not outcome:  # the stop did not land within the grace period: leave the solver to its time limit
-            return ModelAnswer("unknown", None, -INF, {}, True)
+            return ModelAnswer("unknown", None, -INF, build, True)
         status = outcome[0]
-        stats = {"cpsat_status": solver.status_name(status), "branches": int(solver.num_branches)}
+        stats = {"cpsat_status": solver.status_name(status), "branches": int(solver.num_branches), **build}
         if interrupted:  # whatever status CP-SAT gives after a stop, nothing was proven
             labels = built.labels(solver) if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
             return ModelAnswer("feasible" if labels is not None else "unknown", labels, -INF, stats, True)

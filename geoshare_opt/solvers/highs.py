@@ -30,7 +30,7 @@ class HighsBackend(Backend):
 def model_solver(options: SolveOptions, ctx: SolveContext):
     """A ``SolveModel`` for HiGHS bound to the run's options (see decompose.SolveModel)."""
     import highspy
-    from .milp import build, to_highs
+    from .milp import build, cuts_until, to_highs
     from .quiet import new_highs, stdout_to_stderr
     native = solver_native(options)
 
@@ -48,11 +48,15 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
 
     def solve(model: Model, time_limit: float | None, hint):
         started = time.monotonic()
-        milp = build(model)
+        milp = build(model, cut_deadline=cuts_until(started, time_limit))
         h = new_highs()
         to_highs(milp, h)
-        if time_limit is not None:  # building the model spends the same budget
-            time_limit = max(time_limit - (time.monotonic() - started), 1e-3)
+        built = {"build_s": round(time.monotonic() - started, 4), "triangles": milp.cuts["triangles"],
+                 "triangles_truncated": milp.cuts["truncated"]}
+        if time_limit is not None:  # building the model spends the same budget: HiGHS gets what is left
+            time_limit -= time.monotonic() - started
+            if time_limit <= 0:
+                return ModelAnswer("unknown", None, -INF, {**built, "highs_status": "no time left after building"})
         configure(h, time_limit)
         if hint is not None:
             start = milp.start(hint)
@@ -66,11 +70,11 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         with stdout_to_stderr():  # the log (verbose only) belongs on stderr
             interrupted = run_interruptible(lambda: finished.append(h.run()), h.cancelSolve, grace=STOP_GRACE_S)
         if not finished:  # HiGHS did not react in time (e.g. inside presolve): leave it to its time limit
-            return ModelAnswer("unknown", None, -INF, {}, True)
+            return ModelAnswer("unknown", None, -INF, built, True)
         status = h.getModelStatus()
         info = h.getInfo()
         M = highspy.HighsModelStatus
-        stats = {"highs_status": h.modelStatusToString(status), "mip_nodes": int(info.mip_node_count)}
+        stats = {"highs_status": h.modelStatusToString(status), "mip_nodes": int(info.mip_node_count), **built}
         if interrupted:
             labels = milp.labels(np.asarray(h.getSolution().col_value)) if info.primal_solution_status == 2 else None
             return ModelAnswer("feasible" if labels is not None else "unknown", labels, -INF, stats, True)

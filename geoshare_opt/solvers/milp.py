@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,8 @@ class Milp:
     s_cols: list[np.ndarray | None]           # per part: column of s per slot, or None
     model: Model = field(repr=False, default=None)
     scale: float = 1.0                        # cost = scale * w (see build's ``normalise``)
+    optional: np.ndarray | None = None        # per row: a valid cut (triangle row) that may be left out
+    cuts: dict = field(default_factory=dict)  # triangle rows added, and whether time or MAX_TRIANGLES cut them short
 
     @property
     def n_cols(self) -> int:
@@ -114,10 +116,14 @@ def weight_scale(model: Model) -> float:
     return 1.0 if big == 0.0 else 2.0 ** -math.floor(math.log2(big))
 
 
-def build(model: Model, normalise: bool = True) -> Milp:
+def build(model: Model, normalise: bool = True, cut_deadline: float | None = None) -> Milp:
     """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family). With
     ``normalise`` the objective is multiplied by ``weight_scale(model)`` (recorded as ``Milp.scale``; divide a
-    solver's objective or bound by it); without, the costs are the weights themselves (``export``)."""
+    solver's objective or bound by it); without, the costs are the weights themselves (``export``).
+
+    The triangle rows are optional cuts, O(n^3) of them on a dense part: none is generated after ``cut_deadline``
+    (``time.monotonic()`` seconds; see ``limited_triangles``), so a short time limit is not spent building them.
+    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added."""
     sigma = weight_scale(model) if normalise else 1.0
     names: list[str] = []
     cost: list[float] = []
@@ -138,6 +144,8 @@ def build(model: Model, normalise: bool = True) -> Milp:
     x_cols, y_cols, z_cols, s_cols = [], [], [], []
     with_z = model.needs_class_count or model.max_params is not None
     z_all, param_terms = [], []
+    cuts = {"triangles": 0, "truncated": None}
+    first_cut_row = []                        # row ranges of the triangle rows, per part
     for t, p in enumerate(model.parts):
         C = p.cap
         xc = np.full((p.n, C), -1, dtype=np.int64)
@@ -169,11 +177,13 @@ def build(model: Model, normalise: bool = True) -> Milp:
                     elif xb >= 0:
                         rows.add([y, xb], [1, 1], -inf, 1.0, f"sameB_{t}_{e}_{c}")
         y_cols.append(yc)
-        for a, b, c, ab, bc, ac in islice(triangles(p), MAX_TRIANGLES) if model.triangles else ():
+        first_cut_row.append(len(rows.lb))
+        for a, b, c, ab, bc, ac in limited_triangles(p, cut_deadline, cuts) if model.triangles else ():
             # y is "same class" at every optimum, and "same class" is transitive (valid cuts; see milp.md)
             rows.add([yc[ab], yc[bc], yc[ac]], [1, 1, -1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_0")
             rows.add([yc[ab], yc[bc], yc[ac]], [1, -1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_1")
             rows.add([yc[ab], yc[bc], yc[ac]], [-1, 1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_2")
+        first_cut_row[-1] = (first_cut_row[-1], len(rows.lb))
         if model.symmetry:  # slot c >= 1 may hold i only if slot c-1 holds an earlier node
             for c in range(1, C):
                 for i in range(c, p.n):
@@ -207,12 +217,38 @@ def build(model: Model, normalise: bool = True) -> Milp:
     if model.max_params is not None and param_terms:
         rows.add([a for a, _ in param_terms], [b for _, b in param_terms], -inf, float(model.max_params), "max_params")
     A = sp.csr_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lb), len(names)))
+    optional = np.zeros(len(rows.lb), dtype=bool)
+    for lo, hi in first_cut_row:
+        optional[lo:hi] = True
     return Milp(names, np.array(cost), np.array(lb), np.array(ub), np.array(integer, dtype=bool), A,
-                np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model, sigma)
+                np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model, sigma,
+                optional, cuts)
 
 
 # any subset of the triangle rows is valid; past this many per part they cost more to build than they save
 MAX_TRIANGLES = 100_000
+# share of a sub-solve's time limit that generating the optional triangle rows may take (the solver needs the rest,
+# and its presolve, which HiGHS does not interrupt for the time limit, grows with them too)
+CUT_SHARE = 0.1
+
+
+def cuts_until(started: float, time_limit: float | None, share: float = CUT_SHARE) -> float | None:
+    """The ``time.monotonic()`` time after which no more optional rows are built (None without a limit)."""
+    return None if time_limit is None else started + share * time_limit
+
+
+def limited_triangles(part: Part, deadline: float | None, cuts: dict):
+    """``triangles(part)``, stopping at ``MAX_TRIANGLES`` or at ``deadline``; counts into ``cuts["triangles"]`` and
+    sets ``cuts["truncated"]`` to "time" or "max_triangles" when it stops early."""
+    for n, tri in enumerate(triangles(part)):
+        if n >= MAX_TRIANGLES:
+            cuts["truncated"] = cuts["truncated"] or "max_triangles"
+            return
+        if deadline is not None and n % 256 == 0 and time.monotonic() >= deadline:
+            cuts["truncated"] = "time"
+            return
+        cuts["triangles"] += 1
+        yield tri
 
 
 def triangles(part: Part):

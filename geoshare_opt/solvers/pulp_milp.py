@@ -21,6 +21,13 @@ from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, child_processes, run_interruptible, terminate_new_children
 
 
+# share of a sub-solve's time limit by which the optional rows must be PuLP rows (they cost more there than to build)
+PULP_CUT_SHARE = 0.3
+# seconds CBC may run past its time limit before it is stopped: it checks the limit only between phases (a dense
+# 60-node model spent 1.4 s in its root LP after a 0.7 s limit); stopping at the limit rarely costs an answer
+PULP_OVERRUN_S = 0.5
+
+
 class PulpBackend(Backend):
     name = "pulp"
     summary = "the assignment MILP through PuLP (CBC by default; native solver=HiGHS or any PuLP solver)"
@@ -34,8 +41,11 @@ class PulpBackend(Backend):
         return solve_exact(instance, options, ctx, model_solver(options, ctx))
 
 
-def to_pulp(milp, name: str = "geoshare"):
-    """``(LpProblem, variables)`` for a ``milp.Milp``: the same columns, rows and names."""
+def to_pulp(milp, name: str = "geoshare", optional_until: float | None = None):
+    """``(LpProblem, variables)`` for a ``milp.Milp``: the same columns, rows and names. Optional rows (the
+    triangle cuts) are left out once ``time.monotonic()`` passes ``optional_until``; ``milp.cuts`` then records
+    how many were kept and ``truncated = "time"``."""
+    import time
     import pulp
     prob = pulp.LpProblem(name, pulp.LpMinimize)
     add = getattr(prob, "add_variable", None) or pulp.LpVariable  # PuLP >= 3.3 attaches variables to the model
@@ -43,7 +53,14 @@ def to_pulp(milp, name: str = "geoshare"):
             for n, lo, hi, isint in zip(milp.names, milp.lb, milp.ub, milp.integer)]
     prob += pulp.LpAffineExpression([(cols[j], float(c)) for j, c in enumerate(milp.cost) if c != 0]), "objective"
     A = milp.A
+    optional = milp.optional if milp.optional is not None else np.zeros(milp.n_rows, dtype=bool)
+    kept = skipped = 0
     for r in range(milp.n_rows):
+        if optional[r]:  # a PuLP row costs ~20 us of Python: cuts only while time allows
+            if skipped or (optional_until is not None and kept % 256 == 0 and time.monotonic() >= optional_until):
+                skipped += 1
+                continue
+            kept += 1
         lo, hi = A.indptr[r], A.indptr[r + 1]
         expr = pulp.LpAffineExpression([(cols[j], float(a)) for j, a in zip(A.indices[lo:hi], A.data[lo:hi])])
         rlb, rub, rname = milp.row_lb[r], milp.row_ub[r], milp.row_names[r]
@@ -54,6 +71,9 @@ def to_pulp(milp, name: str = "geoshare"):
                 prob += (expr <= float(rub)), rname + ("_ub" if math.isfinite(rlb) else "")
             if math.isfinite(rlb):
                 prob += (expr >= float(rlb)), rname + ("_lb" if math.isfinite(rub) else "")
+    if skipped:
+        milp.cuts["triangles"] = kept // 3
+        milp.cuts["truncated"] = "time"
     return prob, cols
 
 
@@ -118,17 +138,23 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         import threading
         import time
         import pulp
-        from .milp import build
+        from .milp import build, cuts_until
         from .quiet import stdout_to_stderr
         started = time.monotonic()
-        milp = build(model)
-        prob, cols = to_pulp(milp)
+        # optional cuts while time allows: generating them (CUT_SHARE of the limit), then turning them into PuLP
+        # rows (PULP_CUT_SHARE); PuLP then writes an MPS file that CBC reads, both proportional to the rows
+        milp = build(model, cut_deadline=cuts_until(started, time_limit))
+        prob, cols = to_pulp(milp, optional_until=cuts_until(started, time_limit, PULP_CUT_SHARE))
         start = milp.start(hint) if hint is not None else None
         if start is not None:
             for var, value in zip(cols, start.tolist()):
                 var.setInitialValue(value)
-        if time_limit is not None:  # building the model (triangle rows) spends the same budget
-            time_limit = max(time_limit - (time.monotonic() - started), 1e-3)
+        built = {"build_s": round(time.monotonic() - started, 4), "triangles": milp.cuts["triangles"],
+                 "triangles_truncated": milp.cuts["truncated"]}
+        if time_limit is not None:  # building the model spends the same budget: the solver gets what is left
+            time_limit -= time.monotonic() - started
+            if time_limit <= 0:
+                return ModelAnswer("unknown", None, -INF, {**built, "pulp_status": "no time left after building"})
         solver = make_solver(options, time_limit, start is not None)
         failed: list[Exception] = []
         timed_out = threading.Event()
@@ -141,14 +167,20 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
 
         before = child_processes()
         watchdog = None
+        solve_ended = threading.Event()
         if time_limit is not None:  # CBC does not check its timeLimit everywhere (e.g. a large root LP): enforce it
 
-            def expire() -> None:
+            def watch() -> None:
+                if solve_ended.wait(time_limit + PULP_OVERRUN_S):
+                    return
                 timed_out.set()
-                terminate_new_children(before)
+                # keep stopping new solver processes until the solve returns: PuLP may still be writing the model
+                # file at the deadline and start CBC after it (a dense model once ran 170 s past a 1 s limit)
+                while not solve_ended.is_set():
+                    terminate_new_children(before)
+                    solve_ended.wait(0.05)
 
-            watchdog = threading.Timer(time_limit + STOP_GRACE_S, expire)
-            watchdog.daemon = True
+            watchdog = threading.Thread(target=watch, name="geoshare-pulp-watchdog", daemon=True)
             watchdog.start()
         try:
             with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
@@ -156,15 +188,17 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
                 # solver (pulp.HiGHS) is given up on after STOP_GRACE_S and finishes alone at its time limit
                 interrupted = run_interruptible(run, lambda: terminate_new_children(before), grace=STOP_GRACE_S)
         finally:
+            solve_ended.set()
             if watchdog is not None:
-                watchdog.cancel()
+                watchdog.join()  # a watchdog still running would stop the next sub-solve's CBC
         if timed_out.is_set() and not interrupted:  # the solver was killed at its limit: nothing to read back
-            return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name, "pulp_status": "killed at time limit"})
+            stats = {"pulp_solver": solver.name, "pulp_status": "killed at time limit", **built}
+            return ModelAnswer("unknown", None, -INF, stats)
         if interrupted:
-            return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name}, True)
+            return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name, **built}, True)
         if failed:
             raise failed[0]
-        stats = {"pulp_solver": solver.name, "pulp_status": pulp.LpStatus.get(prob.status, str(prob.status))}
+        stats = {"pulp_solver": solver.name, "pulp_status": pulp.LpStatus.get(prob.status, str(prob.status)), **built}
         sol = prob.sol_status
         if sol == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
             return ModelAnswer("infeasible", None, INF, stats)

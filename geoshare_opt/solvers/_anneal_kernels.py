@@ -151,9 +151,9 @@ def anneal_sweeps(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
     ``t_b``, inside the feasible region (a move into a class holding a hard neighbour, or over the parameter cap,
     is rejected). ``obj[0]`` is the running objective; the best state seen at a sweep end goes to ``best_loc``.
 
-    ``etab``: empty, or (integer weights, so every gain is an integer) a scratch array whose length bounds |gain|:
-    the acceptance probabilities exp(-d/T) of the sweep's temperature are tabulated once per sweep instead of
-    one ``exp`` per uphill attempt (measured: benchmarks/solvers/gset/kernel_speed.py)."""
+    ``etab``: empty, or (integer weights, so every gain is an integer) a scratch array: the acceptance
+    probabilities exp(-d/T) of the sweep's temperature for d below its length are tabulated once per sweep instead
+    of one ``exp`` per uphill attempt (measured: benchmarks/solvers/gset/kernel_speed.py); larger gains use ``exp``."""
     nm = movable.shape[0]
     ratio = t_b / t_a
     ne = etab.shape[0]
@@ -176,7 +176,7 @@ def anneal_sweeps(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
                 continue
             d = G[v, b] - G[v, a]
             if d > 0.0:
-                if ne > 0:
+                if d < ne:
                     if _uniform(rng) >= etab[np.int64(d)]:
                         continue
                 else:

@@ -3,8 +3,10 @@
     python benchmarks/solvers/gset/kernel_speed.py [--graph G22]
 
 The three run the same Metropolis sweep (K = 2, fixed temperature) on one Gset graph, side by side in one process:
-1. ``numba``: ``_anneal_kernels.anneal_sweeps`` (what the ``anneal`` backend uses), with one ``exp`` per uphill
-   attempt (``numba``) and with the per-sweep acceptance table for integer gains (``numba_etab``, used on Gset);
+1. ``numba``: ``_anneal_kernels.anneal_sweeps`` (the backend's generic sweep), with one ``exp`` per uphill
+   attempt (``numba``) and with the per-sweep acceptance table for integer gains (``numba_etab``);
+   and ``ising``: ``_ising_kernels.ising_sweeps``, the specialised sweep the backend takes for the plain K = 2
+   structure (one flip gain per node, integer acceptance table);
 2. ``python``: the same sweep as a plain Python loop over numpy arrays (scalar indexing);
 3. ``numpy``: a Python loop over moves whose table update is one vectorised numpy operation per accepted move.
 (A fully vectorised sweep would move neighbouring nodes at once, which is not the Metropolis chain.)
@@ -89,6 +91,21 @@ def main() -> None:
         t0 = time.process_time()
         K.anneal_sweeps(st.movable, *st.common(), T, T, sweeps, rng, st.obj, best, st.loc.copy(), etab)
         out[f"{name}_attempts_per_s"] = round(sweeps * n / (time.process_time() - t0))
+
+    # the plain K = 2 sweep the backend takes for one type / two classes / no hard edges / no parameter cap
+    from geoshare_opt.solvers import _ising_kernels as I
+    st = _State(inst, adj, np.array([2]), lab)
+    wt = adj.wt.astype(np.int64)
+    gain = np.zeros(n, dtype=np.int64)
+    I.flip_gains(st.loc, adj.indptr, adj.nbr, wt, gain)
+    thr = np.zeros(len(st.etab), dtype=np.int64)
+    rng = np.array([np.uint64(12345)], dtype=np.uint64)
+    best = np.array([st.obj[0]])
+    I.ising_sweeps(st.loc, gain, adj.indptr, adj.nbr, wt, T, T, 1, rng, st.obj, best, st.loc.copy(), thr)  # compile
+    sweeps = 200
+    t0 = time.process_time()
+    I.ising_sweeps(st.loc, gain, adj.indptr, adj.nbr, wt, T, T, sweeps, rng, st.obj, best, st.loc.copy(), thr)
+    out["ising_attempts_per_s"] = round(sweeps * n / (time.process_time() - t0))
 
     for name, fn, sw in (() if args.skip_python else (("python", python_sweeps, 2), ("numpy", numpy_sweeps, 2))):
         st = _State(inst, adj, np.array([2]), lab)

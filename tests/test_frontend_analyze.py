@@ -129,7 +129,11 @@ def test_basis_mode_writes_input_covariances(tmp_path):
 def test_bare_model_with_batches_and_loss_and_empirical_fallback():
     spec = tiny_spec(with_outputs=False)
     inst = analyze(spec["model"], spec["batches"], spec["loss"], max_classes=1 + 0 * 2, include="hidden.*")
-    assert inst.meta["method"] == "empirical" and inst.meta["first_order"] is True
+    assert inst.meta["method"] == "empirical"
+    # the empirical Fisher measures the gradient; this random net's is within noise everywhere, so no g·δ term
+    snr = inst.meta["gradient_snr"]
+    assert inst.meta["first_order_layers"] == [n for n in snr if snr[n] is None or snr[n] >= 4.0] == []
+    assert inst.meta["first_order"] is False
     assert inst.budget.max_classes == 1
 
 
@@ -282,3 +286,16 @@ def test_cli_writes_files_and_reports_errors(tmp_path, monkeypatch):
         assert res.exit_code == 2, (args, res.output)
         assert pattern in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u.curvature.safetensors", "u.json", "userspec.py"]
+
+
+def test_lanczos_graph_budget_changes_nothing_but_what_is_kept():
+    spec = tiny_spec(n_batches=3)
+    kept = analyze(spec, estimator="lanczos", lanczos_steps=4, include="hidden.*")
+    redone = analyze(spec, estimator="lanczos", lanczos_steps=4, include="hidden.*", lanczos_graph_budget=0)
+    assert kept.meta["lanczos"]["graphs_kept"] == "3/3" and kept.meta["lanczos"]["graphs_kept_mb"] >= 0
+    assert redone.meta["lanczos"]["graphs_kept"] == "0/3"
+    assert kept.meta["lanczos"]["eigenvalues"] == redone.meta["lanczos"]["eigenvalues"]
+    assert [e.w for e in kept.edges] == [e.w for e in redone.edges]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InputError, match="lanczos_graph_budget"):
+            analyze(spec, estimator="lanczos", lanczos_graph_budget=bad)

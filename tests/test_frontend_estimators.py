@@ -283,3 +283,32 @@ def test_input_covariances_shared_by_layers_reading_the_same_tensor():
     for n in nodes:
         x = torch.cat(seen[n.name])
         torch.testing.assert_close(cov[n.name], x.T @ x / x.shape[0])
+
+
+def test_lanczos_kept_graphs_give_the_same_answer_within_a_memory_budget():
+    spec = make_spec("mse", perturb=0.3, repeats=3)   # three batches
+    runs = {}
+    for budget in (0, 1, None):                     # recompute every step / nothing fits / default (all kept)
+        runs[budget] = lanczos_est.estimate(context(spec), steps=6, graph_budget=budget)
+    size = runs[None].stats["graph_bytes_max"]
+    assert size > 0 and runs[None].stats["graphs_kept"] == f"{runs[None].batches}/{runs[None].batches}"
+    assert runs[0].stats["graphs_kept"].startswith("0/") and runs[1].stats["graphs_kept"].startswith("0/")
+    assert runs[None].stats["graphs_kept_bytes"] <= runs[None].stats["graph_budget"]
+    partial = lanczos_est.estimate(context(spec), steps=6, graph_budget=size)      # room for one batch's graph
+    runs["partial"] = partial
+    assert partial.stats["graphs_kept"] == "1/3"
+    for key, curv in runs.items():
+        torch.testing.assert_close(curv.eigvals, runs[0].eigvals, rtol=1e-12, atol=0, msg=str(key))
+        torch.testing.assert_close(curv.eigvecs, runs[0].eigvecs, rtol=1e-12, atol=0, msg=str(key))
+        torch.testing.assert_close(flat(curv.grad, context(spec).nodes), flat(runs[0].grad, context(spec).nodes))
+
+
+def test_graph_bytes_counts_the_saved_activations_not_the_weights():
+    from geoshare_opt.frontend.estimators.diag import _grads
+    model = nn.Linear(50, 40).double()
+    x = torch.randn(30, 50, dtype=torch.float64)
+    own = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    gs = _grads(torch.tanh(model(x)).square().sum(), list(model.parameters()), create_graph=True)
+    counted = lanczos_est.graph_bytes(gs, own)
+    # at least the input and the tanh output (30 x 50 and 30 x 40 doubles), far less than another copy of x per op
+    assert 8 * (30 * 50 + 30 * 40) <= counted <= 8 * 10 * (30 * 50 + 30 * 40)

@@ -41,9 +41,20 @@ def heldout_loss(spec, data=None) -> float:
     return total / count
 
 
-def tie_damage(spec, u: str, v: str, diag: dict | None, base: float, data=None) -> float:
+def metric_value(spec, name: str):
+    """A loss-like function of the model: ``spec.metrics(model)[name]``, negated when higher is better."""
+    from geoshare_opt.specs.base import lower_is_better
+
+    sign = 1.0 if lower_is_better(name) else -1.0
+
+    def value(data=None) -> float:
+        return sign * float(spec.metrics(spec.model)[name])
+    return value
+
+
+def tie_damage(spec, u: str, v: str, diag: dict | None, base: float, data=None, measure=None) -> float:
     """Loss increase (held-out, or on ``data``) with u and v both set to their merge (weighted by ``diag`` or the
-    plain mean)."""
+    plain mean); ``measure`` replaces the held-out loss (e.g. a metric, ``metric_value``)."""
     params = dict(spec.model.named_parameters())
     wu, wv = params[u].detach().clone(), params[v].detach().clone()
     if diag is None:
@@ -56,7 +67,7 @@ def tie_damage(spec, u: str, v: str, diag: dict | None, base: float, data=None) 
         with torch.no_grad():
             params[u].copy_(merged)
             params[v].copy_(merged)
-        return heldout_loss(spec, data) - base
+        return (measure or (lambda d: heldout_loss(spec, d)))(data) - base
     finally:
         with torch.no_grad():
             params[u].copy_(wu)
@@ -84,15 +95,19 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--calib-damage", action="store_true",
                     help="also measure the damage on the calibration data (the loss the curvature models)")
-    ap.add_argument("--spec-option", action="append", default=[], metavar="KEY=INT",
-                    help="integer option for a built-in spec, e.g. depth=8 for digits-mlp")
+    ap.add_argument("--spec-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="option for a built-in spec (integers converted), e.g. depth=8 or loss=distill for "
+                         "digits-mlp")
+    ap.add_argument("--metric-damage", default=None, metavar="METRIC",
+                    help="also correlate with the change of spec.metrics()[METRIC] (e.g. heldout_loss: the task "
+                         "loss on the test set, whatever loss calibrates)")
     ap.add_argument("--diag-methods", nargs="+", default=["auto"],
                     help="diag methods to compare (auto ggn empirical hutchinson); columns diag-<method>")
     ap.add_argument("--no-first-order", action="store_true", help="leave out the g·δ term where a gradient exists")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    opts = {k: int(v) for k, v in (o.split("=", 1) for o in args.spec_option)}
+    opts = {k: int(v) if v.lstrip("-").isdigit() else v for k, v in (o.split("=", 1) for o in args.spec_option)}
     if args.model == "minilm" and args.samples:
         opts["n_calib"] = args.samples
     spec = load_spec(args.model, **opts)
@@ -100,6 +115,8 @@ def main(argv=None):
     samples = None if args.model == "minilm" else args.samples
     base = heldout_loss(spec)
     base_calib = heldout_loss(spec, spec.batches) if args.calib_damage else None
+    measure = metric_value(spec, args.metric_damage) if args.metric_damage else None
+    base_metric = measure() if measure else None
     rows: dict[tuple[str, str], dict] = {}
     timings = {}
     runs = [(f"diag-{m}" if m != "auto" else "diag", "diag", m) if est == "diag" else (est, est, "auto")
@@ -120,6 +137,8 @@ def main(argv=None):
                 row[f"damage_{est}"] = tie_damage(spec, e.u, e.v, diag, base)
                 if args.calib_damage:
                     row[f"calib_damage_{est}"] = tie_damage(spec, e.u, e.v, diag, base_calib, spec.batches)
+                if measure:
+                    row[f"metric_damage_{est}"] = tie_damage(spec, e.u, e.v, diag, base_metric, measure=measure)
     params = dict(spec.model.named_parameters())
     for (u, v), row in rows.items():
         row["pred_distance"] = float((params[u] - params[v]).detach().double().pow(2).sum())
@@ -128,6 +147,9 @@ def main(argv=None):
         if args.calib_damage:
             row["calib_damage_mean"] = row.get("calib_damage_lanczos") if "calib_damage_lanczos" in row else \
                 tie_damage(spec, u, v, None, base_calib, spec.batches)
+        if measure:
+            row["metric_damage_mean"] = row.get("metric_damage_lanczos") if "metric_damage_lanczos" in row else \
+                tie_damage(spec, u, v, None, base_metric, measure=measure)
     rows_l = list(rows.values())
     report = {"model": args.model, "spec_options": opts, "pairs": len(rows_l), "heldout_loss": base, "analyze_s": timings,
               "first_order": not args.no_first_order,
@@ -138,6 +160,15 @@ def main(argv=None):
             est: correlations(rows_l, f"pred_{est}", f"calib_damage_{est}") for est in args.estimators}
         report["spearman_calibration_damage"]["distance (baseline, plain mean)"] = correlations(
             rows_l, "pred_distance", "calib_damage_mean")
+    if measure:
+        report["metric_damage"] = args.metric_damage
+        report["spearman_metric_damage"] = {
+            est: correlations(rows_l, f"pred_{est}", f"metric_damage_{est}") for est in args.estimators}
+        report["spearman_metric_damage"]["distance (baseline, plain mean)"] = correlations(
+            rows_l, "pred_distance", "metric_damage_mean")
+    report["spec_meta"] = {k: v for k, v in spec.meta.items() if isinstance(v, (str, int, float, bool))}
+    if spec.metrics is not None:
+        report["metrics_before"] = spec.metrics(spec.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.model.replace("/", "_").replace(":", "_") + "".join(f"-{k}{v}" for k, v in opts.items()
@@ -149,7 +180,7 @@ def main(argv=None):
         w.writeheader()
         w.writerows(rows_l)
     (out / f"predict-{name}.json").write_text(json.dumps(report, indent=1))
-    for key in ("spearman", "spearman_calibration_damage"):
+    for key in ("spearman", "spearman_calibration_damage", "spearman_metric_damage"):
         if key in report:
             print(key, json.dumps({k: {"all": round(v["all"], 3), "within_type_mean": v["within_type_mean"]}
                                    for k, v in report[key].items()}))

@@ -1,4 +1,5 @@
-"""Markdown tables for README.md from the JSON files in results/ (``python benchmarks/frontend/tables.py``)."""
+"""Markdown tables for README.md from the JSON files in results/ (``python benchmarks/frontend/tables.py``; with
+``--readme`` the tables between the ``<!-- RESULTS_* -->`` markers of README.md are replaced in place)."""
 from __future__ import annotations
 
 import json
@@ -50,6 +51,39 @@ def variants_table() -> str:
 
 DIAG_METHODS = ("ggn", "empirical", "hutchinson")
 
+SETTING_LABELS = {
+    "old": "old: calibrate on the training set, cross-entropy, trained to ~zero loss (`fit`)",
+    "split": "calibration split kept out of training",
+    "regularised": "weight decay + early stopping (`recipe=regularised`)",
+    "split+regularised": "split + regularised, cross-entropy",
+    "new": "**new: split + regularised + distillation loss (KL to the original softmax)**",
+}
+
+
+def seeds_table() -> str:
+    """``run_predict_seeds.py``: median [min–max] Spearman over training seeds, and seeds at >= 0.8."""
+    lines = ["| depth (pairs) | setting | test accuracy | damage | diag | kfac | lanczos | ‖w_i − w_j‖² (baseline) | "
+             "lanczos: seeds ≥ 0.8 |", "|---|---|---|---|---|---|---|---|---|"]
+    for f in sorted(RESULTS.glob("seeds-digits-mlp-depth*.json")):
+        r = json.loads(f.read_text())
+        for name, st in r["settings"].items():
+            for kind, what in (("heldout", f"held-out {st['spec_loss']}"), ("task", "held-out task cross-entropy")):
+                if kind == "task" and st["spec_loss"] == "cross-entropy":
+                    continue                                   # the same numbers as the spec loss
+                cell = lambda e: (f"{st[kind][e]['median']:.2f} [{st[kind][e]['min']:.2f}–{st[kind][e]['max']:.2f}]"
+                                  if e in st[kind] else "—")
+                lan, base = st[kind].get("lanczos"), st[kind]["distance (baseline, plain mean)"]
+                above = "—" if lan is None else \
+                    f"{lan['seeds_at_target']}/{lan['seeds']}; above baseline in " \
+                    f"{sum(a > b for a, b in zip(lan['per_seed'], base['per_seed']))}/{lan['seeds']}"
+                acc = st.get("test_accuracy")
+                acc = f"{acc['median']:.3f} [{acc['min']:.3f}–{acc['max']:.3f}]" if acc else "—"
+                lines.append(f"| {r['depth']} ({r['pairs']}) | {SETTING_LABELS.get(name, name)} | {acc} | {what} | "
+                             + " | ".join(cell(e) for e in ("diag", "kfac", "lanczos",
+                                                            "distance (baseline, plain mean)"))
+                             + f" | {above} |")
+    return "\n".join(lines)
+
 
 def cost_table() -> str:
     lines = ["| model | device | estimator | samples | floor s | analyze s | × floor | target | pair weights share "
@@ -96,5 +130,43 @@ def cli_table() -> str:
     return "\n".join(lines)
 
 
+def lanczos_graphs_table() -> str:
+    """``run_lanczos_graphs.py``: Lanczos with kept gradient graphs against recomputing them, alternated."""
+    lines = ["| model | samples | m | variant | × floor per run | mean × floor | target | graphs kept (MB) | "
+             "load average | eigenvalues identical |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for f in sorted(RESULTS.glob("lanczos-graphs-*.json")):
+        r = json.loads(f.read_text())
+        for variant in ("recompute", "kept"):
+            rows = [x for x in r["rows"] if x["variant"] == variant]
+            lines.append(f"| {r['model']} ({r['device']}) | {r['samples']} | {r['lanczos_steps']} | {variant} | "
+                         + ", ".join(f"{x['ratio_to_floor']:.2f}" for x in rows)
+                         + f" | {r['mean_ratio'][variant]:.2f} | ≤ {r['target']:g}× | {rows[0]['graphs_kept']} "
+                         f"({rows[0]['graphs_kept_mb']:.0f}) | "
+                         + ", ".join(f"{x['load_average'][0]:.1f}" for x in rows)
+                         + f" | {'yes' if r['eigenvalues_identical'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"RESULTS_PREDICT": predict_table, "RESULTS_SEEDS": seeds_table, "RESULTS_VARIANTS": variants_table,
+          "RESULTS_COST": cost_table, "RESULTS_LANCZOS_GRAPHS": lanczos_graphs_table,
+          "RESULTS_BASIS": basis_table, "RESULTS_CLI": cli_table}
+
+
+def write_readme(path: Path) -> None:
+    """Replace the text between ``<!-- NAME -->`` and ``<!-- /NAME -->`` with the current table."""
+    text = path.read_text()
+    for name, table in BLOCKS.items():
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            text = head + start + "\n" + table() + "\n" + end + rest.split(end, 1)[1]
+    path.write_text(text)
+
+
 if __name__ == "__main__":
-    print(predict_table(), variants_table(), cost_table(), basis_table(), cli_table(), sep="\n\n")
+    import sys
+
+    if "--readme" in sys.argv:      # python benchmarks/frontend/tables.py --readme: refresh README.md in place
+        write_readme(RESULTS.parent / "README.md")
+    else:
+        print(*(table() for table in BLOCKS.values()), sep="\n\n")

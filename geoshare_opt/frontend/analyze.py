@@ -24,7 +24,7 @@ from .estimators import kfac as kfac_est
 from .estimators import lanczos as lanczos_est
 from .estimators.common import Curvature, PassContext
 from .hooks import LinearCovariances
-from .pairs import basis_weights, tie_weights
+from .pairs import basis_weights, first_order_layers, tie_weights
 from .runtime import (Calibration, evaluation, make_generator, resolve_device, resolve_dtype, translated_errors,
                       working_model)
 from .sidecar import fingerprint, write_with_sidecar
@@ -133,11 +133,11 @@ def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
 
 
 def estimate_curvature(ctx: PassContext, estimator: str, *, need_in_cov: bool, diag_method: str,
-                       lanczos_steps: int) -> Curvature:
+                       lanczos_steps: int, lanczos_graph_budget: int | None = None) -> Curvature:
     if estimator == "kfac":
         return kfac_est.estimate(ctx, diag_method)
     if estimator == "lanczos":
-        curv = lanczos_est.estimate(ctx, lanczos_steps)
+        curv = lanczos_est.estimate(ctx, lanczos_steps, graph_budget=lanczos_graph_budget)
         if need_in_cov:
             curv.in_cov = _input_covariances(ctx)
         return curv
@@ -156,16 +156,22 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
             exclude: str | Sequence[str] | None = None, device: str | None = None, dtype: str | None = None,
             seed: int = 0, lanczos_steps: int = lanczos_est.DEFAULT_STEPS, diag_method: str = "auto",
             first_order: bool = True, progress: Callable[[dict], None] | None = None, out=None,
-            name: str | None = None) -> Instance:
+            name: str | None = None, lanczos_graph_budget: int | None = None) -> Instance:
     """Turn a trained network into an instance (see the package docstring for every option).
 
     ``spec_or_model``: a ``ModelSpec``, a spec dict, a spec reference (``minilm``, ``file.py:make``, ...), or a
     ``torch.nn.Module`` together with ``batches`` and ``loss``. ``out``: write the instance JSON there and the
     curvature sidecar beside it (atomically); without it nothing is written and ``meta.curvature`` is absent.
-    ``first_order``: add ``g·δ`` where the estimator measured the gradient.
+    ``first_order``: add ``g·δ`` where the estimator measured the gradient. ``meta.first_order`` says whether any
+    layer's term was kept, ``meta.first_order_layers`` which (a gradient within noise, or exactly zero, is dropped).
+    ``lanczos_graph_budget``: bytes of per-batch gradient graphs the Lanczos estimator may keep across its steps
+    (None: half the memory available; 0: recompute every step); the result does not depend on it, the time does.
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
+    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
+                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
+        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
     opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
     if not isinstance(spec_or_model, str) and seq_len is not None:
         raise InputError("seq_len applies to built-in text specs given by name only")
@@ -183,10 +189,11 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     t0 = time.perf_counter()
     with evaluation(work):
         curv = estimate_curvature(ctx, estimator, need_in_cov=need_in_cov, diag_method=diag_method,
-                                  lanczos_steps=lanczos_steps)
+                                  lanczos_steps=lanczos_steps, lanczos_graph_budget=lanczos_graph_budget)
     t1 = time.perf_counter()
     weights = {n.name: wparams[n.name].detach() for n in nodes}
     extra: dict[str, Any] = {}
+    kept = first_order_layers(nodes, curv, first_order) if mode == "tie" else []
     with torch.no_grad(), translated_errors("pair weights", dev):
         if mode == "tie":
             edges = tie_weights(nodes, weights, curv, first_order=first_order)
@@ -204,7 +211,7 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
         "model": {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes])},
         "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
         "batches": curv.batches, "spread": curv.spread, "seed": seed, "device": str(dev),
-        "dtype": str(dt).replace("torch.", ""), "first_order": bool(first_order and curv.grad is not None),
+        "dtype": str(dt).replace("torch.", ""), "first_order": bool(kept), "first_order_layers": kept,
         "budget_from": ({"ratio": ratio} if ratio is not None else {})
         | ({"max_classes": max_classes} if max_classes is not None else {}),
         "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
@@ -212,7 +219,12 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     }
     if estimator == "lanczos":
         meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
-                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"]}
+                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"],
+                           "graphs_kept": curv.stats["graphs_kept"],
+                           "graphs_kept_mb": round(curv.stats["graphs_kept_bytes"] / 2 ** 20, 1)}
+    if curv.stats.get("gradient_snr") is not None and mode == "tie" and first_order:
+        meta["gradient_snr"] = {k: round(v, 4) if math.isfinite(v) else None
+                                for k, v in curv.stats["gradient_snr"].items()}
     if curv.stats.get("output_hessian"):
         meta["output_hessian"] = curv.stats["output_hessian"]
     inst_name = name or f"{ref}-{estimator}-{mode}"

@@ -72,6 +72,14 @@ def tie_weights(nodes: Sequence[NodeInfo], weights: dict[str, torch.Tensor], cur
 GRADIENT_SNR = 4.0   # keep a layer's mean gradient when n‖g‖² exceeds 4× its noise level (about 2 standard errors)
 
 
+def first_order_layers(nodes: Sequence[NodeInfo], curv: Curvature, first_order: bool = True) -> list[str]:
+    """The nodes whose ``g·δ`` term enters the tie weights: asked for, measured by the estimator, significant (see
+    ``_significant``) and not identically zero (at the original weights of a distillation loss it is exactly 0)."""
+    if not first_order or curv.grad is None:
+        return []
+    return [n.name for n in nodes if bool(_significant(curv, n.name).any())]
+
+
 def _significant(curv: Curvature, name: str) -> torch.Tensor:
     """The layer's mean gradient where it is signal, else zeros. ``g·δ`` belongs in the model only away from a
     stationary point; where the estimator measured per-example gradients (``stats["gradient_snr"]``) a layer whose

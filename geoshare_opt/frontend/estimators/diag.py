@@ -198,11 +198,12 @@ def _backward_to_outputs(root: torch.Tensor, hooks: LinearCovariances, grad_outp
         torch.autograd.grad(root, outs, grad_outputs=grad_output, allow_unused=True)
 
 
-def _hvp(grads, params, vs):
+def _hvp(grads, params, vs, retain_graph: bool = False):
+    """``H v`` from gradients built with ``create_graph``; ``retain_graph`` keeps their graph for another product."""
     dot = sum((g * v).sum() for g, v in zip(grads, vs) if g.requires_grad)
     if not isinstance(dot, torch.Tensor) or not dot.requires_grad:
         return [torch.zeros_like(p) for p in params]
-    return _grads(dot, params)
+    return _grads(dot, params, retain_graph=retain_graph)
 
 
 class _null:

@@ -122,6 +122,19 @@ def test_minilm_batches_are_packed_windows_with_teacher_outputs(minilm):
 
 
 @needs_minilm
+def test_minilm_recovery_objective_is_cosine_and_ignores_scale(minilm):
+    batch = next(iter(minilm.batches()))
+    with torch.no_grad():
+        teacher = minilm.outputs(minilm.model, batch)
+        loss = minilm.distill_loss
+        assert float(loss(teacher, teacher, batch)) == pytest.approx(0.0, abs=1e-5)
+        assert float(loss(3.0 * teacher, teacher, batch)) == pytest.approx(0.0, abs=1e-5)  # scale is free
+        noisy = teacher + torch.randn(teacher.shape, generator=torch.Generator().manual_seed(0)) * teacher.std()
+        assert 0.1 < float(loss(noisy, teacher, batch)) < 4.0                            # each term lies in [0, 2]
+        assert float(loss(-teacher, teacher, batch)) == pytest.approx(4.0, abs=1e-4)      # opposite: 2 + 2
+
+
+@needs_minilm
 def test_minilm_loss_is_zero_at_the_original_and_grows_with_damage(minilm):
     batch = next(iter(minilm.batches()))
     with torch.no_grad():
@@ -228,6 +241,44 @@ def test_digits_bad_option_is_an_input_error(digits_cache):
         load_spec("digits-mlp", depth=0)
     with pytest.raises(InputError, match="unknown option 'width' \\(accepts hidden, depth"):
         load_spec("digits-mlp", width=3)
+
+
+def test_digits_calibration_split_distill_loss_and_regularised_recipe(digits_cache):
+    import torch.nn.functional as F
+
+    base = load_spec("digits-mlp", hidden=32, depth=2)
+    spec = load_spec("digits-mlp", hidden=32, depth=2, calibration="split", loss="distill", recipe="regularised")
+    assert (spec.meta["n_train"], spec.meta["n_calib"], spec.meta["n_test"]) == (1077, 360, 360)
+    assert (base.meta["n_train"], base.meta["n_calib"]) == (1437, 1437)
+    assert spec.meta["recipe_key"] != base.meta["recipe_key"]           # another training recipe, another cache
+    assert spec.meta["recipe_key"] != load_spec("digits-mlp", hidden=32, depth=2,
+                                                calibration="split").meta["recipe_key"]
+    assert load_spec("digits-mlp", hidden=32, depth=2, loss="distill").meta["recipe_key"] == base.meta["recipe_key"]
+    calib = list(spec.batches())
+    assert sum(len(b[1]) for b in calib) == 360 and all(len(b) == 3 for b in calib)
+    train_rows = {tuple(r.tolist()) for r in torch.cat([b[0] for b in base.batches()])}
+    split_rows = [tuple(r.tolist()) for r in torch.cat([b[0] for b in calib])]
+    assert all(r in train_rows for r in split_rows)                      # the split comes out of the 1437
+    test_rows = {tuple(r.tolist()) for b in spec.heldout() for r in b[0]}
+    assert not test_rows & set(split_rows)
+    # the distillation loss is zero, with a zero gradient, at the original weights, and grows when they move
+    params = list(spec.model.parameters())
+    loss = spec.loss(spec.model, calib[0])
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-6)
+    assert all(float(g.abs().max()) < 1e-5 for g in torch.autograd.grad(loss, params))
+    logits = spec.outputs(spec.model, calib[0])
+    shifted = logits.detach() + torch.randn_like(logits)
+    expected = F.kl_div(F.log_softmax(shifted, -1), F.softmax(calib[0][2], -1), reduction="batchmean")
+    assert float(spec.output_loss(shifted, calib[0])) == pytest.approx(float(expected), rel=1e-5)
+    assert spec.distill_loss is not None and base.distill_loss is None
+    metrics = spec.metrics(spec.model)                                   # task metrics: labels, cross-entropy
+    assert metrics["accuracy"] >= 0.9 and 0 < metrics["heldout_loss"] < 0.5
+    with pytest.raises(InputError, match="calibration must be one of train, split"):
+        load_spec("digits-mlp", calibration="test")
+    with pytest.raises(InputError, match="loss must be one of ce, distill"):
+        load_spec("digits-mlp", loss="mse")
+    with pytest.raises(InputError, match="recipe must be one of fit, regularised"):
+        load_spec("digits-mlp", recipe="long")
 
 
 # ---------------------------------------------------------------- user specs

@@ -11,6 +11,7 @@ embedding is their mean, so this loss bounds its damage), and it needs no vocabu
 weights the loss and its gradient are exactly zero (a stationary point), so first-order criteria see nothing: the
 spec therefore also gives ``outputs`` (the hidden states) and ``output_loss`` (the MSE), whose Hessian in the outputs
 is the constant ``2/(tokens*hidden)`` on real tokens -- the front end's Gauss-Newton curvature ``Jᵀ (∂²ℓ) J``.
+Recovery after sharing (``distill_loss``) trains on a cosine objective instead, matching what the metrics measure.
 
 Metrics on held-out prose, computed on a copy in one forward pass over cached inputs:
 ``embedding_cosine`` (mean cosine between the model's and the original's sentence embeddings of held-out
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ..data import load_paragraphs, snapshot_sha256
 from ..errors import InputError
@@ -123,6 +125,18 @@ def distill_loss(hidden: torch.Tensor, batch: dict) -> torch.Tensor:
     return diff.pow(2).sum() / (mask.sum() * hidden.shape[-1])
 
 
+def embedding_distill_loss(student: torch.Tensor, teacher: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The recovery objective (``ModelSpec.distill_loss``): 1 − cosine to the teacher per real token plus 1 − cosine
+    of the mean-pooled window embeddings. The metrics compare normalised mean-pooled embeddings, which ignore scale;
+    MSE spends a short recovery on hidden-state norms instead (benchmarks/compression/recovery/objective_check.py:
+    at 50 % sharing, cosine after 12 steps 0.34 with MSE vs 0.56 with this loss)."""
+    mask = batch["attention_mask"].to(student.dtype)
+    teacher = teacher.to(student.dtype)
+    per_token = ((1 - F.cosine_similarity(student, teacher, dim=-1)) * mask).sum() / mask.sum()
+    pooled = lambda h: (h * mask.unsqueeze(-1)).sum(1)
+    return per_token + (1 - F.cosine_similarity(pooled(student), pooled(teacher), dim=-1)).mean()
+
+
 def split_halves(paragraph: str) -> tuple[str, str]:
     words = paragraph.split()
     mid = len(words) // 2
@@ -211,6 +225,7 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
     meta = dict(meta)
     meta.update({
         "loss": "masked MSE between last hidden states and the original model's (per token and hidden unit)",
+        "recovery_loss": "1 - cosine per token + 1 - cosine of mean-pooled windows, to the original model's states",
         "data": "stdlib prose snapshot (geoshare_opt/data/stdlib_prose.txt.gz)",
         "data_sha256": snapshot_sha256(),
         "split": "calib = sha256(paragraph)[:8] mod 100 < 80, heldout otherwise",
@@ -219,4 +234,5 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
         "original_retrieval_top1": teacher_top1, "original_retrieval_mrr": teacher_mrr,
     })
     return ModelSpec(name=name, model=model, batches=lambda: iter(calib_batches), loss=loss, metrics=metrics,
-                     heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=distill_loss)
+                     heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=distill_loss,
+                     distill_loss=embedding_distill_loss)

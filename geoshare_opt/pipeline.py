@@ -22,6 +22,18 @@ PIPELINE_SPEC_DEFAULTS = {"minilm": {"n_calib": 128, "heldout_seqs": 32},
                           "tiny-gpt": {"n_calib": 128, "heldout_seqs": 256}}
 
 
+def load_pipeline_spec(ref: str, spec_options: dict | None = None, samples: int | None = None):
+    """The spec ``ref`` at the pipeline's sizes (``PIPELINE_SPEC_DEFAULTS``) with ``spec_options`` on top: what
+    every command working on one network loads (pipeline, apply, evaluate, recover), so their data agree."""
+    from .specs import load_spec
+
+    opts = dict(PIPELINE_SPEC_DEFAULTS.get(ref, {}))
+    if samples is not None and "n_calib" in opts:
+        opts["n_calib"] = samples
+    opts.update(spec_options or {})
+    return load_spec(ref, **opts)
+
+
 class _Clock:
     def __init__(self):
         self.times: dict[str, float] = {}
@@ -78,11 +90,7 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         ref = spec.name
     else:
         ref = str(spec)
-        opts = dict(PIPELINE_SPEC_DEFAULTS.get(ref, {}))
-        if samples is not None and "n_calib" in opts:
-            opts["n_calib"] = samples
-        opts.update(spec_options or {})
-        spec = clock.run("load", load_spec, ref, **opts)
+        spec = clock.run("load", load_pipeline_spec, ref, spec_options, samples)
     say({"stage": "analyze", "message": f"curvature ({estimator}, mode {mode})"})
     with tempfile.TemporaryDirectory(prefix="geoshare-pipeline-") as tmp:
         inst_path = Path(tmp) / "instance.json"

@@ -8,6 +8,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
+from .common import parse_spec_options, spec_option
 
 
 class TqdmProgress:
@@ -39,6 +40,7 @@ class TqdmProgress:
 
 
 @cli.command("analyze")
+@spec_option
 @click.argument("spec")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write the instance here and the curvature sidecar beside it (<stem>.curvature.safetensors); "
@@ -71,7 +73,7 @@ class TqdmProgress:
 @click.option("--no-first-order", "no_first_order", is_flag=True, help="Drop the gradient term g·δ.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary on stderr.")
 def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_classes, rank, include, exclude, device,
-                dtype, seed, lanczos_steps, diag_method, no_first_order, quiet):
+                dtype, seed, lanczos_steps, diag_method, no_first_order, quiet, spec_options):
     """Turn the trained network of SPEC into an instance: SPEC is minilm, digits-mlp, file.py:make,
     package.module:make or a Hugging Face model directory."""
     from ..frontend import analyze
@@ -85,7 +87,7 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
                        samples=samples, seq_len=seq_len, include=list(include) or None,
                        exclude=list(exclude) or None, device=device, dtype=dtype, seed=seed,
                        lanczos_steps=lanczos_steps, diag_method=diag_method, first_order=not no_first_order,
-                       progress=progress, out=output)
+                       progress=progress, out=output, spec_options=parse_spec_options(spec_options))
     finally:
         progress.close()
     if output is None:

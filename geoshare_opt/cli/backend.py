@@ -10,7 +10,7 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import format_table, write_output
+from .common import format_table, parse_spec_options, spec_option, write_output
 
 KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
 
@@ -58,6 +58,7 @@ def _instance_for_result(result, result_path, instance_path):
 
 # ---------------------------------------------------------------------- apply
 @cli.command("apply")
+@spec_option
 @click.argument("spec")
 @click.argument("result", type=click.Path())
 @click.option("--instance", "instance_path", type=click.Path(), default=None,
@@ -73,7 +74,7 @@ def _instance_for_result(result, result_path, instance_path):
               help="Directory for model.safetensors + tiemap.json (written atomically).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
-def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, force, quiet):
+def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, force, quiet, spec_options):
     """Materialise RESULT's colouring on SPEC's network; print the parameter report (JSON).
 
     \b
@@ -102,8 +103,8 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         except ValueError:
             raise InputError(f"--rank must be a positive integer or 'full', got {rank!r}") from None
     curvature = _curvature_or_none(inst, inst_path, mode)
-    from ..pipeline import PIPELINE_SPEC_DEFAULTS
-    model = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {})).model
+    from ..pipeline import load_pipeline_spec
+    model = load_pipeline_spec(spec, parse_spec_options(spec_options)).model
     compressed, report = apply(model, inst, res, mode, curvature, ratio=ratio, rank=rank, side=side, spec=spec)
     payload = {"spec": spec, "instance_sha256": inst.sha256, **report.to_dict()}
     if outdir:
@@ -168,16 +169,16 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
 
 # ---------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
+@spec_option
 @click.argument("spec")
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
-def evaluate_cmd(spec, outdir, quiet):
+def evaluate_cmd(spec, outdir, quiet, spec_options):
     """SPEC's metrics for the original network and, with OUTDIR (from apply -o), the compressed one."""
     from ..materialize import load_compressed, parameter_report
-    from ..pipeline import PIPELINE_SPEC_DEFAULTS, evaluate_model
-    from ..specs import load_spec
+    from ..pipeline import evaluate_model, load_pipeline_spec
 
-    s = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {}))     # the same held-out data as pipeline
+    s = load_pipeline_spec(spec, parse_spec_options(spec_options))     # the same held-out data as pipeline
     original = evaluate_model(s, s.model)
     payload = {"spec": spec, "original": original}
     if outdir:
@@ -195,6 +196,7 @@ def evaluate_cmd(spec, outdir, quiet):
 
 # ---------------------------------------------------------------------- pipeline
 @cli.command("pipeline")
+@spec_option
 @click.argument("spec")
 @click.option("--ratio", type=float, default=0.5, show_default=True, callback=_ratio,
               help="Fraction of the shareable layers' stored parameters removed.")
@@ -221,7 +223,7 @@ def evaluate_cmd(spec, outdir, quiet):
               help="Cut calibration batches into pieces of this many examples for recovery.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
 def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force,
-                 recover_steps, recover_lr, recover_method, recover_rank, recover_batch, quiet):
+                 recover_steps, recover_lr, recover_method, recover_rank, recover_batch, quiet, spec_options):
     """analyze -> solve -> apply -> evaluate on SPEC, against every heuristic colouring at the same budget.
 
     \b
@@ -235,7 +237,8 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     options = {k: v for k, v in options.items() if v is not None}
     out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
                    samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
-                   recover_options=options or None, progress=_progress(quiet))
+                   recover_options=options or None, spec_options=parse_spec_options(spec_options),
+                   progress=_progress(quiet))
     emit(json.dumps(out, indent=1, allow_nan=False))
     if not quiet:
         err(pipeline_table(out))

@@ -16,7 +16,7 @@ from ..errors import InputError
 
 
 # ---------------------------------------------------------------------- options
-def parse_native(pairs: Iterable[str]) -> dict[str, Any]:
+def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]:
     """``KEY=VALUE`` strings -> dict. A value is read as JSON when it parses (``1``, ``true``, ``0.5``, ``[1,2]``,
     ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work."""
     out: dict[str, Any] = {}
@@ -24,7 +24,7 @@ def parse_native(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InputError(f"--native expects KEY=VALUE, got {pair!r}")
+            raise InputError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             value = json.loads(raw, parse_constant=_no_constant)
         except (ValueError, RecursionError):
@@ -35,6 +35,19 @@ def parse_native(pairs: Iterable[str]) -> dict[str, Any]:
 
 def _no_constant(name: str):  # NaN/Infinity are not JSON: keep such values as strings
     raise ValueError(name)
+
+
+def parse_spec_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``--spec-option KEY=VALUE`` -> keyword arguments of the spec's ``make()`` (values parsed like ``--native``)."""
+    return parse_native(pairs, "--spec-option")
+
+
+def spec_option(f: Callable) -> Callable:
+    """``--spec-option KEY=VALUE`` (repeatable) for every command that loads a spec; the same options must be given
+    to each command that works on one network (a different trained network fails the weight fingerprint check)."""
+    return click.option("--spec-option", "spec_options", multiple=True, metavar="KEY=VALUE",
+                        help="Keyword argument of the spec's make(), e.g. depth=8 (VALUE parsed as JSON when it "
+                             "can be). Repeatable.")(f)
 
 
 def solver_options(f: Callable) -> Callable:

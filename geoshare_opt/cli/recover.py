@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import ProgressBar
+from .common import ProgressBar, parse_spec_options, spec_option
 
 RECOVERED_SUFFIX = "-recovered"
 
@@ -49,6 +49,7 @@ def default_output(outdir: str) -> Path:
 
 
 @cli.command("recover")
+@spec_option
 @click.argument("spec")
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--steps", type=int, default=200, show_default=True, callback=_positive_int,
@@ -70,7 +71,8 @@ def default_output(outdir: str) -> Path:
                    "Pass OUTDIR itself with --force to replace it.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
-def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, seed, newdir, force, quiet):
+def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, seed, newdir, force, quiet,
+                spec_options):
     """Recover OUTDIR (a compressed network of SPEC) by a short training that keeps its sharing; save it to a new
     directory and print a JSON summary (losses before/after on calibration and held-out data, time, parameters).
 
@@ -88,10 +90,9 @@ def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, se
 
     from ..materialize import load_compressed, save_compressed
     from ..materialize.recover import recover, recovered_tie_map
-    from ..pipeline import PIPELINE_SPEC_DEFAULTS
-    from ..specs import load_spec
+    from ..pipeline import load_pipeline_spec
 
-    s = load_spec(spec, **PIPELINE_SPEC_DEFAULTS.get(spec, {}))
+    s = load_pipeline_spec(spec, parse_spec_options(spec_options))
     model = load_compressed(outdir, s.model)                # fingerprint checked: the spec must be the original
     bar = ProgressBar(not quiet, "recover", "step", _show_step)
     try:

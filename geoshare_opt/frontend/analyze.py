@@ -47,6 +47,11 @@ def resolve_spec(spec_or_model: Any, batches=None, loss=None, *, spec_options: d
     return spec, spec.name
 
 
+def _jsonable(options: dict) -> dict:
+    """Spec options as provenance: JSON values kept, anything else by its repr."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None), list)) else repr(v) for k, v in options.items()}
+
+
 def builtin_options(ref: str, samples: int | None, seq_len: int | None) -> dict:
     """Options a built-in spec accepts: ``--samples`` sizes its calibration set, ``--seq-len`` its windows."""
     if ref not in BUILTIN:
@@ -156,7 +161,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
             exclude: str | Sequence[str] | None = None, device: str | None = None, dtype: str | None = None,
             seed: int = 0, lanczos_steps: int = lanczos_est.DEFAULT_STEPS, diag_method: str = "auto",
             first_order: bool = True, progress: Callable[[dict], None] | None = None, out=None,
-            name: str | None = None, lanczos_graph_budget: int | None = None) -> Instance:
+            name: str | None = None, lanczos_graph_budget: int | None = None,
+            spec_options: dict | None = None) -> Instance:
     """Turn a trained network into an instance (see the package docstring for every option).
 
     ``spec_or_model``: a ``ModelSpec``, a spec dict, a spec reference (``minilm``, ``file.py:make``, ...), or a
@@ -164,6 +170,7 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     curvature sidecar beside it (atomically); without it nothing is written and ``meta.curvature`` is absent.
     ``first_order``: add ``g·δ`` where the estimator measured the gradient. ``meta.first_order`` says whether any
     layer's term was kept, ``meta.first_order_layers`` which (a gradient within noise, or exactly zero, is dropped).
+    ``spec_options``: keyword arguments of the spec's ``make()`` when the spec is given by reference.
     ``lanczos_graph_budget``: bytes of per-batch gradient graphs the Lanczos estimator may keep across its steps
     (None: half the memory available; 0: recompute every step); the result does not depend on it, the time does.
     """
@@ -173,8 +180,9 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
                                              or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
         raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
     opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
-    if not isinstance(spec_or_model, str) and seq_len is not None:
-        raise InputError("seq_len applies to built-in text specs given by name only")
+    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
+        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
+    opts.update(spec_options or {})
     spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
     model = spec.model
     dev = resolve_device(device, model)
@@ -208,7 +216,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     budget = budget_for(nodes, mode, ratio, max_classes)
 
     meta: dict[str, Any] = {
-        "model": {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes])},
+        "model": {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes]),
+                  **({"spec_options": _jsonable(spec_options)} if spec_options else {})},
         "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
         "batches": curv.batches, "spread": curv.spread, "seed": seed, "device": str(dev),
         "dtype": str(dt).replace("torch.", ""), "first_order": bool(kept), "first_order_layers": kept,

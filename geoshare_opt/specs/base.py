@@ -152,7 +152,8 @@ def _check_options(ref: str, fn: Callable, options: dict) -> None:
 
 def load_spec(ref: str, **options) -> ModelSpec:
     """A spec by built-in name, ``file.py:make``, ``package.module:make`` or Hugging Face model directory.
-    ``options`` go to the built-in ``make`` (e.g. ``n_calib``, ``seq_len``); user ``make()`` gets none."""
+    ``options`` are keyword arguments of ``make`` (built-in: e.g. ``n_calib``, ``seq_len``; a user's ``make`` gets
+    them too, checked against its signature)."""
     if ref in BUILTIN:
         fn = _load_callable(BUILTIN[ref])
         _check_options(ref, fn, options)
@@ -165,8 +166,9 @@ def load_spec(ref: str, **options) -> ModelSpec:
         raise InputError(f"unknown spec {ref!r}: use one of {', '.join(BUILTIN)}, file.py:make, package.module:make, "
                          "or a Hugging Face model directory")
     fn = _load_callable(ref)
+    _check_options(ref, fn, options)
     try:
-        obj = fn()
+        obj = fn(**options)
     except InputError:
         raise
     except Exception as exc:

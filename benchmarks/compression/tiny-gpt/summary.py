@@ -18,7 +18,8 @@ RUNS = (("tie, graph objective, diag, `auto` (`tie-auto/`)", "tie-auto/results.j
         ("tie, true class cost, diag, recovery (`classcost-recover.md`)", "classcost-recover.json"),
         ("basis, graph objective, diag (`basis/`)", "basis/results.json"),
         ("basis, graph objective, diag (`basis-high/`)", "basis-high/results.json"),
-        ("basis, graph objective, diag, recovery (`basis-high-recover/`)", "basis-high-recover/results.json"))
+        ("basis, graph objective, diag, recovery (`basis-high-recover/`)", "basis-high-recover/results.json"),
+        ("basis, graph objective, diag, `auto`, recovery lr 1e-4 (`basis-recover/`)", "basis-recover/results.json"))
 HEURISTICS = ("sequence", "cycle", "cycle-rev", "adjacent", "sandwich")
 METRIC = "heldout_perplexity"
 

@@ -17,6 +17,8 @@ from geoshare_opt.solvers.anneal import _local_labels, _State, allocate_classes
 from geoshare_opt.solvers.bruteforce import brute_force
 from geoshare_opt.solvers.dsatur import greedy_labels
 
+from anneal_helpers import ends_with_and_without_table
+
 
 def random_instance(seed: int, n: int = 40, n_types: int = 3, hard: float = 0.05, params_cap: bool = True,
                     k: int | None = None) -> Instance:
@@ -167,15 +169,8 @@ def test_integer_weights_use_the_acceptance_table_with_the_same_chain():
     edges = {(int(i), int(j)): float(rng.choice([-1, 1])) for i, j in rng.integers(0, n, size=(300, 2)) if i < j}
     inst = Instance.build([{"id": str(i), "type": "v"} for i in range(n)],
                           [(str(i), str(j), w) for (i, j), w in edges.items()], 3)
-    ends = []
-    for tabulate in (True, False):
-        st = _state(inst)
-        assert len(st.etab) > 0
-        etab = st.etab if tabulate else np.zeros(0)
-        seed = np.array([np.uint64(99)], dtype=np.uint64)
-        best = np.array([st.obj[0]])
-        K.anneal_sweeps(st.movable, *st.common(), 2.0, 0.5, 50, seed, st.obj, best, st.loc.copy(), etab)
-        ends.append(st.loc.copy())
+    ends, table_len = ends_with_and_without_table(lambda: _state(inst), 2.0, 0.5, 50, seed=99)
+    assert table_len > 0
     np.testing.assert_array_equal(ends[0], ends[1])
     scaled = Instance.build([{"id": str(i), "type": "v"} for i in range(n)],
                             [(str(i), str(j), 1.5 * w) for (i, j), w in edges.items()], 3)

@@ -14,6 +14,8 @@ from geoshare_opt.solvers import _anneal_kernels as K
 from geoshare_opt.solvers import _ising_kernels as I
 from geoshare_opt.solvers._csr import adjacency
 
+from anneal_helpers import ends_with_and_without_table
+
 
 def spin_glass(seed: int, n: int = 80, m: int = 400, weights: str = "pm1", **budget) -> Instance:
     """Random graph, one type; ``pm1``: +-1 weights, ``int``: integers in [-3, 3], ``dyadic``: multiples of 1/8
@@ -153,16 +155,10 @@ def test_a_hub_keeps_the_acceptance_table_for_everyone_else():
     adj = adjacency(inst)
     start = np.zeros(n, dtype=np.int64)
     start[0] = 1   # the hub's first attempt has gain +300, beyond the table: the exp fallback
-    ends = []
-    for tabulate in (True, False):
-        st = _State(inst, adj, np.array([2]), start)
-        assert len(st.etab) == ETAB_MAX
-        etab = st.etab if tabulate else np.zeros(0)
-        seed = np.array([np.uint64(5)], dtype=np.uint64)
-        best = np.array([st.obj[0]])
-        # T = 8: every gain below the table's length has d / T <= 40, so both draw a random number for it
-        K.anneal_sweeps(st.movable, *st.common(), 8.0, 8.0, 40, seed, st.obj, best, st.loc.copy(), etab)
-        ends.append(st.loc.copy())
+    # T = 8: every gain below the table's length has d / T <= 40, so both draw a random number for it
+    ends, table_len = ends_with_and_without_table(lambda: _State(inst, adj, np.array([2]), start), 8.0, 8.0, 40,
+                                                  seed=5)
+    assert table_len == ETAB_MAX
     np.testing.assert_array_equal(ends[0], ends[1])
     fast = solve(inst, "anneal", seed=2, native={"sweeps": 200, "t_start": 8.0})
     generic = solve(inst, "anneal", seed=2, native={"sweeps": 200, "t_start": 8.0, "kernel": "generic"})

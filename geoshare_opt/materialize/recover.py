@@ -123,12 +123,10 @@ def _objective_fn(spec, objective: str) -> Callable:
 def _teacher_outputs(spec, teacher: nn.Module, batches: list, objective: str) -> list:
     if objective == "task":
         return [None] * len(batches)
-    was = teacher.training
-    teacher.eval()
-    try:
+    from ..specs.base import eval_mode
+
+    with eval_mode(teacher):
         return [spec.outputs(teacher, b).detach() for b in batches]
-    finally:
-        teacher.train(was)
 
 
 @torch.no_grad()
@@ -164,7 +162,7 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
     ``teacher_cache``: a dict the caller keeps to reuse the teacher's outputs across calls with the same spec,
     teacher and batch size (e.g. recovering every colouring of a comparison). ``progress`` receives ``{"stage": "recover", "step": "recover", "done", "total", "loss"}`` after every step.
     """
-    from ..specs.base import move_batch
+    from ..specs.base import eval_mode, move_batch
 
     t_start = time.perf_counter()
     steps, lr = check_budget(steps, lr)
@@ -195,61 +193,57 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
 
     gen = torch.Generator().manual_seed(int(seed))
     before = parameter_report(model)
-    was_training = model.training
-    model.eval()
-    frozen: list[tuple[nn.Parameter, bool]] = []
-    corrections = None
-    if method == "lora":
-        names = shared_members(model) if members is None else list(members)
-        if not names:
-            raise InputError("the model has no shared layers to correct (lora needs a tied or shared-basis layer)")
-        frozen = [(p, p.requires_grad) for p in model.parameters()]
-        for p, _ in frozen:
-            p.requires_grad_(False)
-        corrections = add_corrections(model, names, rank, generator=gen)
-        trainable = correction_parameters(model)
-    else:
-        trainable = [p for p in model.parameters() if p.requires_grad]   # one entry per Parameter object
-    if not trainable:
-        raise InputError("the model has no trainable parameters")
+    with eval_mode(model):   # no dropout: the objective trained is the one measured; the caller's mode comes back
+        frozen: list[tuple[nn.Parameter, bool]] = []
+        corrections = None
+        if method == "lora":
+            names = shared_members(model) if members is None else list(members)
+            if not names:
+                raise InputError("the model has no shared layers to correct (lora needs a tied or shared-basis layer)")
+            frozen = [(p, p.requires_grad) for p in model.parameters()]
+            for p, _ in frozen:
+                p.requires_grad_(False)
+            corrections = add_corrections(model, names, rank, generator=gen)
+            trainable = correction_parameters(model)
+        else:
+            trainable = [p for p in model.parameters() if p.requires_grad]   # one entry per Parameter object
+        if not trainable:
+            raise InputError("the model has no trainable parameters")
 
-    loss_before = _mean_loss(fn, model, calib, calib_teacher)
-    heldout_before = _mean_loss(fn, model, heldout, heldout_teacher)
+        loss_before = _mean_loss(fn, model, calib, calib_teacher)
+        heldout_before = _mean_loss(fn, model, heldout, heldout_teacher)
 
-    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, schedule))
-    every = max(1, steps // CURVE_POINTS)
-    curve = []
-    order: list[int] = []
-    t_train = time.perf_counter()
-    try:
-        for step in range(steps):
-            if not order:
-                order = torch.randperm(len(calib), generator=gen).tolist()
-            i = order.pop()
-            opt.zero_grad(set_to_none=True)
-            loss = fn(model, calib[i], calib_teacher[i])
-            if not torch.isfinite(loss):
-                raise InputError(f"recovery diverged at step {step + 1} (loss {float(loss)}): lower --lr")
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
-            opt.step()
-            sched.step()
-            value = float(loss.detach())
-            if step % every == 0 or step == steps - 1:
-                curve.append([step + 1, value])
-            if progress is not None:
-                progress({"stage": "recover", "step": "recover", "done": step + 1, "total": steps, "loss": value})
-    finally:
-        train_s = time.perf_counter() - t_train
-        for p, flag in frozen:
-            p.requires_grad_(flag)
-        model.train(was_training)
-    model.eval()
-    loss_after = _mean_loss(fn, model, calib, calib_teacher)
-    heldout_after = _mean_loss(fn, model, heldout, heldout_teacher)
-    model.train(was_training)
+        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, schedule))
+        every = max(1, steps // CURVE_POINTS)
+        curve = []
+        order: list[int] = []
+        t_train = time.perf_counter()
+        try:
+            for step in range(steps):
+                if not order:
+                    order = torch.randperm(len(calib), generator=gen).tolist()
+                i = order.pop()
+                opt.zero_grad(set_to_none=True)
+                loss = fn(model, calib[i], calib_teacher[i])
+                if not torch.isfinite(loss):
+                    raise InputError(f"recovery diverged at step {step + 1} (loss {float(loss)}): lower --lr")
+                loss.backward()
+                if max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+                opt.step()
+                sched.step()
+                value = float(loss.detach())
+                if step % every == 0 or step == steps - 1:
+                    curve.append([step + 1, value])
+                if progress is not None:
+                    progress({"stage": "recover", "step": "recover", "done": step + 1, "total": steps, "loss": value})
+        finally:
+            train_s = time.perf_counter() - t_train
+            for p, flag in frozen:
+                p.requires_grad_(flag)
+        loss_after = _mean_loss(fn, model, calib, calib_teacher)
+        heldout_after = _mean_loss(fn, model, heldout, heldout_teacher)
     after = parameter_report(model)
     return RecoveryReport(
         method=method, objective=objective, steps=steps, lr=lr, seed=int(seed), batch_size=batch_size,

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -174,6 +175,18 @@ def load_spec(ref: str, **options) -> ModelSpec:
     except Exception as exc:
         raise InputError(f"spec {ref!r}: make() failed: {_one_line(exc)}") from None
     return as_spec(obj, ref)
+
+
+@contextmanager
+def eval_mode(net):
+    """``net`` in eval mode inside the block (no dropout in metrics or teacher outputs), its training flag restored
+    afterwards so the caller's mode never changes."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 def move_batch(batch: Any, device=None, dtype=None) -> Any:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from .base import ModelSpec, move_batch
+from .base import ModelSpec, eval_mode, move_batch
 from .prose_distill import check_positive
 
 RECIPE_VERSION = 1
@@ -236,9 +236,7 @@ def make(hidden: int = 128, depth: int = 4, seed: int = 0, batch_size: int = 128
     @torch.no_grad()
     def metrics(net) -> dict[str, float]:
         """Task metrics on the test set (cross-entropy with the labels, whichever loss calibrates)."""
-        was_training = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             correct = total_loss = 0.0
             param = next(net.parameters())
             for batch in move_batch(heldout, param.device, param.dtype):  # follow the copy's device and dtype
@@ -246,8 +244,6 @@ def make(hidden: int = 128, depth: int = 4, seed: int = 0, batch_size: int = 128
                 logits = net(xb)
                 correct += float((logits.argmax(1) == yb).sum())
                 total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        finally:
-            net.train(was_training)
         n = len(x_te)
         return {"accuracy": correct / n, "heldout_loss": total_loss / n}
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..data import load_paragraphs, snapshot_sha256
 from ..errors import InputError
-from .base import ModelSpec, move_batch
+from .base import ModelSpec, eval_mode, move_batch
 
 MIN_RETRIEVAL_WORDS = 16
 EMBED_BATCH = 64
@@ -206,17 +206,13 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
 
     @torch.no_grad()
     def metrics(net) -> dict[str, float]:
-        was_training = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             q, d = embed(net, query_batches, query_order), embed(net, doc_batches, doc_order)
             tokens = total = 0.0
             for b in on_device_of(net, heldout_batches):
                 n = float(b["attention_mask"].sum())
                 total += float(distill_loss(fast_forward(net, b).float(), b)) * n
                 tokens += n
-        finally:
-            net.train(was_training)
         top1, mrr = retrieval_scores(q, d)
         cosine = 0.5 * float((q * teacher_q.to(q.device)).sum(-1).mean() + (d * teacher_d.to(d.device)).sum(-1).mean())
         return {"embedding_cosine": cosine, "retrieval_top1": top1, "retrieval_mrr": mrr,

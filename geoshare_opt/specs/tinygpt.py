@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..data import load_paragraphs, snapshot_sha256
 from ..errors import InputError
-from .base import ModelSpec, move_batch
+from .base import ModelSpec, eval_mode, move_batch
 from .gpt import GPTConfig, TinyGPT, next_byte_loss
 from .prose_distill import check_positive
 
@@ -330,17 +330,13 @@ def make(n_calib: int = 256, seq_len: int | None = None, batch_size: int = 32, h
 
     @torch.no_grad()
     def metrics(net) -> dict[str, float]:
-        was_training = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             param = next(net.parameters())
             total = count = 0.0
             for batch in heldout_batches:
                 batch = move_batch(batch, param.device)
                 total += float(next_byte_loss(net(batch[:, :-1]).float(), batch[:, 1:], reduction="sum"))
                 count += batch[:, 1:].numel()
-        finally:
-            net.train(was_training)
         held = total / count
         return {"heldout_perplexity": math.exp(held), "heldout_loss": held}
 

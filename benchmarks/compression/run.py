@@ -289,6 +289,19 @@ def markdown(summary: dict, metrics: list[str]) -> str:
                     from scipy.stats import spearmanr
                     rho = spearmanr([r["objective"] for r in same], [r[k] for r in same]).correlation
                     rhos.append(f"{int(100 * ratio)} % {label if recovered else ''} → {rho:+.2f}".replace("  ", " "))
+        if recovered:
+            from scipy.stats import spearmanr
+            kept = []
+            for ratio in ratios:
+                both = [cell[(n, ratio)] for n in names if n != RANDOM_MEAN and (n, ratio) in cell
+                        and cell[(n, ratio)].get(key) is not None and cell[(n, ratio)].get(f"after_{key}") is not None]
+                if len(both) >= 3:
+                    rho = spearmanr([r[key] for r in both], [r[f"after_{key}"] for r in both]).correlation
+                    kept.append(f"{int(100 * ratio)} % → {rho:+.2f}")
+            if kept:
+                lines.append("Spearman correlation of the metric before and after recovery over the colourings at the "
+                             "same budget (+1: recovery keeps their ranking): " + ", ".join(kept))
+                lines.append("")
         if rhos:
             lines.append("Spearman correlation between the graph objective (predicted damage) and the metric over the "
                          "colourings at the same budget (a perfect criterion gives −1 for a higher-is-better metric): "

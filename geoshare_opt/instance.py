@@ -306,8 +306,13 @@ class Instance:
         """The dense sub-problem of type ``t`` (see ``TypeBlock``). Cross-type edges never matter and are dropped."""
         return self._blocks[t]
 
+    def type_edges(self, t: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Type ``t``'s edges in the local indices of ``type_members(t)``: ``(u, v, w, hard)`` arrays, sparse (the
+        one place that maps global edges to a type's sub-problem; ``block`` and the solvers' parts build on it)."""
+        return self._type_edges[t]
+
     @cached_property
-    def _blocks(self) -> dict[str, TypeBlock]:
+    def _type_edges(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         u, v, w, h = self.edge_arrays
         same = self.same_type_edge_mask
         local = np.empty(len(self.nodes), dtype=np.int64)
@@ -316,13 +321,20 @@ class Instance:
             members = self.type_members(t)
             local[members] = np.arange(len(members))
             sel = same & (self.type_of[u] == self._type_index[t])
-            lu, lv = local[u[sel]], local[v[sel]]
+            out[t] = (local[u[sel]], local[v[sel]], w[sel], h[sel])
+        return out
+
+    @cached_property
+    def _blocks(self) -> dict[str, TypeBlock]:
+        out = {}
+        for t in self.types:
+            members = self.type_members(t)
+            lu, lv, ws, hs = self.type_edges(t)
             n = len(members)
             W = np.zeros((n, n))
             H = np.zeros((n, n), dtype=bool)
-            hs = h[sel]
-            W[lu[~hs], lv[~hs]] = w[sel][~hs]
-            W[lv[~hs], lu[~hs]] = w[sel][~hs]
+            W[lu[~hs], lv[~hs]] = ws[~hs]
+            W[lv[~hs], lu[~hs]] = ws[~hs]
             H[lu[hs], lv[hs]] = True
             H[lv[hs], lu[hs]] = True
             out[t] = TypeBlock(t, members, W, H, self.params[members], self.type_cap(t))

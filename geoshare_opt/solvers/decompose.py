@@ -89,18 +89,11 @@ class Part:
 def parts_of(instance: Instance) -> list[Part]:
     """One ``Part`` per type (in ``instance.types`` order) with ``cap = instance.type_cap(t)``; sparse, so a large
     instance never allocates a dense matrix here."""
-    u, v, w, hard = instance.edge_arrays
-    same = instance.same_type_edge_mask
-    type_of = instance.type_of
-    local = np.empty(len(instance.nodes), dtype=np.int64)
     parts = []
-    for ti, t in enumerate(instance.types):
+    for t in instance.types:
         members = instance.type_members(t)
-        local[members] = np.arange(len(members))
-        sel = same & (type_of[u] == ti)
-        lu, lv = local[u[sel]], local[v[sel]]
+        lu, lv, ws, hs = instance.type_edges(t)
         a, b = np.minimum(lu, lv), np.maximum(lu, lv)
-        hs, ws = hard[sel], w[sel]
         soft = ~hs & (ws != 0.0)
         parts.append(Part(t, members, instance.params[members], a[soft], b[soft], ws[soft], a[hs], b[hs],
                           instance.type_cap(t)))

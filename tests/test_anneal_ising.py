@@ -48,7 +48,7 @@ def _sweep(inst: Instance, loc: np.ndarray, t_a: float, t_b: float, sweeps: int,
     best_loc = loc.copy()
     thr = np.zeros(int(np.abs(adj.wt).max()) * 40 + 2 if integral else 0, dtype=np.int64)
     rng = np.array([np.uint64(2 * seed + 1)], dtype=np.uint64)
-    I.ising_sweeps(loc, gain, adj.indptr, adj.nbr, wt, t_a, t_b, sweeps, rng, obj, best, best_loc, thr)
+    I.ising_sweeps(loc, gain, adj.indptr, adj.nbr, wt, t_a, t_b, sweeps, rng, obj, best, best_loc, thr, np.zeros(0))
     return adj, wt, loc, gain, obj[0], best[0], best_loc
 
 
@@ -160,9 +160,51 @@ def test_a_hub_keeps_the_acceptance_table_for_everyone_else():
                                                   seed=5)
     assert table_len == ETAB_MAX
     np.testing.assert_array_equal(ends[0], ends[1])
-    fast = solve(inst, "anneal", seed=2, native={"sweeps": 200, "t_start": 8.0})
+    # (one chain, without the hubs' temperature factor: only the plain sweep has those)
+    fast = solve(inst, "anneal", seed=2, native={"sweeps": 200, "t_start": 8.0, "hub_temperature": False,
+                                                 "population": 1})
     generic = solve(inst, "anneal", seed=2, native={"sweeps": 200, "t_start": 8.0, "kernel": "generic"})
     assert fast.stats["kernel"] == "ising" and fast.assignment == generic.assignment
+    assert solve(inst, "anneal", seed=2, native={"sweeps": 200}).stats["hubs"] == 1
+
+
+def test_hub_scales_are_degree_over_mean_for_hubs_only():
+    from geoshare_opt.solvers.hubs import HUB_DEGREE, hub_scales
+    n = 60
+    edges = [(0, j, 1.0 if j % 2 else -1.0) for j in range(1, 41)] + [(i, i + 1, 2.0) for i in range(1, n - 1)]
+    inst = Instance.build([{"id": str(i), "type": "v"} for i in range(n)],
+                          [(str(i), str(j), w) for i, j, w in edges], 2)
+    adj = adjacency(inst)
+    wdeg = np.zeros(n)
+    for i, j, w in edges:
+        wdeg[i] += abs(w)
+        wdeg[j] += abs(w)
+    scale = hub_scales(adj)
+    hub = wdeg >= HUB_DEGREE * wdeg.mean()
+    assert hub.sum() == 1 and hub[0]
+    np.testing.assert_allclose(scale, np.where(hub, wdeg / wdeg.mean(), 1.0))
+    assert len(hub_scales(adjacency(spin_glass(3)))) == 0     # no hubs: the unscaled sweep
+
+
+def test_a_hub_sees_its_scaled_temperature():
+    # two nodes, one edge of weight 4 inside nobody's class: each flip costs 4. At T = 1 node 0 with factor 4 is
+    # accepted with probability exp(-4 / 4), node 1 (factor 1) with exp(-4)
+    indptr = np.array([0, 1, 2])
+    nbr = np.array([1, 0])
+    wt = np.array([4, 4], dtype=np.int64)
+    thr = np.zeros(16, dtype=np.int64)
+    scale = np.array([4.0, 1.0])
+    rng = np.array([np.uint64(77)], dtype=np.uint64)
+    first = 0
+    trials = 20000
+    for _ in range(trials):
+        loc = np.array([0, 1], dtype=np.int64)
+        gain = np.zeros(2, dtype=np.int64)
+        I.flip_gains(loc, indptr, nbr, wt, gain)
+        obj = np.array([0.0])
+        I.ising_sweeps(loc, gain, indptr, nbr, wt, 1.0, 1.0, 1, rng, obj, np.array([0.0]), loc.copy(), thr, scale)
+        first += loc[0] == 1
+    assert abs(first / trials - np.exp(-1.0)) < 0.015
 
 
 def test_huge_integer_weights_take_the_real_valued_path():

@@ -47,14 +47,16 @@ def _flip(v, loc, gain, indptr, nbr, wt):
 
 
 @njit(cache=True)
-def ising_sweeps(loc, gain, indptr, nbr, wt, t_a, t_b, n_sweeps, rng, obj, best_obj, best_loc, thr):
+def ising_sweeps(loc, gain, indptr, nbr, wt, t_a, t_b, n_sweeps, rng, obj, best_obj, best_loc, thr, hub_scale):
     """``n_sweeps`` Metropolis sweeps over all nodes in index order at temperatures falling geometrically from
     ``t_a`` to ``t_b`` (same schedule and bookkeeping as ``_anneal_kernels.anneal_sweeps``). ``thr``: empty (real
     weights: one ``exp`` per uphill attempt) or, for integer gains, a scratch array: gains below its length read
-    the table, larger ones (hubs) use ``exp`` as the generic sweep does."""
+    the table, larger ones (hubs) use ``exp`` as the generic sweep does. ``hub_scale``: empty, or per node the
+    factor on the temperature that node sees (1 for all but hubs; see ``anneal.hub_scales``)."""
     n = loc.shape[0]
     ratio = t_b / t_a
     ne = thr.shape[0]
+    scaled = hub_scale.shape[0] > 0
     for s in range(n_sweeps):
         inv_t = 1.0 / (t_a * ratio ** (s / n_sweeps))
         for j in range(ne):
@@ -62,7 +64,11 @@ def ising_sweeps(loc, gain, indptr, nbr, wt, t_a, t_b, n_sweeps, rng, obj, best_
         for v in range(n):
             d = gain[v]
             if d > 0:
-                if d < ne:
+                if scaled and hub_scale[v] != 1.0:
+                    x = d * inv_t / hub_scale[v]
+                    if x > 40.0 or _uniform(rng) >= np.exp(-x):
+                        continue
+                elif d < ne:
                     if np.int64(_next(rng) >> _S11) >= thr[np.int64(d)]:
                         continue
                 else:

@@ -12,7 +12,10 @@ Plan of one run:
    best-improvement descent; later rounds restart from the best state after a random kick. Without a time limit
    the move budget is split into ``rounds`` doubling rounds; with one, a short round measures the speed and one long
    round fills the time (its temperature follows the elapsed fraction of the time, so it always ends cold), then
-   more rounds while they improve. The best state of each round is offered to the context (feasible only);
+   more rounds while they improve. The best state of each round is offered to the context (feasible only).
+   On the plain K = 2 structure, hubs (``hubs``) see a temperature scaled by their degree early in each schedule,
+   and where the largest hub is far above the mean degree the long round anneals a population of copies with
+   resampling (``population``);
 4. Breakout Local Search (Benlic & Hao 2013; ``_bls_kernels``) from the best annealed state: steepest descent with
    the best move of every node in a heap, then tabu-directed or random jumps of adaptive strength. With a time
    limit it gets the last ``bls`` share of the time (or stops after ``BLS_STALE`` descents without a new best);
@@ -43,7 +46,8 @@ movable nodes moved at random between rounds, default 0.05), ``p_start`` (accept
 uphill move at the calibrated start temperature), ``schedule`` ("geometric" | "linear_beta"), ``bls`` (share of a
 time limit given to BLS), ``bls_iters`` (BLS iterations without a time limit), ``bls_l0`` / ``bls_lmax`` / ``bls_t``
 (BLS jump sizes and the stagnation count before a strong jump), ``kernel`` ("auto": the plain K = 2 sweep where the
-structure allows it; "generic": always the generic sweep, for comparisons).
+structure allows it; "generic": always the generic sweep, for comparisons), ``population`` ("auto" | number of
+copies; more than 1 needs the plain K = 2 structure), ``hub_temperature`` (true | false: hubs' scaled temperature).
 """
 from __future__ import annotations
 
@@ -58,6 +62,8 @@ from ..instance import Instance
 from ..options import SolveOptions
 from ..result import Termination
 from .base import Backend, Outcome, SolveContext
+from .hubs import HUB_FADE, hub_scales
+from .population import population_round
 
 DEFAULT_MOVES = 3e7          # move attempts without a time limit (about a second compiled)
 MAX_DEFAULT_SWEEPS = 3000
@@ -76,8 +82,10 @@ BLS_T, BLS_P0 = 1000.0, 0.8    # descents without improvement before a strong ra
 BLS_TENURE = 0.1               # tabu tenure drawn in [3, BLS_TENURE * movable nodes]
 BLS_STALE = 20000              # with a time limit: stop BLS after this many descents without a new best
 _NATIVE = {"sweeps", "rounds", "reheat", "t_start", "t_end", "init", "tabu_iters", "classes_per_type", "kick",
-           "bls", "bls_iters", "bls_l0", "bls_lmax", "bls_t", "schedule", "p_start", "kernel"}
+           "bls", "bls_iters", "bls_l0", "bls_lmax", "bls_t", "schedule", "p_start", "kernel", "population",
+           "hub_temperature"}
 KERNELS = ("auto", "generic")
+
 
 
 def allocate_classes(instance: Instance, adj, floor: np.ndarray) -> np.ndarray:
@@ -183,7 +191,7 @@ class _Sweeper:
     Call ``start()`` after every change of ``st.loc`` made outside the sweeps; the sweeps leave ``st.G`` stale,
     so callers rebuild it (``reset_to``) before using it, as the round loop does."""
 
-    def __init__(self, st: "_State", kernel: str):
+    def __init__(self, st: "_State", kernel: str, hubs: bool = True):
         a = st.adj
         self.st = st
         self.ising = (kernel == "auto" and a.n_types == 1 and int(st.k_per_type[0]) == 2 and len(a.hnbr) == 0
@@ -193,21 +201,54 @@ class _Sweeper:
             self.wt = a.wt.astype(np.int64) if integral else a.wt
             self.gain = np.zeros(a.n, dtype=self.wt.dtype)
             self.thr = np.zeros(len(st.etab), dtype=np.int64)
+        self.hub = hub_scales(a) if self.ising and hubs else np.zeros(0)
+        self.hub_now = self.hub.copy()
+        self.hub_mix = None
 
     def start(self) -> None:
         if self.ising:
             from . import _ising_kernels as I
             I.flip_gains(self.st.loc, self.st.adj.indptr, self.st.adj.nbr, self.wt, self.gain)
 
-    def sweeps(self, ta, tb, m, seed_rng, obj, round_best, best_loc) -> None:
+    def sweeps(self, ta, tb, m, seed_rng, obj, round_best, best_loc, frac: float) -> None:
+        """``m`` sweeps from temperature ``ta`` to ``tb``; ``frac``: how far into its schedule the round is."""
         st = self.st
         if self.ising:
-            from . import _ising_kernels as I
-            I.ising_sweeps(st.loc, self.gain, st.adj.indptr, st.adj.nbr, self.wt, ta, tb, m, seed_rng, obj,
-                           round_best, best_loc, self.thr)
+            self.ising_sweeps(st.loc, self.gain, ta, tb, m, seed_rng, obj, round_best, best_loc, frac)
         else:
             from . import _anneal_kernels as K
             K.anneal_sweeps(st.movable, *st.common(), ta, tb, m, seed_rng, obj, round_best, best_loc, st.etab)
+
+    def ising_sweeps(self, loc, gain, ta, tb, m, seed_rng, obj, round_best, best_loc, frac: float) -> None:
+        """Plain K = 2 sweeps on any replica's (labels, flip gains); the population round keeps several."""
+        from . import _ising_kernels as I
+        a = self.st.adj
+        if len(self.hub):
+            mix = max(0.0, 1.0 - frac / HUB_FADE)
+            if mix != self.hub_mix:
+                self.hub_mix = mix
+                np.multiply(self.hub - 1.0, mix, out=self.hub_now)
+                self.hub_now += 1.0
+        I.ising_sweeps(loc, gain, a.indptr, a.nbr, self.wt, ta, tb, m, seed_rng, obj, round_best, best_loc,
+                       self.thr, self.hub_now)
+
+
+def _population_size(value, sweeper: _Sweeper) -> int:
+    """Copies annealed side by side (``population``): "auto" picks by the graph's degrees (``population``
+    module); an explicit number above 1 needs the plain K = 2 structure (the copies are its flip-gain arrays)."""
+    from .population import auto_size
+    if value == "auto":
+        return auto_size(hub_scales(sweeper.st.adj)) if sweeper.ising else 1
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = 0
+    if isinstance(value, bool) or size != value or size < 1:
+        raise InputError(f"anneal: native option population must be \"auto\" or a positive integer, got {value!r}")
+    if size > 1 and not sweeper.ising:
+        raise InputError("anneal: native option population > 1 needs one type, two classes, no hard edges, no "
+                         "max_params and every node movable (the plain K = 2 kernel)")
+    return size
 
 
 def _local_labels(instance: Instance, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -409,8 +450,14 @@ class AnnealBackend(Backend):
         kernel = str(native.get("kernel", "auto"))
         if kernel not in KERNELS:
             raise InputError(f"anneal: kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
-        sweeper = _Sweeper(st, kernel)
+        hubs = native.get("hub_temperature", True)
+        if not isinstance(hubs, bool):
+            raise InputError(f"anneal: native option hub_temperature must be true or false, got {hubs!r}")
+        sweeper = _Sweeper(st, kernel, hubs)
+        stats["hubs"] = int(np.count_nonzero(sweeper.hub != 1.0)) if len(sweeper.hub) else 0
         stats["kernel"] = "ising" if sweeper.ising else "generic"
+        pop = _population_size(native.get("population", "auto"), sweeper)
+        stats["population"] = pop
         if "sweeps" in native:
             total_sweeps = int(native["sweeps"])
         else:
@@ -459,7 +506,14 @@ class AnnealBackend(Backend):
             ts = t_start if r == 0 or (timed and r == 1) else t_start * reheat
             done, chunk = 0, max(1, int(2e6 / nm))
             t0 = time.monotonic()
-            if fill:
+            if pop > 1 and (fill or not timed):
+                # population annealing (``population``): the same schedule, ``pop`` copies resampled per step
+                end_time = t0 + max(1e-3, (sa_deadline - t0) * 0.97) if fill else None
+                done, stopped, rate, steps = population_round(
+                    sweeper, pop, lambda f: _temperature(ts, t_end, f, shape), length, end_time, sa_deadline, rate,
+                    seed_rng, rng, obj_arr, round_best, best_loc)
+                stats["population_steps"] = stats.get("population_steps", 0) + steps
+            elif fill:
                 # the round fills the time left, or ``length`` sweeps if that comes first (small instances): its
                 # temperature follows the larger of the two fractions done, so the schedule always ends cold even
                 # when the machine's speed changes (a sweep-count plan from a speed measured under load was cut
@@ -473,7 +527,7 @@ class AnnealBackend(Backend):
                     f_next = min(1.0, f_next)
                     ta = _temperature(ts, t_end, frac, shape)
                     tb = _temperature(ts, t_end, max(frac, f_next), shape)
-                    sweeper.sweeps(ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
+                    sweeper.sweeps(ta, tb, m, seed_rng, obj_arr, round_best, best_loc, frac)
                     done += m
                     after = time.monotonic()
                     if after > now:
@@ -482,15 +536,16 @@ class AnnealBackend(Backend):
                     if after >= sa_deadline:
                         stopped = True
                         break
-            while done < length and not fill:
-                m = min(chunk, length - done)
-                ta = _temperature(ts, t_end, done / length, shape)
-                tb = _temperature(ts, t_end, (done + m) / length, shape)
-                sweeper.sweeps(ta, tb, m, seed_rng, obj_arr, round_best, best_loc)
-                done += m
-                if sa_deadline is not None and time.monotonic() >= sa_deadline:
-                    stopped = True
-                    break
+            else:
+                while done < length:
+                    m = min(chunk, length - done)
+                    ta = _temperature(ts, t_end, done / length, shape)
+                    tb = _temperature(ts, t_end, (done + m) / length, shape)
+                    sweeper.sweeps(ta, tb, m, seed_rng, obj_arr, round_best, best_loc, done / length)
+                    done += m
+                    if sa_deadline is not None and time.monotonic() >= sa_deadline:
+                        stopped = True
+                        break
             dt = time.monotonic() - t0
             if dt > 0.01:
                 rate = done / dt if rate is None else 0.5 * (rate + done / dt)

@@ -101,10 +101,10 @@ def main() -> None:
     thr = np.zeros(len(st.etab), dtype=np.int64)
     rng = np.array([np.uint64(12345)], dtype=np.uint64)
     best = np.array([st.obj[0]])
-    I.ising_sweeps(st.loc, gain, adj.indptr, adj.nbr, wt, T, T, 1, rng, st.obj, best, st.loc.copy(), thr)  # compile
+    I.ising_sweeps(st.loc, gain, adj.indptr, adj.nbr, wt, T, T, 1, rng, st.obj, best, st.loc.copy(), thr, np.zeros(0))  # compile
     sweeps = 200
     t0 = time.process_time()
-    I.ising_sweeps(st.loc, gain, adj.indptr, adj.nbr, wt, T, T, sweeps, rng, st.obj, best, st.loc.copy(), thr)
+    I.ising_sweeps(st.loc, gain, adj.indptr, adj.nbr, wt, T, T, sweeps, rng, st.obj, best, st.loc.copy(), thr, np.zeros(0))
     out["ising_attempts_per_s"] = round(sweeps * n / (time.process_time() - t0))
 
     for name, fn, sw in (() if args.skip_python else (("python", python_sweeps, 2), ("numpy", numpy_sweeps, 2))):

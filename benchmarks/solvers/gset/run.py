@@ -153,6 +153,7 @@ def main(argv=None) -> None:
                "best_cut": ref.best_cut, "anneal_cut": cut, "anneal_ratio": round(cut / ref.best_cut, 5),
                "anneal_s": res.wall_time_s, "anneal_sweeps": res.stats.get("sweeps"),
                "anneal_kernel": res.stats.get("kernel"),
+               "anneal_population": res.stats.get("population"), "anneal_hubs": res.stats.get("hubs"),
                "anneal_bls_iterations": res.stats.get("bls_iterations", 0),
                "one_exchange_fast_cut": fast, "one_exchange_fast_ratio": round(fast / ref.best_cut, 5),
                "one_exchange_fast_s": round(fast_s, 3),
@@ -214,12 +215,14 @@ networkx `one_exchange` finished on {summary['nx_one_exchange_finished']} of {su
 `anneal` here is the backend's default with a time limit: simulated annealing (start temperature where a typical
 uphill move is accepted with probability 0.25, geometric schedule filling the time, acceptance probabilities tabulated
 per sweep for integer weights; on these plain K = 2 instances the specialised Max-Cut sweep of `_ising_kernels`,
-column anneal_kernel in results.csv, sweeps done in column anneal_sweeps), then Breakout Local Search (Benlic & Hao 2013: steepest descent on a gain heap,
+column anneal_kernel in results.csv, sweeps done in column anneal_sweeps; on graphs with hubs the hubs anneal at a
+temperature scaled by their degree early in the schedule and 16 copies anneal side by side with resampling, columns
+anneal_hubs and anneal_population), then Breakout Local Search (Benlic & Hao 2013: steepest descent on a gain heap,
 tabu-directed or random jumps of adaptive strength) in whatever time annealing leaves (annealing stops early only
 once its restarts stop improving). In this run BLS ran on {sum(1 for r in rows if r.get("anneal_bls_iterations"))} of
 {len(rows)} graphs (column anneal_bls_iterations in results.csv); why BLS gets no reserved share of the time, and the
 measurements behind these defaults: [BLS.md](BLS.md) and [TUNING.md](TUNING.md) (profile, kernel speed, schedule
-measurements of the 3rd session).
+measurements of the 3rd session; hubs and population of the 4th).
 
 networkx's `one_exchange` recomputes the whole cut for every candidate swap (O(n·m) per step), so on Gset it
 does not finish in any sensible time (G1: not finished after 10 minutes, measured once); "one-exchange (fast)" is the same algorithm

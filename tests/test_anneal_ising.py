@@ -86,14 +86,27 @@ def test_same_seed_same_chain_other_seed_another():
 def test_backend_gives_the_generic_chain_move_for_move(weights):
     # same xorshift stream, same node order, same acceptance test: with exactly representable weights the
     # specialised sweep reproduces the generic one, so the whole run returns the same assignment
+    # (one schedule for both: "auto" picks linear in 1/T for the plain sweep's single chain only)
     inst = spin_glass(3, n=120, m=700, weights=weights)
-    fast = solve(inst, "anneal", seed=11, native={"sweeps": 300})
-    generic = solve(inst, "anneal", seed=11, native={"sweeps": 300, "kernel": "generic"})
-    assert fast.stats["kernel"] == "ising" and generic.stats["kernel"] == "generic"
-    assert fast.assignment == generic.assignment
-    assert fast.objective == generic.objective
-    again = solve(inst, "anneal", seed=11, native={"sweeps": 300})
-    assert again.assignment == fast.assignment
+    for schedule in ("geometric", "linear_beta"):
+        fast = solve(inst, "anneal", seed=11, native={"sweeps": 300, "schedule": schedule})
+        generic = solve(inst, "anneal", seed=11, native={"sweeps": 300, "kernel": "generic", "schedule": schedule})
+        assert fast.stats["kernel"] == "ising" and generic.stats["kernel"] == "generic"
+        assert fast.assignment == generic.assignment
+        assert fast.objective == generic.objective
+        again = solve(inst, "anneal", seed=11, native={"sweeps": 300, "schedule": schedule})
+        assert again.assignment == fast.assignment
+
+
+def test_auto_schedule_is_linear_in_beta_for_one_plain_chain_only():
+    from test_anneal_population import hub_graph
+    assert solve(spin_glass(3), "anneal", seed=0, native={"sweeps": 50}).stats["schedule"] == "linear_beta"
+    assert solve(spin_glass(3, k=3), "anneal", seed=0, native={"sweeps": 50}).stats["schedule"] == "geometric"
+    assert solve(hub_graph(0), "anneal", seed=0, native={"sweeps": 50}).stats["schedule"] == "geometric"
+    assert solve(hub_graph(0), "anneal", seed=0,
+                 native={"sweeps": 50, "population": 1}).stats["schedule"] == "linear_beta"
+    assert solve(spin_glass(3), "anneal", seed=0,
+                 native={"sweeps": 50, "schedule": "geometric"}).stats["schedule"] == "geometric"
 
 
 def test_dispatch_only_for_the_plain_structure():

@@ -43,7 +43,8 @@ Native options: ``sweeps`` (total sweeps over the movable nodes), ``rounds`` (an
 ``t_start`` / ``t_end`` (temperatures; default calibrated), ``init`` ("greedy" | "random"), ``tabu_iters``
 (TabuCol iteration budget), ``classes_per_type`` ({type: k} overriding the allocation), ``kick`` (fraction of
 movable nodes moved at random between rounds, default 0.05), ``p_start`` (acceptance probability of a typical
-uphill move at the calibrated start temperature), ``schedule`` ("geometric" | "linear_beta"), ``bls`` (share of a
+uphill move at the calibrated start temperature), ``schedule`` ("auto" | "geometric" | "linear_beta"; auto: see
+``DEFAULT_SCHEDULE``), ``bls`` (share of a
 time limit given to BLS), ``bls_iters`` (BLS iterations without a time limit), ``bls_l0`` / ``bls_lmax`` / ``bls_t``
 (BLS jump sizes and the stagnation count before a strong jump), ``kernel`` ("auto": the plain K = 2 sweep where the
 structure allows it; "generic": always the generic sweep, for comparisons), ``population`` ("auto" | number of
@@ -74,8 +75,13 @@ ETAB_MAX = 256            # largest tabulated integer gain (see _State.etab)
 # start temperature: a typical uphill move is accepted with this probability (0.5 before; 0.25 starts about half
 # as hot: G72, 40000 sweeps, seeds 1-2: mean cut 6958 -> 6962 at 25 % less CPU; G40 2391 -> 2393)
 P_START = 0.25
-SCHEDULES = ("geometric", "linear_beta")
-DEFAULT_SCHEDULE = "geometric"
+SCHEDULES = ("auto", "geometric", "linear_beta")
+# "auto": linear in 1/T for one chain of the plain K = 2 sweep (more of the schedule cold, where the Gset tori
+# still improve; fixed sweeps, 4 seeds: G67 6919 -> 6926.5, G72 6978 -> 6986, G77 9892.5 -> 9899; timed 10 s, 3
+# seeds: G29 +3.7, G57 +2.7, G62 +2.7, G35/G55 level; TUNING.md), geometric for a population (its resampling
+# was tuned on it; G64 with 16 copies, 300,000 sweeps, 3 seeds: 8739 geometric, 8727 linear in 1/T) and for the
+# generic sweep (colouring, multi-type: not measured against it)
+DEFAULT_SCHEDULE = "auto"
 DEFAULT_BLS_SHARE = 0.0   # with a time limit: share reserved for BLS; by default BLS gets the time annealing leaves
 BLS_L0, BLS_LMAX = 0.01, 0.1   # BLS jump magnitudes as fractions of the movable nodes (Benlic & Hao 2013)
 BLS_T, BLS_P0 = 1000.0, 0.8    # descents without improvement before a strong random jump; least P(directed)
@@ -458,6 +464,9 @@ class AnnealBackend(Backend):
         stats["kernel"] = "ising" if sweeper.ising else "generic"
         pop = _population_size(native.get("population", "auto"), sweeper)
         stats["population"] = pop
+        if shape == "auto":
+            shape = "linear_beta" if sweeper.ising and pop == 1 else "geometric"
+        stats["schedule"] = shape
         if "sweeps" in native:
             total_sweeps = int(native["sweeps"])
         else:

@@ -239,18 +239,47 @@ class _Sweeper:
                        self.thr, self.hub_now)
 
 
+def _checked_native(native: dict) -> dict:
+    """The options whose values can be checked before any work, checked (bad input fails before the greedy start):
+    p_start, schedule, kernel, hub_temperature, population ("auto" or a positive integer), bls."""
+    unknown = set(native) - _NATIVE
+    if unknown:
+        raise InputError(f"anneal: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
+    p_start = float(native.get("p_start", P_START))
+    if not 0.0 < p_start < 1.0:
+        raise InputError(f"anneal: native option p_start must be in (0, 1), got {p_start}")
+    shape = str(native.get("schedule", DEFAULT_SCHEDULE))
+    if shape not in SCHEDULES:
+        raise InputError(f"anneal: schedule must be one of {', '.join(SCHEDULES)}, got {shape!r}")
+    kernel = str(native.get("kernel", "auto"))
+    if kernel not in KERNELS:
+        raise InputError(f"anneal: kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    hubs = native.get("hub_temperature", True)
+    if not isinstance(hubs, bool):
+        raise InputError(f"anneal: native option hub_temperature must be true or false, got {hubs!r}")
+    pop = native.get("population", "auto")
+    if pop != "auto":
+        try:
+            size = int(pop)
+        except (TypeError, ValueError):
+            size = 0
+        if isinstance(pop, bool) or size != pop or size < 1:
+            raise InputError(f"anneal: native option population must be \"auto\" or a positive integer, got {pop!r}")
+    bls = float(native.get("bls", DEFAULT_BLS_SHARE))
+    if not 0.0 <= bls < 1.0:
+        raise InputError(f"anneal: native option bls must be in [0, 1), got {bls}")
+    return {"p_start": p_start, "schedule": shape, "kernel": kernel, "hub_temperature": hubs, "population": pop,
+            "bls": bls}
+
+
 def _population_size(value, sweeper: _Sweeper) -> int:
-    """Copies annealed side by side (``population``): "auto" picks by the graph's degrees (``population``
-    module); an explicit number above 1 needs the plain K = 2 structure (the copies are its flip-gain arrays)."""
+    """Copies annealed side by side (``population``, checked by ``_checked_native``): "auto" picks by the graph's
+    degrees (``population`` module); an explicit number above 1 needs the plain K = 2 structure (the copies are its
+    flip-gain arrays)."""
     from .population import auto_size
     if value == "auto":
         return auto_size(hub_scales(sweeper.st.adj)) if sweeper.ising else 1
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = 0
-    if isinstance(value, bool) or size != value or size < 1:
-        raise InputError(f"anneal: native option population must be \"auto\" or a positive integer, got {value!r}")
+    size = int(value)
     if size > 1 and not sweeper.ising:
         raise InputError("anneal: native option population > 1 needs one type, two classes, no hard edges, no "
                          "max_params and every node movable (the plain K = 2 kernel)")
@@ -359,9 +388,7 @@ class AnnealBackend(Backend):
         from .dsatur import greedy_labels, unbounded_labels
 
         native = dict(options.native)
-        unknown = set(native) - _NATIVE
-        if unknown:
-            raise InputError(f"anneal: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
+        checked = _checked_native(native)
         n = len(instance.nodes)
         rng = np.random.default_rng(options.seed)
         adj = adjacency(instance)
@@ -441,28 +468,17 @@ class AnnealBackend(Backend):
         if nm == 0 or (len(adj.wt) == 0):
             stats["rounds"] = 0
             return Outcome(Termination.COMPLETED, st.global_labels(best), None, "", stats)
-        p_start = float(native.get("p_start", P_START))
-        if not 0.0 < p_start < 1.0:
-            raise InputError(f"anneal: native option p_start must be in (0, 1), got {p_start}")
-        t_start, t_end = _calibrate(st, rng, p_start)
+        t_start, t_end = _calibrate(st, rng, checked["p_start"])
         t_start = float(native.get("t_start", t_start))
         t_end = float(native.get("t_end", t_end))
         rounds = max(1, int(native.get("rounds", 1)))
         reheat = float(native.get("reheat", 0.5))
         kick = float(native.get("kick", 0.05))
-        shape = str(native.get("schedule", DEFAULT_SCHEDULE))
-        if shape not in SCHEDULES:
-            raise InputError(f"anneal: schedule must be one of {', '.join(SCHEDULES)}, got {shape!r}")
-        kernel = str(native.get("kernel", "auto"))
-        if kernel not in KERNELS:
-            raise InputError(f"anneal: kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
-        hubs = native.get("hub_temperature", True)
-        if not isinstance(hubs, bool):
-            raise InputError(f"anneal: native option hub_temperature must be true or false, got {hubs!r}")
-        sweeper = _Sweeper(st, kernel, hubs)
+        shape = checked["schedule"]
+        sweeper = _Sweeper(st, checked["kernel"], checked["hub_temperature"])
         stats["hubs"] = int(np.count_nonzero(sweeper.hub != 1.0)) if len(sweeper.hub) else 0
         stats["kernel"] = "ising" if sweeper.ising else "generic"
-        pop = _population_size(native.get("population", "auto"), sweeper)
+        pop = _population_size(checked["population"], sweeper)
         stats["population"] = pop
         if shape == "auto":
             shape = "linear_beta" if sweeper.ising and pop == 1 else "geometric"
@@ -472,9 +488,7 @@ class AnnealBackend(Backend):
         else:
             total_sweeps = int(min(MAX_DEFAULT_SWEEPS, max(MIN_DEFAULT_SWEEPS, DEFAULT_MOVES / nm)))
         timed = deadline is not None and "sweeps" not in native
-        bls_share = float(native.get("bls", DEFAULT_BLS_SHARE)) if timed else 0.0
-        if not 0.0 <= bls_share < 1.0:
-            raise InputError(f"anneal: native option bls must be in [0, 1), got {bls_share}")
+        bls_share = checked["bls"] if timed else 0.0
         # with a time limit, annealing gets the first (1 - bls) of the time left, BLS the rest
         sa_deadline = None if deadline is None else time.monotonic() + (1.0 - bls_share) * max(0.0, time_left())
         stats.update(t_start=t_start, t_end=t_end)

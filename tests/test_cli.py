@@ -433,3 +433,18 @@ def test_convert_and_solve_shared_dimacs(tmp_path, shared_data):
         payload = json.loads(res.stdout)
         assert res.exit_code == 0 and payload["termination"] == "optimal"
         assert payload["objective"] == pytest.approx(expected)
+
+
+def test_warm_up_compiles_every_kernel_the_solvers_call_and_prints_nothing_on_stdout():
+    from geoshare_opt.solvers import _anneal_kernels as K
+    from geoshare_opt.solvers import _bls_kernels as B
+    from geoshare_opt.solvers import _greedy_kernels as G
+    from geoshare_opt.solvers import _ising_kernels as I
+    res = run("warm-up")
+    assert res.exit_code == 0
+    assert res.stdout == ""
+    assert "numba kernels ready" in res.stderr
+    # every kernel the backends call from Python has a compiled signature in this process now
+    called = [K.anneal_sweeps, K.build_tables, K.descend, K.hard_conflicts, K.objective, K.params_state, K.perturb,
+              K.tabucol, I.flip_gains, I.ising_sweeps, B.bls, G.dsatur]
+    assert [k.py_func.__name__ for k in called if not k.signatures] == []

@@ -142,6 +142,16 @@ def solvers_cmd():
     emit(json.dumps(rows, indent=1))
 
 
+# ---------------------------------------------------------------------- warm-up
+@cli.command("warm-up")
+def warm_up_cmd():
+    """Compile the solvers' numba kernels once (scripts/setup.sh runs this), so that the first time-limited solve
+    after installing keeps its limit. Seconds taken on stderr; nothing on stdout."""
+    from ..solvers.warmup import compile_kernels
+
+    err(f"numba kernels ready ({compile_kernels():.1f} s)")
+
+
 # ---------------------------------------------------------------------- convert
 @cli.command("convert")
 @click.argument("file", type=click.Path())

@@ -92,20 +92,8 @@ def nx_one_exchange(path, seed: int, limit: float):
 def warm_up(seed: int) -> float:
     """Load (or, in a fresh checkout, compile) every numba kernel the timed runs use, before the first timed graph:
     on a cold cache the first 10 s solve took 17 s and never started annealing (TUNING.md). Returns seconds."""
-    from geoshare_opt.instance import Instance
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    n = 300
-    edges = {}
-    for i, j in rng.integers(0, n, size=(6 * n, 2)):
-        if i != j:
-            edges[(min(i, j), max(i, j))] = float(rng.choice([-1.0, 1.0]))
-    inst = Instance.build([{"id": str(i), "type": "v"} for i in range(n)],
-                          [(str(i), str(j), w) for (i, j), w in edges.items()], 2, name="warm-up")
-    # untimed: every kernel (sweeps, descent, kick between rounds, BLS); timed: the time-driven loop
-    geoshare_opt.solve(inst, "anneal", seed=seed, threads=1, native={"sweeps": 40, "rounds": 2, "bls_iters": 20})
-    geoshare_opt.solve(inst, "anneal", time_limit=0.5, seed=seed, threads=1)
-    return time.perf_counter() - t0
+    from geoshare_opt.solvers.warmup import compile_kernels
+    return compile_kernels(seed)
 
 
 def main(argv=None) -> None:

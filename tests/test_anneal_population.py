@@ -108,3 +108,9 @@ def test_hub_temperature_option():
     assert on.feasible and off.feasible
     with pytest.raises(InputError, match="hub_temperature"):
         solve(inst, "anneal", native={"hub_temperature": "yes", "sweeps": 10})
+
+
+@pytest.mark.parametrize("key,value", [("p_start", "hot"), ("bls", [1]), ("p_start", True)])
+def test_non_numeric_values_are_bad_input(key, value):
+    with pytest.raises(InputError, match=key):
+        solve(spin_glass(2), "anneal", native={key: value, "sweeps": 10})

@@ -93,7 +93,6 @@ _NATIVE = {"sweeps", "rounds", "reheat", "t_start", "t_end", "init", "tabu_iters
 KERNELS = ("auto", "generic")
 
 
-
 def allocate_classes(instance: Instance, adj, floor: np.ndarray) -> np.ndarray:
     """Classes per type: ``floor`` (at least 1) then the rest of the global budget by expected saving."""
     caps = np.array([instance.type_cap(t) for t in instance.types], dtype=np.int64)
@@ -245,7 +244,16 @@ def _checked_native(native: dict) -> dict:
     unknown = set(native) - _NATIVE
     if unknown:
         raise InputError(f"anneal: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
-    p_start = float(native.get("p_start", P_START))
+    def number(key, default):
+        value = native.get(key, default)
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"anneal: native option {key} must be a number, got {value!r}") from None
+
+    p_start = number("p_start", P_START)
     if not 0.0 < p_start < 1.0:
         raise InputError(f"anneal: native option p_start must be in (0, 1), got {p_start}")
     shape = str(native.get("schedule", DEFAULT_SCHEDULE))
@@ -265,7 +273,7 @@ def _checked_native(native: dict) -> dict:
             size = 0
         if isinstance(pop, bool) or size != pop or size < 1:
             raise InputError(f"anneal: native option population must be \"auto\" or a positive integer, got {pop!r}")
-    bls = float(native.get("bls", DEFAULT_BLS_SHARE))
+    bls = number("bls", DEFAULT_BLS_SHARE)
     if not 0.0 <= bls < 1.0:
         raise InputError(f"anneal: native option bls must be in [0, 1), got {bls}")
     return {"p_start": p_start, "schedule": shape, "kernel": kernel, "hub_temperature": hubs, "population": pop,

@@ -45,6 +45,12 @@ def _uniform(rng):
 
 
 @njit(cache=True, inline="always")
+def _accepts(x, rng):
+    """Metropolis test of an uphill move with d / T = ``x`` by ``exp``; no random number drawn when x > 40."""
+    return x <= 40.0 and _uniform(rng) < np.exp(-x)
+
+
+@njit(cache=True, inline="always")
 def _below(rng, m):
     return np.int64((_next(rng) >> _S33) % np.uint64(m))
 
@@ -179,10 +185,8 @@ def anneal_sweeps(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
                 if d < ne:
                     if _uniform(rng) >= etab[np.int64(d)]:
                         continue
-                else:
-                    x = d * inv_t
-                    if x > 40.0 or _uniform(rng) >= np.exp(-x):
-                        continue
+                elif not _accepts(d * inv_t, rng):
+                    continue
             if use_params:
                 pd = _params_delta(v, a, b, lo, prank, pvals, cnt, cmax)
                 if pd > 0 and stored[0] + pd > max_params:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._anneal_kernels import _next, _uniform
+from ._anneal_kernels import _accepts, _next
 
 _S11 = np.uint64(11)
 _TWO53 = 9007199254740992.0
@@ -52,7 +52,7 @@ def ising_sweeps(loc, gain, indptr, nbr, wt, t_a, t_b, n_sweeps, rng, obj, best_
     ``t_a`` to ``t_b`` (same schedule and bookkeeping as ``_anneal_kernels.anneal_sweeps``). ``thr``: empty (real
     weights: one ``exp`` per uphill attempt) or, for integer gains, a scratch array: gains below its length read
     the table, larger ones (hubs) use ``exp`` as the generic sweep does. ``hub_scale``: empty, or per node the
-    factor on the temperature that node sees (1 for all but hubs; see ``anneal.hub_scales``)."""
+    factor on the temperature that node sees (1 for all but hubs; see ``hubs.hub_scales``)."""
     n = loc.shape[0]
     ratio = t_b / t_a
     ne = thr.shape[0]
@@ -65,16 +65,13 @@ def ising_sweeps(loc, gain, indptr, nbr, wt, t_a, t_b, n_sweeps, rng, obj, best_
             d = gain[v]
             if d > 0:
                 if scaled and hub_scale[v] != 1.0:
-                    x = d * inv_t / hub_scale[v]
-                    if x > 40.0 or _uniform(rng) >= np.exp(-x):
+                    if not _accepts(d * inv_t / hub_scale[v], rng):
                         continue
                 elif d < ne:
                     if np.int64(_next(rng) >> _S11) >= thr[np.int64(d)]:
                         continue
-                else:
-                    x = d * inv_t
-                    if x > 40.0 or _uniform(rng) >= np.exp(-x):
-                        continue
+                elif not _accepts(d * inv_t, rng):
+                    continue
             _flip(v, loc, gain, indptr, nbr, wt)
             obj[0] += d
         if obj[0] < best_obj[0] - 1e-9 * max(1.0, abs(best_obj[0])):

@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parents[2]))
 import geoshare_opt  # noqa: E402
 from geoshare_opt.convert import read_gset  # noqa: E402
 from geoshare_opt.reference import gset, shared_data_dir  # noqa: E402
+from geoshare_opt.solvers.warmup import compile_kernels  # noqa: E402
 
 SUBSET = ["G1", "G11", "G14", "G22", "G32", "G43", "G48", "G55", "G62", "G70"]
 
@@ -89,13 +90,6 @@ def nx_one_exchange(path, seed: int, limit: float):
     return q.get() if not q.empty() else None
 
 
-def warm_up(seed: int) -> float:
-    """Load (or, in a fresh checkout, compile) every numba kernel the timed runs use, before the first timed graph:
-    on a cold cache the first 10 s solve took 17 s and never started annealing (TUNING.md). Returns seconds."""
-    from geoshare_opt.solvers.warmup import compile_kernels
-    return compile_kernels(seed)
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--graphs", default="", help="comma-separated Gset names (default: all)")
@@ -123,7 +117,8 @@ def main(argv=None) -> None:
         sys.exit("shared/data not found (expected ../shared/data next to the repository)")
     refs = {r.instance: r for r in gset(data)}
     names = SUBSET if args.subset else ([g for g in args.graphs.split(",") if g] or list(refs))
-    args.warm_up_s = round(warm_up(args.seed), 2)
+    # load (or, in a fresh checkout, compile) every kernel before the first timed graph (TUNING.md)
+    args.warm_up_s = round(compile_kernels(args.seed), 2)
     rows = []
     args.load_start = round(os.getloadavg()[0], 2)
     args.cpus = os.cpu_count()

@@ -31,9 +31,12 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
     (progress reporting, saving the full results); ``registry`` defaults to the package's. Bad input (an unknown solver, an unreadable instance) raises
     before anything runs.
     """
+    from .errors import InputError
+    from .options import MAX_SEED, check_seed
     if repeats < 1:
-        from .errors import InputError
         raise InputError(f"repeats must be at least 1, got {repeats}")
+    if check_seed(seed) + repeats - 1 > MAX_SEED:
+        raise InputError(f"seed {seed} + {repeats - 1} (repeat r uses seed + r) exceeds {MAX_SEED} (2**31-1)")
     loaded = [(_label(src, i), as_instance(src)) for i, src in enumerate(instances)]
     from .solvers import default_registry
     registry = registry or default_registry

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import follow_umask
 from ..errors import InputError
 from .basis import SharedBasisLinear, skeleton_class
 from .common import owner
@@ -123,6 +124,7 @@ def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, 
     tensors, aliases = _dealias(model.state_dict())
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        follow_umask(tmp)
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         full = dict(tie_map)
         full["weights"] = {"file": WEIGHTS, "sha256": _sha256(tmp / WEIGHTS), "tensors": aliases}

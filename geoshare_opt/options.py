@@ -53,11 +53,24 @@ class SolveOptions:
             raise InputError(f"threads must be a positive integer, got {self.threads!r}")
         if not isinstance(self.native, Mapping):
             raise InputError("native options must be a mapping of option name -> value")
+        for key, value in self.native.items():   # the result echoes them as JSON, which has no inf/nan
+            if _has_non_finite(value):
+                raise InputError(f"native option {key!r} holds a non-finite number ({value!r})")
 
     def to_dict(self) -> dict:
         """What a result records (the warm start is summarised, not copied)."""
         return {"time_limit": self.time_limit, "seed": self.seed, "threads": self.threads,
                 "warm_start": self.warm_start is not None, "verbose": self.verbose, "native": dict(self.native)}
+
+
+def _has_non_finite(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, (float, np.floating)):
+        return not math.isfinite(value)
+    if depth < 32 and isinstance(value, Mapping):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if depth < 32 and isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    return False
 
 
 LogFn = Callable[[str], None]

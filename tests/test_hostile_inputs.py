@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from geoshare_opt import Instance, InstanceError, evaluate, solve
+from geoshare_opt import InputError, Instance, InstanceError, evaluate, solve
 from geoshare_opt.checker import labels_from_assignment
 from geoshare_opt.instance import MAX_INT
 from geoshare_opt.solvers import default_registry
@@ -144,6 +144,26 @@ def test_the_largest_seed_works_on_every_backend(tmp_path):
 def test_seeds_out_of_range_in_the_other_commands(tmp_path, args):
     inst = write(tmp_path, "i.json", instance_text())
     assert_one_line_error(run(*[a.format(i=inst) for a in args]), needle="seed")
+
+
+@pytest.mark.parametrize("solver, native", [
+    ("anneal", "sweeps=1e400"), ("anneal", "sweeps=-5"), ("anneal", "rounds=x"), ("anneal", "t_start=1e400"),
+    ("anneal", "kick=NaN"), ("anneal", "tabu_iters=1e30"),
+    ("dsatur", "seed_order=x"), ("dsatur", "seed_order=1e400"), ("auto", "anneal=3"), ("auto", "cpsat=x"),
+    ("cpsat", "decompose=x"), ("pulp", "triangles=1e400"), ("highs", "hint=zz"),
+])
+def test_native_values_that_are_no_usable_number_are_bad_input(tmp_path, solver, native):
+    """A native value JSON cannot hold (1e400, NaN) stays a string, so the backend names it: exit 2 before the
+    run, never an error termination halfway or a result the JSON writer refuses."""
+    inst = write(tmp_path, "i.json", instance_text())
+    res = run("solve", inst, "--solver", solver, "--native", native, "-q", "--time-limit", "5")
+    assert_one_line_error(res, needle=native.partition("=")[0])
+
+
+def test_native_options_with_non_finite_numbers_are_refused_by_the_api():
+    inst = Instance.build([{"id": "a", "type": "t"}], [], 1)
+    with pytest.raises(InputError, match="non-finite"):
+        solve(inst, "dsatur", native={"x": [float("inf")]})
 
 
 @pytest.mark.parametrize("where", ["params", "max_classes", "meta", "weight", "layer"])

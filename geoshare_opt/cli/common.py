@@ -19,7 +19,10 @@ from ..errors import InputError
 # ---------------------------------------------------------------------- options
 def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]:
     """``KEY=VALUE`` strings -> dict. A value is read as JSON when it parses (``1``, ``true``, ``0.5``, ``[1,2]``,
-    ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work."""
+    ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work.
+    Numbers JSON cannot hold (``NaN``, ``1e400``, integers of over 100 digits) stay strings too: the backend then
+    names the option whose value is not a usable number."""
+    from ..inputs import loads_json
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -27,15 +30,11 @@ def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]
         if not sep or not key:
             raise InputError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
-            value = json.loads(raw, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
+            value = loads_json(raw, flag)
+        except InputError:
             value = raw
         out[key] = value
     return out
-
-
-def _no_constant(name: str):  # NaN/Infinity are not JSON: keep such values as strings
-    raise ValueError(name)
 
 
 def parse_spec_options(pairs: Iterable[str]) -> dict[str, Any]:

@@ -187,8 +187,9 @@ def load_class_cost(instance: Instance, instance_path: str | os.PathLike | None 
             if missing_h:
                 raise InputError(f"curvature sidecar {path} has no diagonal curvature for {missing_h[0]!r}")
             if missing_w:
-                raise InputError(f"curvature sidecar {path} holds no weights (weight/{missing_w[0]}): it predates the "
-                                 "true class cost; rerun `geoshare-opt analyze ... -o` to write one with weights")
+                raise InputError(f"curvature sidecar {path} holds no weights (weight/{missing_w[0]}): it was written "
+                                 "with --sidecar diag (or predates the true class cost); rerun `geoshare-opt analyze "
+                                 "... -o` with --sidecar full")
             curvature = {i: fh.get_tensor(f"diag/{i}") for i in ids}
             weights = {i: fh.get_tensor(f"weight/{i}") for i in ids}
     except InputError:

@@ -26,12 +26,16 @@ def load_pipeline_spec(ref: str, spec_options: dict | None = None, samples: int 
     """The spec ``ref`` at the pipeline's sizes (``PIPELINE_SPEC_DEFAULTS``) with ``spec_options`` on top: what
     every command working on one network loads (pipeline, apply, evaluate, recover), so their data agree."""
     from .specs import load_spec
+    return load_spec(ref, **pipeline_spec_options(ref, spec_options, samples))
 
+
+def pipeline_spec_options(ref: str, spec_options: dict | None = None, samples: int | None = None) -> dict:
+    """The keyword arguments ``load_pipeline_spec`` gives the spec's ``make()`` (recorded in the outputs)."""
     opts = dict(PIPELINE_SPEC_DEFAULTS.get(ref, {}))
     if samples is not None and "n_calib" in opts:
         opts["n_calib"] = samples
     opts.update(spec_options or {})
-    return load_spec(ref, **opts)
+    return opts
 
 
 class _Clock:
@@ -52,44 +56,85 @@ def evaluate_model(spec, model) -> dict[str, float]:
     return {k: float(v) for k, v in spec.metrics(model).items()}
 
 
+REPORT = "pipeline.json"
+SIDECARS = ("full", "diag", "none")
+
+
+class PipelineOutput:
+    """The output directory of ``pipeline(outdir=...)``. It appears once the solve is done, with the instance, its
+    sidecar, the result and ``pipeline.json`` (the report, ``"complete": false``); the report is rewritten
+    atomically after each measured row, so a killed run keeps every row already measured; the solved network
+    (``model.safetensors`` + ``tiemap.json``) and the complete report come last. Without a directory nothing is
+    written."""
+
+    def __init__(self, outdir: str | os.PathLike | None, force: bool, sidecar: str):
+        from .materialize.save import prepare_outdir
+        self.out = None if outdir is None else prepare_outdir(outdir, force)   # refuse early, before minutes of work
+        self.sidecar = sidecar
+
+    def publish(self, workdir: Path, instance, result, report: dict) -> None:
+        """The first files, replacing an old directory (``force``) only now that there is something new."""
+        if self.out is None:
+            return
+        import shutil
+        from .atomic import follow_umask, write_json_atomic
+        from .materialize.save import publish_dir
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
+        try:
+            follow_umask(tmp)
+            (tmp / "instance.json").write_text(instance.dumps() + "\n", encoding="utf-8")
+            (tmp / "result.json").write_text(result.dumps() + "\n", encoding="utf-8")
+            side = (instance.meta.get("curvature") or {}).get("file")
+            if side and self.sidecar != "none":     # `geoshare-opt apply` can redo the colouring from here
+                shutil.copyfile(workdir / side, tmp / side)
+            write_json_atomic(tmp / REPORT, report)
+            publish_dir(tmp, self.out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def report(self, report: dict) -> None:
+        if self.out is not None:
+            from .atomic import write_json_atomic
+            write_json_atomic(self.out / REPORT, report)
+
+    def model(self, model, tie_map: dict) -> None:
+        from .materialize.save import add_model_files
+        add_model_files(model, self.out, tie_map)
+
+
 def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str = "tie", estimator: str = "diag",
-             time_limit: float | None = 20.0, seed: int = 0, samples: int | None = None,
+             time_limit: float | None = None, seed: int = 0, samples: int | None = None,
              baselines: Iterable[str] = DEFAULT_BASELINES, outdir: str | os.PathLike | None = None,
              force: bool = False, spec_options: dict | None = None, analyze_options: dict | None = None,
-             recover_steps: int | None = None, recover_options: dict | None = None,
+             recover_steps: int | None = None, recover_options: dict | None = None, sidecar: str = "diag",
              progress: Callable[[dict], None] | None = None) -> dict:
     """Run the job on ``spec`` (a ``ModelSpec`` or a spec ref) at ``ratio`` (fraction of the shareable layers'
     stored parameters removed). Returns a JSON-ready dict: ``rows`` (one per colouring: metrics, stored
     parameters, compression, apply/eval time), ``original`` metrics, ``times`` per stage, the solve summary.
-    With ``outdir`` the solved compressed network is saved there (plus instance.json and result.json).
-    With ``recover_steps`` every colouring is also recovered with the same budget (``materialize.recover``;
-    ``recover_options``: lr, method, rank, batch_size, objective) and measured again: ``row["recovered"]``;
-    the saved network is then the recovered one."""
+    ``time_limit`` None (the default) solves with fixed work budgets, so the colouring (and the class split the
+    heuristics inherit) does not depend on the machine's speed. With ``outdir`` the run is saved there as it goes
+    (``PipelineOutput``): instance.json (its ``meta.model`` records the spec and ``spec_options``), the curvature
+    sidecar (``sidecar``: full, diag = without the weight copy, none), result.json, pipeline.json and the solved
+    compressed network. With ``recover_steps`` every colouring is also recovered with the same budget
+    (``materialize.recover``; ``recover_options``: lr, method, rank, batch_size, objective) and measured again:
+    ``row["recovered"]``; the saved network is then the recovered one."""
     from . import solve
     from .frontend import analyze, load_curvature
-    from .materialize import save_compressed
-    from .materialize.save import prepare_outdir
-    from .specs import ModelSpec, load_spec
+    from .specs import ModelSpec
 
-    check_ratio(ratio)
-    kinds = list(baselines)
-    for k in kinds:
-        if k not in KINDS:
-            raise InputError(f"unknown baseline kind {k!r}; choose from {', '.join(KINDS)}")
-    if mode not in ("tie", "basis"):
-        raise InputError(f"unknown mode {mode!r}; choose tie or basis")
+    kinds = check_pipeline_options(ratio, mode, baselines, sidecar)
     recovery = recovery_settings(recover_steps, recover_options, seed)
-    if outdir is not None:
-        prepare_outdir(outdir, force)          # refuse early, before minutes of work
+    output = PipelineOutput(outdir, force, sidecar)
     say = progress or (lambda info: None)
     clock = _Clock()
     t_all = time.perf_counter()
 
     say({"stage": "load", "message": "loading the spec"})
     if isinstance(spec, ModelSpec):
-        ref = spec.name
+        ref, options = spec.name, dict(spec_options or {})
     else:
-        ref = str(spec)
+        ref, options = str(spec), pipeline_spec_options(str(spec), spec_options, samples)
         spec = clock.run("load", load_pipeline_spec, ref, spec_options, samples)
     say({"stage": "analyze", "message": f"curvature ({estimator}, mode {mode})"})
     with tempfile.TemporaryDirectory(prefix="geoshare-pipeline-") as tmp:
@@ -98,40 +143,64 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         if samples is not None:
             aopts["samples"] = samples
         instance = clock.run("analyze", analyze, spec, estimator=estimator, mode=mode, ratio=ratio, seed=seed,
-                             out=inst_path, progress=lambda info: say({"stage": "analyze", **info}), **aopts)
+                             out=inst_path, progress=lambda info: say({"stage": "analyze", **info}),
+                             sidecar="full" if sidecar == "full" else "diag",
+                             provenance={"spec": ref, "spec_options": options}, **aopts)
         curvature = load_curvature(inst_path)
-        say({"stage": "solve", "message": f"solver {solver}"})
+        say({"stage": "solve", "message": f"solver {solver}" + ("" if time_limit is not None else
+                                                                 " (fixed work budget: reproducible)")})
         result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
         if not result.feasible:
             raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")
+        header = {"spec": ref, "spec_options": options, "ratio": ratio, "mode": mode, "estimator": estimator,
+                  "solver": solver, "time_limit": time_limit, "seed": seed}
+        report = lambda rows, original, done: pipeline_report(header, instance, result, original, rows, recovery,
+                                                             clock.times, done, output.out)
+        output.publish(Path(tmp), instance, result, report([], None, False))
 
         say({"stage": "evaluate", "message": "metrics of the original network"})
         original = clock.run("evaluate", evaluate_model, spec, spec.model)
         rows, solved = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
-                                          ref=ref, progress=say, clock=clock.times, keep_solved=outdir is not None,
-                                          recovery=recovery)
-        saved = None
-        if outdir is not None and solved is not None:
-            solved_model, solved_report = solved
-            say({"stage": "save", "message": f"saving the solved network to {outdir}"})
-            # instance + its sidecar + result beside the weights: `geoshare-opt apply` can redo it from there
-            side = (instance.meta.get("curvature") or {}).get("file")
-            copies = {side: Path(tmp) / side} if side and (Path(tmp) / side).is_file() else {}
-            saved = str(clock.run("save", save_compressed, solved_model, outdir, solved_report.tie_map, force=force,
-                                  extra_files={"instance.json": instance.dumps() + "\n",
-                                               "result.json": result.dumps() + "\n"}, copy_files=copies))
+                                          ref=ref, progress=say, clock=clock.times, keep_solved=output.out is not None,
+                                          recovery=recovery, on_row=lambda done: output.report(
+                                              report(done, original, False)))
+    if output.out is not None and solved is not None:
+        say({"stage": "save", "message": f"saving the solved network to {output.out}"})
+        clock.run("save", output.model, solved[0], solved[1].tie_map)
     clock.times["total"] = time.perf_counter() - t_all
+    final = report(rows, original, True)
+    output.report(final)
+    return final
+
+
+def check_pipeline_options(ratio: float, mode: str, baselines: Iterable[str], sidecar: str) -> list[str]:
+    """The baseline kinds, after checking every option that can be checked before any work."""
+    check_ratio(ratio)
+    kinds = list(baselines)
+    for k in kinds:
+        if k not in KINDS:
+            raise InputError(f"unknown baseline kind {k!r}; choose from {', '.join(KINDS)}")
+    if mode not in ("tie", "basis"):
+        raise InputError(f"unknown mode {mode!r}; choose tie or basis")
+    if sidecar not in SIDECARS:
+        raise InputError(f"unknown sidecar {sidecar!r}; choose {', '.join(SIDECARS)}")
+    return kinds
+
+
+def pipeline_report(header: dict, instance, result, original: dict | None, rows: list[dict],
+                    recovery: dict | None, times: dict, complete: bool, outdir: Path | None) -> dict:
+    """The pipeline's JSON document (``complete`` false while rows are still being measured)."""
     return {
-        "format": "geoshare-pipeline", "version": 1, "spec": ref, "ratio": ratio, "mode": mode,
-        "estimator": estimator, "solver": solver, "seed": seed,
+        "format": "geoshare-pipeline", "version": 1, "complete": complete, **header,
         "instance": {"sha256": instance.sha256, "nodes": len(instance.nodes), "types": len(instance.types),
                      "max_params": instance.budget.max_params},
         "solve": {"termination": result.termination, "objective": result.objective, "bound": result.bound,
                   "gap": result.gap, "classes_per_type": result.classes_per_type, "wall_time_s": result.wall_time_s},
-        "original": original, "rows": rows, "best_heuristic": best_heuristic(rows, original),
+        "original": original, "rows": list(rows),
+        "best_heuristic": best_heuristic(rows, original) if original else None,
         "recovery": recovery, "best_heuristic_recovered": best_heuristic(rows, original, recovered=True)
-        if recovery else None,
-        "times_s": {k: round(v, 3) for k, v in clock.times.items()}, "outdir": saved,
+        if recovery and original else None,
+        "times_s": {k: round(v, 3) for k, v in times.items()}, "outdir": None if outdir is None else str(outdir),
     }
 
 
@@ -160,7 +229,8 @@ def recovery_settings(steps, options: dict | None, seed: int) -> dict | None:
 def compare_colourings(spec, instance, curvature, result, mode: str, ratio: float, kinds: Iterable[str], *,
                        seed: int = 0, ref: str | None = None, progress: Callable[[dict], None] | None = None,
                        clock: dict | None = None, keep_solved: bool = False, recovery: dict | None = None,
-                       random_seeds: Iterable[int] | None = None):
+                       random_seeds: Iterable[int] | None = None,
+                       on_row: Callable[[list[dict]], None] | None = None):
     """Apply ``result``'s colouring and every heuristic ``kinds`` (at the solved number of classes per type; in
     basis mode also ``none``, per-layer low rank at the same ratio) and measure the spec's metrics on each.
     ``random_seeds``: the ``random`` kind once per seed (rows ``random-<seed>``; default: ``seed`` alone, row
@@ -192,6 +262,7 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
         if not res.feasible:
             row["error"] = res.message
             rows.append(row)
+            on_row and on_row(rows)
             continue
         t0 = time.perf_counter()
         model, report = apply(spec.model, instance, res, mode, curvature, ratio=ratio if mode == "basis" else None,
@@ -213,6 +284,7 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
             row["recovered"], row["recover_s"] = recover_and_measure(spec, model, report, recovery, name, say,
                                                                      times, teacher_cache)
         rows.append(row)
+        on_row and on_row(rows)
         if name == "solved" and keep_solved:
             solved = (model, report)
         del model

@@ -72,9 +72,12 @@ class TqdmProgress:
               help="diag/kfac: Monte-Carlo Gauss-Newton (auto when the spec gives outputs), squared gradients, or "
                    "Hutchinson.")
 @click.option("--no-first-order", "no_first_order", is_flag=True, help="Drop the gradient term g·δ.")
+@click.option("--sidecar", type=click.Choice(["full", "diag"]), default="full", show_default=True,
+              help="What the curvature sidecar holds: full (also a float32 copy of every node weight, needed by "
+                   "`solve --true-cost`) or diag (only what `apply` needs, about half the size).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary on stderr.")
 def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_classes, rank, include, exclude, device,
-                dtype, seed, lanczos_steps, diag_method, no_first_order, quiet, spec_options):
+                dtype, seed, lanczos_steps, diag_method, no_first_order, sidecar, quiet, spec_options):
     """Turn the trained network of SPEC into an instance: SPEC is minilm, digits-mlp, file.py:make,
     package.module:make or a Hugging Face model directory."""
     from ..frontend import analyze
@@ -88,7 +91,8 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
                        samples=samples, seq_len=seq_len, include=list(include) or None,
                        exclude=list(exclude) or None, device=device, dtype=dtype, seed=seed,
                        lanczos_steps=lanczos_steps, diag_method=diag_method, first_order=not no_first_order,
-                       progress=progress, out=output, spec_options=parse_spec_options(spec_options))
+                       progress=progress, out=output, spec_options=parse_spec_options(spec_options),
+                       sidecar=sidecar)
     finally:
         progress.close()
     if output is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -220,8 +221,9 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--mode", type=click.Choice(["tie", "basis"]), default="tie", show_default=True)
 @click.option("--estimator", default="diag", show_default=True, help="Curvature estimator of analyze.")
 @click.option("--samples", type=int, default=None, help="Calibration sequences/batches for analyze.")
-@click.option("--time-limit", "time_limit", type=float, default=20.0, show_default=True,
-              help="Solver time limit in seconds.")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+              help="Solver wall-clock limit in seconds. Default: none; the solver then runs fixed work budgets, so "
+                   "the colouring is the same on every machine.")
 @click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option)
 @click.option("--baselines", default=",".join(("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
                                                 "random")), show_default=True,
@@ -229,6 +231,9 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default=None,
               help="Save the solved compressed network (model.safetensors, tiemap.json, instance, result) here.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--sidecar", type=click.Choice(["full", "diag", "none"]), default="diag", show_default=True,
+              help="Curvature sidecar saved with -o: diag (what `apply` needs), full (also a copy of the weights, "
+                   "for `solve --true-cost`), none.")
 @click.option("--recover", "recover_steps", type=int, default=None, metavar="N",
               help="Recover every colouring (solved and heuristic) with N steps of distillation to the original "
                    "network, and show each before and after (see `geoshare-opt recover`).")
@@ -238,27 +243,48 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--recover-batch-size", "recover_batch", type=int, default=None,
               help="Cut calibration batches into pieces of this many examples for recovery.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
-def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force,
+def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force, sidecar,
                  recover_steps, recover_lr, recover_method, recover_rank, recover_batch, quiet, spec_options):
     """analyze -> solve -> apply -> evaluate on SPEC, against every heuristic colouring at the same budget.
 
     \b
     stdout: one JSON document (rows per colouring, original metrics, time per stage); stderr: progress and a table.
-    Exit codes: 0 done; 2 bad input; 3 the solver found no feasible colouring.
+    With -o DIR the run is saved as it goes: instance, sidecar and result once solved, DIR/pipeline.json rewritten
+    after each measured row (a killed run keeps them), the compressed network at the end.
+    Exit codes: 0 done; 2 bad input; 3 the solver found no feasible colouring; 130 (Ctrl-C) / 143 (SIGTERM)
+    stopped before the end: nothing on stdout (with -o, DIR/pipeline.json holds the rows measured so far).
     """
-    from ..pipeline import pipeline
+    from ..pipeline import REPORT, pipeline
 
     refuse_replacing_inputs(outdir, spec_paths(spec))
     kinds = [k.strip() for k in baselines.split(",") if k.strip()]
     options = {"lr": recover_lr, "method": recover_method, "rank": recover_rank, "batch_size": recover_batch}
     options = {k: v for k, v in options.items() if v is not None}
-    out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
-                   samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
-                   recover_options=options or None, spec_options=parse_spec_options(spec_options),
-                   progress=_progress(quiet))
+    if outdir is None and not quiet:
+        err("pipeline: no -o DIR: the compressed network and the rows are not saved (the report goes to stdout "
+            "at the end)")
+    try:
+        out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
+                       samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
+                       recover_options=options or None, spec_options=parse_spec_options(spec_options),
+                       sidecar=sidecar, progress=_progress(quiet))
+    except KeyboardInterrupt:
+        if outdir and _partial_report(Path(outdir) / REPORT):
+            err(f"pipeline: stopped; the rows measured so far are in {Path(outdir) / REPORT}")
+        raise
     emit(json.dumps(out, indent=1, allow_nan=False))
     if not quiet:
         err(pipeline_table(out))
+        if outdir:
+            err(f"saved to {outdir} (report: {Path(outdir) / REPORT})")
+
+
+def _partial_report(path: Path) -> bool:
+    """Whether ``path`` is a pipeline report of a run that did not finish."""
+    try:
+        return not json.loads(path.read_text(encoding="utf-8")).get("complete", True)
+    except (OSError, ValueError):
+        return False
 
 
 def pipeline_table(out: dict) -> str:

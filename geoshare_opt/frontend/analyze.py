@@ -31,6 +31,9 @@ from .sidecar import fingerprint, write_with_sidecar
 
 ESTIMATORS = ("diag", "kfac", "lanczos")
 MODES = ("tie", "basis")
+# what the curvature sidecar holds: "full" adds a float32 copy of every node weight (the torch-free true class cost,
+# ``solve --true-cost``, reads it); "diag" keeps only what ``apply`` needs (about half the size)
+SIDECAR_CONTENTS = ("full", "diag")
 
 
 def resolve_spec(spec_or_model: Any, batches=None, loss=None, *, spec_options: dict | None = None) -> tuple[ModelSpec, str]:
@@ -162,7 +165,7 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
             seed: int = 0, lanczos_steps: int = lanczos_est.DEFAULT_STEPS, diag_method: str = "auto",
             first_order: bool = True, progress: Callable[[dict], None] | None = None, out=None,
             name: str | None = None, lanczos_graph_budget: int | None = None,
-            spec_options: dict | None = None) -> Instance:
+            spec_options: dict | None = None, sidecar: str = "full", provenance: dict | None = None) -> Instance:
     """Turn a trained network into an instance (see the package docstring for every option).
 
     ``spec_or_model``: a ``ModelSpec``, a spec dict, a spec reference (``minilm``, ``file.py:make``, ...), or a
@@ -173,9 +176,14 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     ``spec_options``: keyword arguments of the spec's ``make()`` when the spec is given by reference.
     ``lanczos_graph_budget``: bytes of per-batch gradient graphs the Lanczos estimator may keep across its steps
     (None: half the memory available; 0: recompute every step); the result does not depend on it, the time does.
+    ``sidecar``: ``"full"`` (curvature, covariances and a copy of the weights) or ``"diag"`` (no weight copy: enough
+    for ``apply``, not for the true class cost). ``provenance``: for a spec the caller loaded by reference itself,
+    ``{"spec": ref, "spec_options": {...}}`` recorded in ``meta.model`` so that later commands can load it again.
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
+    if sidecar not in SIDECAR_CONTENTS:
+        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
     if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
                                              or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
         raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
@@ -184,6 +192,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
         raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
     opts.update(spec_options or {})
     spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
+    if provenance:
+        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
     model = spec.model
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
@@ -247,11 +257,17 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
 
     if out is None:
         return build()
+    return write_with_sidecar(out, sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+
+
+def sidecar_tensors(curv: Curvature, weights: dict[str, torch.Tensor], mode: str, estimator: str,
+                    contents: str) -> dict[str, torch.Tensor]:
+    """What the sidecar holds (``contents`` in ``SIDECAR_CONTENTS``), by tensor name."""
     tensors = {f"diag/{n}": t for n, t in curv.diag.items()}
-    # the weights let the torch-free core evaluate the true class cost of any colouring (geoshare_opt.classcost)
-    tensors.update({f"weight/{n}": t for n, t in weights.items()})
+    if contents == "full":  # the weights let the torch-free core evaluate the true class cost (geoshare_opt.classcost)
+        tensors.update({f"weight/{n}": t for n, t in weights.items()})
     if curv.in_cov is not None and (mode == "basis" or estimator == "kfac"):
         tensors.update({f"in_cov/{n}": t for n, t in curv.in_cov.items()})
     if curv.out_cov is not None:
         tensors.update({f"out_cov/{n}": t for n, t in curv.out_cov.items()})
-    return write_with_sidecar(out, tensors, build)
+    return tensors

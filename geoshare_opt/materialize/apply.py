@@ -119,6 +119,8 @@ def apply(model, instance: Instance, result: Any, mode: str = "tie", curvature: 
         "format": "geoshare-tiemap", "version": 1, "mode": mode,
         "instance_sha256": instance.sha256, "instance_name": instance.name,
         "spec": spec if spec is not None else meta_model.get("spec"),
+        # the make() options the network was built with: `evaluate`/`recover` need them to rebuild it
+        **({"spec_options": meta_model["spec_options"]} if meta_model.get("spec_options") else {}),
         "fingerprint": meta_model.get("fingerprint") or fingerprint(model, node_ids),
         "result": {"solver": res.solver, "objective": res.objective, "termination": res.termination},
         "colouring": {n.id: int(c) for n, c in zip(instance.nodes, labels)},

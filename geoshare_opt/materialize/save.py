@@ -113,29 +113,35 @@ def publish_dir(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+def write_model_files(model: nn.Module, directory: str | os.PathLike, tie_map: dict) -> None:
+    """``model.safetensors`` (one copy of each shared tensor) and ``tiemap.json`` into ``directory``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    tensors, aliases = _dealias(model.state_dict())
+    save_file(tensors, str(directory / WEIGHTS), metadata={"format": FORMAT})
+    full = dict(tie_map)
+    full["weights"] = {"file": WEIGHTS, "sha256": _sha256(directory / WEIGHTS), "tensors": aliases}
+    full["nodes"] = _node_tensors(model, tie_map, aliases)
+    corrections = corrections_of(model)
+    full.pop("corrections", None)
+    full["version"] = VERSION
+    if corrections is not None:
+        full["corrections"] = corrections
+        full["version"] = 2
+    (directory / TIEMAP).write_text(json.dumps(full, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
 def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, *, force: bool = False,
                     extra_files: dict[str, str] | None = None,
                     copy_files: dict[str, str | os.PathLike] | None = None) -> Path:
     """Write ``model`` (one copy of each shared tensor) and its tie map to ``outdir`` atomically; ``extra_files``
     (name -> text) and ``copy_files`` (name -> source path) go in the same directory."""
-    from safetensors.torch import save_file
-
     out = prepare_outdir(outdir, force)
-    tensors, aliases = _dealias(model.state_dict())
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         follow_umask(tmp)
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        full = dict(tie_map)
-        full["weights"] = {"file": WEIGHTS, "sha256": _sha256(tmp / WEIGHTS), "tensors": aliases}
-        full["nodes"] = _node_tensors(model, tie_map, aliases)
-        corrections = corrections_of(model)
-        full.pop("corrections", None)
-        full["version"] = VERSION
-        if corrections is not None:
-            full["corrections"] = corrections
-            full["version"] = 2
-        (tmp / TIEMAP).write_text(json.dumps(full, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        write_model_files(model, tmp, tie_map)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         for name, src in (copy_files or {}).items():
@@ -144,6 +150,20 @@ def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out
+
+
+def add_model_files(model: nn.Module, outdir: str | os.PathLike, tie_map: dict) -> Path:
+    """``write_model_files`` into an existing directory, each file renamed into place once complete (the weights
+    first: a tie map never names weights that are not there yet)."""
+    out = Path(outdir)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=out))
+    try:
+        write_model_files(model, tmp, tie_map)
+        os.replace(tmp / WEIGHTS, out / WEIGHTS)
+        os.replace(tmp / TIEMAP, out / TIEMAP)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -8,8 +8,10 @@ Stages, all sharing one incumbent (every feasible state a stage finds is offered
    Its termination (optimal / infeasible / time_limit) and bound become the result's.
 
 Time: with a limit T, annealing gets ``ANNEAL_SHARE`` of T when the exact stage will run (the rest goes to the
-proof), else all of T. Without a limit: annealing runs its default move budget (about a second), the exact stage
-at most ``DEFAULT_EXACT_LIMIT`` seconds, so ``auto`` always stops on its own. Native options: ``exact`` (bool,
+proof), else all of T. Without a limit ``auto`` is reproducible and still stops on its own: annealing runs its
+default move budget (about a second), and each CP-SAT sub-solve of the exact stage at most
+``DEFAULT_EXACT_WORK`` units of CP-SAT's deterministic time (a count of work, not seconds of this machine; another
+``exact_solver`` gets ``DEFAULT_EXACT_LIMIT`` seconds instead). Native options: ``exact`` (bool,
 force the exact stage on/off), ``anneal`` / ``cpsat`` (dicts passed to that stage's native options),
 ``exact_solver`` (another exact backend name, default "cpsat"). ``stats["stages"]`` records what ran. The exact
 stage runs with native ``seed_heuristic=False``: stages 1-2 already are the greedy + anneal start the exact backends
@@ -29,6 +31,7 @@ from .base import Backend, Outcome, SolveContext
 EXACT_MAX_TYPE_NODES = 40
 ANNEAL_SHARE = 0.3
 DEFAULT_EXACT_LIMIT = 20.0
+DEFAULT_EXACT_WORK = 10.0    # CP-SAT ``max_deterministic_time`` per sub-solve when no time limit is given
 _NATIVE = {"exact", "anneal", "cpsat", "exact_solver"}
 
 
@@ -110,11 +113,15 @@ class AutoBackend(Backend):
             return self._finish(ctx, Termination.COMPLETED, None, stats)
         # 3. exact proof with the incumbent as hint
         left = ctx.time_left()
-        e_limit = DEFAULT_EXACT_LIMIT if left is None else left
-        if e_limit <= 0:
-            return self._finish(ctx, Termination.TIME_LIMIT, None, stats)
         e_native = dict(native.get("cpsat", {}))
         e_native.setdefault("seed_heuristic", False)  # stages 1-2 were that seed: do not pay twice
+        e_limit = left
+        if left is None and exact_cls.name == "cpsat":   # a work budget: the same answer on any machine
+            e_native.setdefault("max_deterministic_time", DEFAULT_EXACT_WORK)
+        elif left is None:
+            e_limit = DEFAULT_EXACT_LIMIT
+        if e_limit is not None and e_limit <= 0:
+            return self._finish(ctx, Termination.TIME_LIMIT, None, stats)
         e_opts = replace(base, time_limit=e_limit, warm_start=ctx.best_labels, native=e_native)
         out, wall = _stage(ctx, instance, exact_cls, e_opts)
         record(exact_cls.name, out, wall)

@@ -209,6 +209,10 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
         rows = [{"metric": k, "original": v, "compressed": payload.get("compressed", {}).get(k)}
                 for k, v in original.items()]
         err(format_table(rows, ["metric", "original", "compressed"]))
+        for which in ("original", "compressed"):
+            for k, v in payload.get(which, {}).items():
+                if v is None:
+                    err(f"note: metric {k!r} of the {which} network is not a finite number (null in the JSON)")
 
 
 # ---------------------------------------------------------------------- pipeline

@@ -104,8 +104,10 @@ def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, se
     new_map = recovered_tie_map(tie_map, model, report)
     for key in ("weights", "nodes", "corrections"):        # rewritten by save_compressed
         new_map.pop(key, None)
-    # the instance, result and curvature files beside the weights travel with the recovered copy
-    copies = {p.name: p for p in Path(outdir).iterdir() if p.is_file() and p.name not in (TIEMAP, WEIGHTS)}
+    # the instance, result and curvature files beside the weights travel with the recovered copy: regular files
+    # only (a symlink could pull in a file from anywhere on the machine as a plain copy)
+    copies = {p.name: p for p in Path(outdir).iterdir()
+              if not p.is_symlink() and p.is_file() and p.name not in (TIEMAP, WEIGHTS)}
     saved = save_compressed(model, target, new_map, force=force, copy_files=copies)
     payload = {"spec": spec, "input": str(outdir), "output": str(saved), **report.to_dict()}
     emit(json.dumps(payload, indent=1, allow_nan=False))

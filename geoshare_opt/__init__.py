@@ -13,11 +13,12 @@ from .checker import evaluate  # noqa: E402
 from .api import solve  # noqa: E402
 from .solvers import available_solvers, register  # noqa: E402
 from .budget_sweep import sweep  # noqa: E402
+from .oracle import ClassCostOracle, DiagonalClassCost, GraphObjective  # noqa: E402
 
 __all__ = [
     "__version__", "solve", "sweep", "evaluate", "Instance", "Node", "Edge", "Budget", "Result", "Status", "Termination",
     "available_solvers", "register", "GeoshareError", "InputError", "InstanceError", "ResultError", "SolverError",
-    "SolverUnavailableError", "load_compressed", "recover",
+    "SolverUnavailableError", "load_compressed", "recover", "ClassCostOracle", "GraphObjective", "DiagonalClassCost",
 ]
 
 

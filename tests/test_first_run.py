@@ -1,0 +1,56 @@
+"""The first ten minutes (issue 14, part A): a read-only install still solves, set-up is quiet and skips what is
+there, a budget that allows no sharing is said out loud and can be set at solve time, tables on a terminal and
+JSON into pipes, one clean progress bar per stage, no solver banner under -q, and the reference graphs the tests
+need ship with the project."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CACHE_DIR", "XDG_CACHE_HOME"))}
+    env.update(OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+# ---------------------------------------------------------------------- 11. read-only installs
+def test_a_read_only_install_compiles_the_kernels_in_memory(tmp_path):
+    """No writable cache anywhere (a file where each __pycache__ would go, HOME=/dev/null): numba cannot cache,
+    so the kernels compile in memory instead of failing with 'cannot cache function'."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "geoshare_opt", site / "geoshare_opt", ignore=shutil.ignore_patterns("__pycache__"))
+    for d in [site / "geoshare_opt", *(p for p in (site / "geoshare_opt").rglob("*") if p.is_dir())]:
+        (d / "__pycache__").write_text("not a directory: nothing can be cached here\n")
+    code = ("import sys, json\n"
+            "from geoshare_opt.solvers import _anneal_kernels as K, _bls_kernels, _greedy_kernels, _ising_kernels\n"
+            "import numpy as np\n"
+            "assert K._accepts(-1.0, np.array([1], dtype=np.uint64))\n"       # one small kernel, compiled now
+            "print(json.dumps(type(K.objective._cache).__name__))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=_env(PYTHONPATH=str(site), HOME="/dev/null", PYTHONDONTWRITEBYTECODE="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout) == "NullCache"
+
+
+# ---------------------------------------------------------------------- the HiGHS banner
+def test_quiet_means_an_empty_stderr_with_highs(tmp_path):
+    """highspy prints 'Running HiGHS ...' from C++ at its first Highs(): under -q nothing reaches stderr."""
+    inst = tmp_path / "i.json"
+    inst.write_text(json.dumps({"format": "geoshare-instance", "version": 1, "nodes": [
+        {"id": "a", "type": "t"}, {"id": "b", "type": "t"}, {"id": "c", "type": "t"}],
+        "edges": [{"u": "a", "v": "b", "w": 1.0}, {"u": "b", "v": "c", "w": 2.0}], "budget": {"max_classes": 2}}))
+    code = ("import sys\nfrom geoshare_opt.cli import main\n"
+            "for args in (['solve', sys.argv[1], '--solver', 'highs', '-q'],\n"
+            "             ['compare', sys.argv[1], '--solvers', 'highs', '-q', '--json', sys.argv[2]]):\n"
+            "    try:\n        main(args)\n    except SystemExit as exc:\n        assert exc.code == 0, exc.code\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(inst), str(tmp_path / "c.json")], capture_output=True,
+                          text=True, timeout=120, env=_env(PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert json.loads(proc.stdout)["termination"] == "optimal"

@@ -73,3 +73,45 @@ def test_analyze_progress_is_one_bar_at_a_time_without_cursor_escapes_or_rates()
     text = out.getvalue()
     assert "\x1b[A" not in text and "/s" not in text and "?it" not in text, repr(text)
     assert all(f"{step}: 100%" in text for step in ("diag", "input covariances", "pair weights"))
+
+
+# ---------------------------------------------------------------------- a budget that allows no sharing
+USER_SPEC = "tests/fixtures/user_spec.py:make"
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from geoshare_opt.cli import cli
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_a_budget_that_forces_no_sharing_is_said_and_can_be_set_at_solve_time(tmp_path):
+    inst = tmp_path / "a.json"
+    res = _cli("analyze", USER_SPEC, "-o", inst)
+    assert res.exit_code == 0, res.output
+    assert "note: no --ratio or --max-classes" in res.stderr and "solve --ratio" in res.stderr
+    res = _cli("solve", inst, "--solver", "cpsat")
+    assert res.exit_code == 0 and "note: the budget lets every tensor keep a class" in res.stderr
+    assert "note:" not in _cli("solve", inst, "--solver", "cpsat", "-q").stderr
+
+    out = tmp_path / "r.json"
+    res = _cli("solve", inst, "--solver", "cpsat", "--ratio", "0.5", "-o", out)
+    assert res.exit_code == 0 and "note:" not in res.stderr, res.output
+    payload = json.loads(out.read_text())
+    total = 3 * 16 * 16
+    assert payload["stats"]["budget_override"] == {"max_classes": 3, "max_params": total // 2}
+    assert payload["stored_params"] <= total // 2 and payload["n_classes"] < 3
+    for args in (["validate", out], ["validate", out, "--instance", inst]):
+        res = _cli(*args)
+        assert res.exit_code == 0 and json.loads(res.stdout)["checked_against_instance"], res.output
+    res = _cli("apply", USER_SPEC, out, "-q")            # finds the instance it answers, under that budget
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["instance_sha256"] == payload["instance_sha256"]
+
+    res = _cli("solve", inst, "--solver", "dsatur", "--max-classes", "1", "-q")
+    assert res.exit_code == 0 and json.loads(res.stdout)["n_classes"] == 1
+    for bad, needle in ((["--ratio", "1.5"], "ratio"), (["--ratio", "0.9999"], "too high"),
+                        (["--max-classes", "0"], "max_classes")):
+        res = _cli("solve", inst, "--solver", "dsatur", *bad)
+        assert res.exit_code == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output

@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import check_seed_option, parse_spec_options, spec_option
+from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option
 
 
 class TqdmProgress:
@@ -102,6 +102,9 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
                        sidecar=sidecar)
     finally:
         progress.close()
+    if inst.budget_is_slack and not quiet:
+        err(f"note: no --ratio or --max-classes: {SLACK_NOTE} here or at solve time (solve --ratio R / "
+            "--max-classes K), or see every budget at once with `geoshare-opt sweep`")
     if output is None:
         emit(inst.dumps())
         return

@@ -76,6 +76,11 @@ def solver_options(f: Callable) -> Callable:
     return f
 
 
+#: said on stderr when an instance's budget forces no sharing (analyze without --ratio/--max-classes)
+SLACK_NOTE = ("the budget lets every tensor keep a class of its own, so a solve shares only where sharing lowers "
+              "the objective (often nothing); set a budget")
+
+
 # ---------------------------------------------------------------------- progress and summaries
 class ProgressLine:
     """A live line on stderr showing the incumbent as it improves (the ``progress`` callback of ``solve``).

@@ -115,3 +115,51 @@ def test_a_budget_that_forces_no_sharing_is_said_and_can_be_set_at_solve_time(tm
                         (["--max-classes", "0"], "max_classes")):
         res = _cli("solve", inst, "--solver", "dsatur", *bad)
         assert res.exit_code == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output
+
+
+# ---------------------------------------------------------------------- tables on a terminal, JSON into pipes
+TERMINAL_SCRIPT = """
+import sys
+from geoshare_opt.cli import main
+for args in (['solvers'], ['compare', sys.argv[1], '--solvers', 'dsatur'], ['sweep', sys.argv[1]],
+             ['compare', sys.argv[1], '--solvers', 'dsatur', '--json', '-', '-q']):
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+"""
+
+
+def _run_with_stdout_on_a_terminal(args) -> tuple[str, str]:
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, stdout=slave, stderr=subprocess.PIPE, text=True, env=_env(PYTHONPATH=str(REPO)))
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:              # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, stderr
+    os.close(master)
+    return b"".join(chunks).decode(), stderr
+
+
+def test_on_a_terminal_tables_are_enough_and_pipes_keep_the_json(tmp_path):
+    inst = tmp_path / "i.json"
+    inst.write_text(json.dumps({"format": "geoshare-instance", "version": 1, "nodes": [
+        {"id": "a", "type": "t"}, {"id": "b", "type": "t"}, {"id": "c", "type": "t"}],
+        "edges": [{"u": "a", "v": "b", "w": 1.0}, {"u": "b", "v": "c", "w": 2.0}], "budget": {"max_classes": 2}}))
+    shown, stderr = _run_with_stdout_on_a_terminal([sys.executable, "-c", TERMINAL_SCRIPT, str(inst)])
+    assert stderr.count("the JSON is not printed on a terminal") == 3, stderr
+    assert "--json FILE" in stderr and "determinism" in stderr and "proven" in stderr     # the three tables
+    rows = json.loads(shown.replace("\r\n", "\n"))          # only the explicit --json - reached the terminal
+    assert rows[0]["solver"] == "dsatur"
+    piped = subprocess.run([sys.executable, "-m", "geoshare_opt.cli", "solvers"], capture_output=True, text=True,
+                           env=_env(PYTHONPATH=str(REPO)), timeout=60)
+    assert {r["name"] for r in json.loads(piped.stdout)} >= {"dsatur", "anneal", "cpsat"}

@@ -239,6 +239,25 @@ def spec_paths(spec: str) -> list[str]:
     return [spec] if os.path.isdir(spec) else []
 
 
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):      # replaced or closed: not a terminal
+        return False
+
+
+def emit_rows(payload: str, explicit: bool, table_shown: bool, how: str) -> None:
+    """The rows' JSON on stdout, except on a terminal after their table, where thousands of JSON lines would bury
+    it: one line on stderr says how to get them instead. ``explicit`` (an option asked for stdout) always prints;
+    pipes and files always get the JSON."""
+    if stdout_is_terminal() and table_shown and not explicit:
+        from .app import err
+        err(f"(the JSON is not printed on a terminal: redirect stdout, e.g. `| less` or `> rows.json`, {how})")
+        return
+    from .app import emit
+    emit(payload)
+
+
 def write_output(path: str, text: str) -> None:
     """Write a payload file atomically; an unwritable place is the user's input error, not a crash. A signal from
     here on is ignored: the output is completed."""

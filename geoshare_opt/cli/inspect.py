@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .app import cli, emit, err
-from .common import check_writable, format_table, refuse_overwriting_inputs, write_output
+from .common import check_writable, emit_rows, format_table, refuse_overwriting_inputs, write_output
 
 
 # ---------------------------------------------------------------------- validate
@@ -105,7 +105,7 @@ def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
 def solvers_cmd():
     """List the backends: availability (and why one is missing), version, exact or heuristic, bound, determinism.
 
-    JSON rows on stdout, a table on stderr."""
+    A table on stderr; the rows as JSON on stdout when it is a pipe or a file (not on a terminal)."""
     from ..solvers import available_solvers
 
     rows = available_solvers()
@@ -113,7 +113,7 @@ def solvers_cmd():
                   bound=("yes" if r["gives_bound"] else "no") if r["gives_bound"] is not None else "-",
                   state="available" if r["available"] else f"missing: {r['reason']}") for r in rows]
     err(format_table(shown, ["name", "state", "kind", "bound", "determinism", "version"]))
-    emit(json.dumps(rows, indent=1))
+    emit_rows(json.dumps(rows, indent=1), False, True, "e.g. `geoshare-opt solvers | cat`")
 
 
 # ---------------------------------------------------------------------- warm-up

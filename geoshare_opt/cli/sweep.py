@@ -63,6 +63,7 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     from ..baselines import KINDS
     from ..errors import InputError
     from ..instance import Instance
+    from ..options import MAX_SEED
 
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
@@ -76,8 +77,8 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
         _require_matplotlib()
         if os.path.splitext(plot_out)[1].lower() not in (".png", ".pdf", ".svg"):
             raise InputError(f"--plot {plot_out}: use a .png, .pdf or .svg file name")
-    if random_seeds < 1:
-        raise InputError(f"--random-seeds must be at least 1, got {random_seeds}")
+    if not 1 <= random_seeds <= MAX_SEED + 1:
+        raise InputError(f"--random-seeds must lie in 1..{MAX_SEED + 1} (seeds 0..2**31-1), got {random_seeds}")
     if heuristics is None:
         kinds = list(KINDS) if plot_out else []
     else:

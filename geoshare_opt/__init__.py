@@ -3,8 +3,7 @@
 The solver core (this package's top level, ``solvers``, ``cli`` for ``solve``) never imports torch. The curvature
 front end (``geoshare_opt.frontend``) and the back end (``geoshare_opt.materialize``) do, and are loaded only on use.
 """
-__version__ = "0.1.0"
-
+from .provenance import __version__
 from .errors import (GeoshareError, InputError, InstanceError, ResultError, SolverError,  # noqa: E402
                      SolverUnavailableError)
 from .instance import Budget, Edge, Instance, Node  # noqa: E402

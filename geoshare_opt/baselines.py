@@ -31,6 +31,7 @@ import numpy as np
 from .checker import canonical, evaluate
 from .errors import InputError
 from .instance import Instance
+from .provenance import __version__
 from .result import Result, Status, Termination
 
 KINDS = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
@@ -186,7 +187,6 @@ def baseline(instance: Instance, kind: str, classes: int | Mapping[str, int] | N
     options = {"kind": kind, "classes": classes if not isinstance(classes, Mapping) else dict(classes),
                "ratio": ratio, "seed": seed}
     assignment = {n.id: int(c) for n, c in zip(instance.nodes, labels)}
-    from . import __version__
     if not ev.feasible:
         return Result(instance_sha256=instance.sha256, instance_name=instance.name, solver=f"baseline:{kind}",
                       solver_version=__version__, termination=Termination.COMPLETED.value,

@@ -76,31 +76,6 @@ class Budget:
         return d
 
 
-@dataclass(frozen=True)
-class TypeBlock:
-    """One type's sub-problem in local indices: the unit the exact per-type decomposition works on.
-
-    ``W`` is the dense symmetric soft-weight matrix (zero diagonal, zero where hard), ``hard`` the symmetric boolean
-    conflict matrix, ``params`` the parameter counts, ``nodes`` the global node indices, ``max_classes`` the cap
-    that applies to this type alone (min of the per-type cap, the global cap and the node count).
-    """
-
-    type: str
-    nodes: np.ndarray
-    W: np.ndarray
-    hard: np.ndarray
-    params: np.ndarray
-    max_classes: int
-
-    @property
-    def n(self) -> int:
-        return len(self.nodes)
-
-    @property
-    def uniform_params(self) -> bool:
-        return bool(self.n == 0 or np.all(self.params == self.params[0]))
-
-
 def _is_int(x: Any) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
 
@@ -302,13 +277,9 @@ class Instance:
             cap = min(cap, self.budget.max_classes_per_type[t])
         return max(cap, 0)
 
-    def block(self, t: str) -> TypeBlock:
-        """The dense sub-problem of type ``t`` (see ``TypeBlock``). Cross-type edges never matter and are dropped."""
-        return self._blocks[t]
-
     def type_edges(self, t: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Type ``t``'s edges in the local indices of ``type_members(t)``: ``(u, v, w, hard)`` arrays, sparse (the
-        one place that maps global edges to a type's sub-problem; ``block`` and the solvers' parts build on it)."""
+        one place that maps global edges to a type's sub-problem; the solvers' ``curves.parts_of`` builds on it)."""
         return self._type_edges[t]
 
     @cached_property
@@ -322,22 +293,6 @@ class Instance:
             local[members] = np.arange(len(members))
             sel = same & (self.type_of[u] == self._type_index[t])
             out[t] = (local[u[sel]], local[v[sel]], w[sel], h[sel])
-        return out
-
-    @cached_property
-    def _blocks(self) -> dict[str, TypeBlock]:
-        out = {}
-        for t in self.types:
-            members = self.type_members(t)
-            lu, lv, ws, hs = self.type_edges(t)
-            n = len(members)
-            W = np.zeros((n, n))
-            H = np.zeros((n, n), dtype=bool)
-            W[lu[~hs], lv[~hs]] = ws[~hs]
-            W[lv[~hs], lu[~hs]] = ws[~hs]
-            H[lu[hs], lv[hs]] = True
-            H[lv[hs], lu[hs]] = True
-            out[t] = TypeBlock(t, members, W, H, self.params[members], self.type_cap(t))
         return out
 
     @cached_property

@@ -47,10 +47,11 @@ import numpy as np
 import pytest
 
 from geoshare_opt import InputError, Instance, evaluate, solve
-from geoshare_opt.api import check_result
+from geoshare_opt.checker import check_result
 from geoshare_opt.result import Result
 from geoshare_opt.solvers import default_registry
 from geoshare_opt.solvers.base import Backend, Outcome
+from geoshare_opt.solvers.curves import parts_of
 
 #: time limit given to every run of the suite (seconds); heuristics that run to the deadline use all of it
 TIME_LIMIT = 2.0
@@ -148,18 +149,18 @@ def brute_force_solve(inst: Instance, expired: Callable[[], bool] = lambda: Fals
     """Optimum and an optimal labelling by enumeration: every partition of each type (restricted growth strings,
     Bell(n_t) of them), then every combination of per-type choices under the budget. Exponential: <= ~10 per type."""
     per_type = []
-    for t in inst.types:
-        blk = inst.block(t)
+    for blk in parts_of(inst):
+        W, H = blk.weight_matrix(), blk.conflict_matrix()
         options = {}  # (classes, stored params) -> (cost, labels) of the best hard-feasible partition
         for count, rgs in enumerate(_restricted_growth(blk.n)):
             if count % 512 == 0 and expired():
                 raise _OutOfTime
             lab = np.asarray(rgs, dtype=np.int64)
             same = lab[:, None] == lab[None, :]
-            if np.any(blk.hard & same):
+            if np.any(H & same):
                 continue
             k = int(lab.max()) + 1
-            cost = float(np.sum(np.triu(blk.W * same, 1)))
+            cost = float(np.sum(np.triu(W * same, 1)))
             stored = int(sum(blk.params[lab == c].max() for c in range(k)))
             key = (k, stored)
             if key not in options or cost < options[key][0]:
@@ -181,8 +182,8 @@ def brute_force_solve(inst: Instance, expired: Callable[[], bool] = lambda: Fals
         return None, None
     labels = np.zeros(len(inst.nodes), dtype=np.int64)
     offset = 0
-    for t, (k, _, _, lab) in zip(inst.types, best_combo):
-        labels[inst.block(t).nodes] = lab + offset
+    for part, (k, _, _, lab) in zip(parts_of(inst), best_combo):
+        labels[part.nodes] = lab + offset
         offset += k
     return best, labels
 
@@ -541,11 +542,11 @@ def greedy_labels(inst: Instance) -> np.ndarray:
     first-fit colouring; the caps of ``medium_instance`` leave room for it (asserted by the caller)."""
     labels = np.full(len(inst.nodes), -1, dtype=np.int64)
     next_class = 0
-    for t in inst.types:
-        blk = inst.block(t)
+    for blk in parts_of(inst):
+        hard = blk.conflict_matrix()
         local = np.full(blk.n, -1)
         for i in range(blk.n):
-            used = {local[j] for j in np.flatnonzero(blk.hard[i]) if local[j] >= 0}
+            used = {local[j] for j in np.flatnonzero(hard[i]) if local[j] >= 0}
             local[i] = next(c for c in range(blk.n) if c not in used)
         labels[blk.nodes] = local + next_class
         next_class += int(local.max()) + 1

@@ -87,7 +87,6 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
     from ..result import Result
     from ..materialize import apply, save_compressed
     from ..materialize.save import prepare_outdir
-    from ..specs import load_spec
 
     if mode == "tie" and (ratio is not None or rank is not None):
         raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
@@ -123,12 +122,12 @@ def _curvature_or_none(inst, inst_path, mode):
     mean; basis mode cannot work without input covariances)."""
     from ..errors import InputError
     from ..materialize.apply import BASIS_NEEDS_COV
-    from ..materialize.common import read_curvature
+    from ..frontend import load_curvature
     if not (inst.meta.get("curvature") if isinstance(inst.meta, dict) else None):
         if mode == "basis":
             raise InputError(BASIS_NEEDS_COV)
         return None
-    return read_curvature(inst_path)
+    return load_curvature(inst_path)
 
 
 # ---------------------------------------------------------------------- baseline

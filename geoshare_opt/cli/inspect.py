@@ -91,7 +91,7 @@ def _instance_from_text(text: str, file: str):
 
 
 def validate_result_text(text: str, file: str, instance_path: str | None) -> dict:
-    from ..api import check_result
+    from ..checker import check_result
     from ..errors import InputError, ResultError
     from ..instance import Instance
     from ..result import Result, compute_gap

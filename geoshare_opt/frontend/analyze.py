@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import platform
 import time
 from typing import Any, Callable, Sequence
 
@@ -17,7 +16,9 @@ import torch
 
 from ..errors import InputError
 from ..instance import Instance
-from ..specs.base import BUILTIN, ModelSpec, as_spec, load_spec
+from ..provenance import versions
+from ..specs.base import ModelSpec, as_spec
+from ..specs.load import BUILTIN, load_callable, load_spec
 from .discovery import NodeInfo, discover, group_by_type
 from .estimators import diag as diag_est
 from .estimators import kfac as kfac_est
@@ -61,8 +62,7 @@ def builtin_options(ref: str, samples: int | None, seq_len: int | None) -> dict:
         if seq_len is not None:
             raise InputError("--seq-len applies to built-in text specs only (minilm); a user spec sets its own data")
         return {}
-    from ..specs.base import _load_callable
-    params = inspect.signature(_load_callable(BUILTIN[ref])).parameters
+    params = inspect.signature(load_callable(BUILTIN[ref])).parameters
     opts = {}
     if samples is not None and "n_calib" in params:
         opts["n_calib"] = samples
@@ -118,14 +118,6 @@ def budget_for(nodes: Sequence[NodeInfo], mode: str, ratio: float | None, max_cl
                              f"parameters (the ratio can be at most {1 - need / total:.4f})")
         out["max_params"] = cap
     return out
-
-
-def _versions() -> dict:
-    import numpy
-
-    from .. import __version__
-    return {"torch": torch.__version__, "numpy": numpy.__version__, "geoshare-opt": __version__,
-            "python": platform.python_version()}
 
 
 def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
@@ -234,7 +226,7 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
         "budget_from": ({"ratio": ratio} if ratio is not None else {})
         | ({"max_classes": max_classes} if max_classes is not None else {}),
         "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
-        "versions": _versions(), **extra,
+        "versions": versions("torch"), **extra,
     }
     if estimator == "lanczos":
         meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],

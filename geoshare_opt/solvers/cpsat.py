@@ -11,7 +11,8 @@ from ..errors import InputError
 from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
-from .decompose import INF, Model, ModelAnswer, first_appearance, solve_exact, solver_native
+from .curves import INF, Model, ModelAnswer, first_appearance
+from .decompose import solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
 from .milp import cuts_until, limited_triangles
 
@@ -165,7 +166,7 @@ class _Built:
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for CP-SAT bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for CP-SAT bound to the run's options (see curves.SolveModel)."""
     native = solver_native(options)
 
     def configure(solver, time_limit: float | None) -> None:

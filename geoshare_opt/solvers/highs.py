@@ -10,7 +10,8 @@ from ..errors import InputError
 from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
-from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
+from .curves import INF, Model, ModelAnswer
+from .decompose import solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
 
 
@@ -28,7 +29,7 @@ class HighsBackend(Backend):
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for HiGHS bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for HiGHS bound to the run's options (see curves.SolveModel)."""
     import highspy
     from .milp import build, cuts_until, to_highs
     from .quiet import new_highs, stdout_to_stderr

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..instance import Instance
-from .decompose import Model, Part, first_appearance, parts_of
+from .curves import Model, Part, first_appearance, parts_of
 
 
 @dataclass

@@ -17,7 +17,8 @@ from ..errors import InputError
 from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
-from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
+from .curves import INF, Model, ModelAnswer
+from .decompose import solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, child_processes, run_interruptible, terminate_new_children
 
 
@@ -131,7 +132,7 @@ def _check_native(which: str, native: dict) -> None:
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for PuLP bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for PuLP bound to the run's options (see curves.SolveModel)."""
     make_solver(options, None, False)  # bad native options fail now, even if no sub-solve ever runs
 
     def solve(model: Model, time_limit: float | None, hint):

@@ -3,7 +3,6 @@ imported only when a caller asks for them)."""
 from __future__ import annotations
 
 import importlib
-import platform
 
 __version__ = "0.1.0"
 
@@ -11,6 +10,8 @@ __version__ = "0.1.0"
 def versions(*libraries: str) -> dict:
     """``{"geoshare-opt", "numpy", "python"}`` plus ``library.__version__`` of every named library (e.g.
     ``versions("torch", "safetensors")``), for the provenance block of instances, tie maps and reports."""
+    import platform
+
     import numpy
 
     out = {"geoshare-opt": __version__, "numpy": numpy.__version__, "python": platform.python_version()}

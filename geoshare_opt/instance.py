@@ -15,7 +15,7 @@ import json
 import math
 import numbers
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -74,6 +74,80 @@ class Budget:
         if self.max_params is not None:
             d["max_params"] = self.max_params
         return d
+
+
+@dataclass(frozen=True)
+class Part:
+    """One type's sub-problem, sparse, in local indices ``0..n-1`` (``nodes`` maps them to global indices).
+
+    ``soft_*`` hold the non-zero soft edges with ``u < v``; ``hard_*`` the hard ones; ``cap`` is the number of class
+    slots the part may use in the model at hand (``Instance.part``: the most the instance's budget allows the type).
+    ``W`` and ``hard`` are dense views for small parts (computed on first use). The arrays are read-only: an
+    instance hands out the same part to every caller.
+    """
+
+    type: str
+    nodes: np.ndarray
+    params: np.ndarray
+    soft_u: np.ndarray
+    soft_v: np.ndarray
+    soft_w: np.ndarray
+    hard_u: np.ndarray
+    hard_v: np.ndarray
+    cap: int
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def uniform_params(self) -> bool:
+        return bool(self.n == 0 or np.all(self.params == self.params[0]))
+
+    @property
+    def max_param(self) -> int:
+        return int(self.params.max()) if self.n else 0
+
+    @property
+    def trivial_bound(self) -> float:
+        """Every negative edge inside a class: no partition can do better."""
+        return float(self.soft_w[self.soft_w < 0].sum())
+
+    def with_cap(self, cap: int) -> "Part":
+        return replace(self, cap=int(cap))
+
+    def objective(self, labels: np.ndarray) -> float:
+        same = labels[self.soft_u] == labels[self.soft_v]
+        return float(self.soft_w[same].sum())
+
+    def feasible(self, labels: np.ndarray, k: int) -> bool:
+        """Proper on the hard edges and at most ``k`` distinct classes."""
+        if len(labels) != self.n:
+            return False
+        if np.any(labels[self.hard_u] == labels[self.hard_v]):
+            return False
+        return len(np.unique(labels)) <= k
+
+    @cached_property
+    def W(self) -> np.ndarray:
+        """The dense symmetric soft-weight matrix (zero diagonal, zero where hard)."""
+        W = np.zeros((self.n, self.n))
+        W[self.soft_u, self.soft_v] = self.soft_w
+        W[self.soft_v, self.soft_u] = self.soft_w
+        return _read_only(W)
+
+    @cached_property
+    def hard(self) -> np.ndarray:
+        """The dense symmetric boolean matrix of hard edges."""
+        H = np.zeros((self.n, self.n), dtype=bool)
+        H[self.hard_u, self.hard_v] = True
+        H[self.hard_v, self.hard_u] = True
+        return _read_only(H)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def _is_int(x: Any) -> bool:
@@ -277,9 +351,26 @@ class Instance:
             cap = min(cap, self.budget.max_classes_per_type[t])
         return max(cap, 0)
 
+    def part(self, t: str) -> Part:
+        """Type ``t``'s sub-problem (``Part``) with ``cap = type_cap(t)``: sparse, and the same object on every call.
+        Cross-type edges never matter and are dropped."""
+        return self._parts[t]
+
+    @cached_property
+    def _parts(self) -> dict[str, Part]:
+        out = {}
+        for t in self.types:
+            members = self.type_members(t)
+            lu, lv, ws, hs = self.type_edges(t)
+            a, b = np.minimum(lu, lv), np.maximum(lu, lv)
+            soft = ~hs & (ws != 0.0)
+            arrays = [_read_only(x) for x in (members, self.params[members], a[soft], b[soft], ws[soft], a[hs], b[hs])]
+            out[t] = Part(t, *arrays, self.type_cap(t))
+        return out
+
     def type_edges(self, t: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Type ``t``'s edges in the local indices of ``type_members(t)``: ``(u, v, w, hard)`` arrays, sparse (the
-        one place that maps global edges to a type's sub-problem; the solvers' ``curves.parts_of`` builds on it)."""
+        one place that maps global edges to a type's sub-problem; ``part`` builds on it)."""
         return self._type_edges[t]
 
     @cached_property

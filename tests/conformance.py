@@ -150,17 +150,16 @@ def brute_force_solve(inst: Instance, expired: Callable[[], bool] = lambda: Fals
     Bell(n_t) of them), then every combination of per-type choices under the budget. Exponential: <= ~10 per type."""
     per_type = []
     for blk in parts_of(inst):
-        W, H = blk.weight_matrix(), blk.conflict_matrix()
         options = {}  # (classes, stored params) -> (cost, labels) of the best hard-feasible partition
         for count, rgs in enumerate(_restricted_growth(blk.n)):
             if count % 512 == 0 and expired():
                 raise _OutOfTime
             lab = np.asarray(rgs, dtype=np.int64)
             same = lab[:, None] == lab[None, :]
-            if np.any(H & same):
+            if np.any(blk.hard & same):
                 continue
             k = int(lab.max()) + 1
-            cost = float(np.sum(np.triu(W * same, 1)))
+            cost = float(np.sum(np.triu(blk.W * same, 1)))
             stored = int(sum(blk.params[lab == c].max() for c in range(k)))
             key = (k, stored)
             if key not in options or cost < options[key][0]:
@@ -543,10 +542,9 @@ def greedy_labels(inst: Instance) -> np.ndarray:
     labels = np.full(len(inst.nodes), -1, dtype=np.int64)
     next_class = 0
     for blk in parts_of(inst):
-        hard = blk.conflict_matrix()
         local = np.full(blk.n, -1)
         for i in range(blk.n):
-            used = {local[j] for j in np.flatnonzero(hard[i]) if local[j] >= 0}
+            used = {local[j] for j in np.flatnonzero(blk.hard[i]) if local[j] >= 0}
             local[i] = next(c for c in range(blk.n) if c not in used)
         labels[blk.nodes] = local + next_class
         next_class += int(local.max()) + 1

@@ -14,7 +14,6 @@ from geoshare_opt.options import SolveOptions
 from geoshare_opt.result import Result, compute_gap
 from geoshare_opt.solvers import Registry
 from geoshare_opt.solvers.base import Backend, Outcome
-from geoshare_opt.solvers.curves import part_of
 
 from conformance import brute_force_solve
 
@@ -136,14 +135,14 @@ def test_numpy_scalars_from_python_callers():
 
 
 def test_parts_and_type_caps(tiny_instance):
-    blk = part_of(tiny_instance, "A")
-    W, H = blk.weight_matrix(), blk.conflict_matrix()
-    assert blk.n == 3 and np.allclose(W, W.T) and np.all(np.diag(W) == 0)
-    assert H[0, 2] and H[2, 0] and W[0, 2] == 0
-    assert W[0, 1] == 1.0 and W[1, 2] == -0.5
+    blk = tiny_instance.part("A")
+    assert blk.n == 3 and np.allclose(blk.W, blk.W.T) and np.all(np.diag(blk.W) == 0)
+    assert blk.hard[0, 2] and blk.hard[2, 0] and blk.W[0, 2] == 0
+    assert blk.W[0, 1] == 1.0 and blk.W[1, 2] == -0.5
     assert blk.cap == 2            # per-type cap
-    assert part_of(tiny_instance, "B").cap == 2  # global 3 minus one class for A
-    assert part_of(tiny_instance, "B").weight_matrix()[0, 1] == 2.5    # the cross-type edge a-x is dropped
+    assert tiny_instance.part("B").cap == 2  # global 3 minus one class for A
+    assert tiny_instance.part("B").W[0, 1] == 2.5    # the cross-type edge a-x is dropped
+    assert tiny_instance.part("A") is blk and not blk.W.flags.writeable   # one shared, read-only part per type
 
 
 def test_with_budget_goes_through_validation(tiny_instance):

@@ -15,7 +15,7 @@ from geoshare_opt.instance import Instance
 from geoshare_opt.options import SolveOptions
 from geoshare_opt.solvers.base import SolveContext
 from geoshare_opt.solvers.bruteforce import brute_force
-from geoshare_opt.solvers.curves import INF, Model, ModelAnswer, allocate, part_greedy, part_instance, part_of, parts_of
+from geoshare_opt.solvers.curves import INF, Model, ModelAnswer, allocate, part_greedy, part_instance, parts_of
 from geoshare_opt.solvers.decompose import can_decompose, solve_decomposed, type_curve
 
 from exact_cases import case
@@ -247,7 +247,7 @@ def test_nonuniform_params_under_a_cap_fall_back_to_one_model():
 @pytest.mark.parametrize("solver", ["cpsat", "highs"])
 def test_type_curve_matches_bruteforce_and_is_monotone(solver):
     inst = dense_signed(7, 3, 7)
-    block = part_of(inst, "t0")
+    block = inst.part("t0")
     curve = type_curve(block, [1, 2, 3, 4, 5], solver)
     values = [pt["objective"] for pt in curve]
     assert [pt["k"] for pt in curve] == [1, 2, 3, 4, 5]

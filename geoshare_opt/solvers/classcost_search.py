@@ -111,7 +111,7 @@ class _GraphObjective:
         for ti, part in enumerate(parts_of(instance)):
             self.local[part.nodes] = np.arange(part.n)
             self.block_of[part.nodes] = ti
-            self.W.append(part.weight_matrix())
+            self.W.append(part.W)
         self._instance = instance
 
     def _weight_to(self, i: int, c: int, skip: int = -1) -> float:

@@ -1,7 +1,8 @@
 """The per-type curve machinery: one type's sub-problem, what is known about its curve ``f_t(k)``, and the DPs that
 combine the curves of all types (formulations/decomposition.md).
 
-A class never mixes types, so an instance splits into one ``Part`` per type, and ``f_t(k)`` (the optimum of type t
+A class never mixes types, so an instance splits into one ``Part`` per type (defined with the instance, re-exported
+here), and ``f_t(k)`` (the optimum of type t
 alone with *at most* k classes) is non-increasing in k. ``Curve`` keeps lower and upper values of ``f_t`` and the
 labelling behind each upper value; ``allocate`` picks one class count per type under the budgets; ``by_class_count``
 and ``param_front`` do the same for every budget at once. The exact decomposition (``decompose``), the sweep
@@ -12,99 +13,20 @@ Label arrays are local to a part (``0..n-1`` index ``Part.nodes``); ``global_lab
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..instance import Instance
+from ..instance import Instance, Part
 
 INF = math.inf
 
 
 # ---------------------------------------------------------------------------------------------- one type
-@dataclass(frozen=True)
-class Part:
-    """One type's sub-problem, sparse, in local indices ``0..n-1`` (``nodes`` maps them to global indices).
-
-    ``soft_*`` hold the non-zero soft edges with ``u < v``; ``hard_*`` the hard ones; ``cap`` is the number of class
-    slots the part may use in the model at hand (``parts_of``: the most the instance's budget allows the type).
-    """
-
-    type: str
-    nodes: np.ndarray
-    params: np.ndarray
-    soft_u: np.ndarray
-    soft_v: np.ndarray
-    soft_w: np.ndarray
-    hard_u: np.ndarray
-    hard_v: np.ndarray
-    cap: int
-
-    @property
-    def n(self) -> int:
-        return len(self.nodes)
-
-    @property
-    def uniform_params(self) -> bool:
-        return bool(self.n == 0 or np.all(self.params == self.params[0]))
-
-    @property
-    def max_param(self) -> int:
-        return int(self.params.max()) if self.n else 0
-
-    @property
-    def trivial_bound(self) -> float:
-        """Every negative edge inside a class: no partition can do better."""
-        return float(self.soft_w[self.soft_w < 0].sum())
-
-    def with_cap(self, cap: int) -> "Part":
-        return replace(self, cap=int(cap))
-
-    def objective(self, labels: np.ndarray) -> float:
-        same = labels[self.soft_u] == labels[self.soft_v]
-        return float(self.soft_w[same].sum())
-
-    def feasible(self, labels: np.ndarray, k: int) -> bool:
-        """Proper on the hard edges and at most ``k`` distinct classes."""
-        if len(labels) != self.n:
-            return False
-        if np.any(labels[self.hard_u] == labels[self.hard_v]):
-            return False
-        return len(np.unique(labels)) <= k
-
-    def weight_matrix(self) -> np.ndarray:
-        """The dense symmetric soft-weight matrix (zero diagonal, zero where hard), for small parts."""
-        W = np.zeros((self.n, self.n))
-        W[self.soft_u, self.soft_v] = self.soft_w
-        W[self.soft_v, self.soft_u] = self.soft_w
-        return W
-
-    def conflict_matrix(self) -> np.ndarray:
-        """The dense symmetric boolean matrix of hard edges."""
-        H = np.zeros((self.n, self.n), dtype=bool)
-        H[self.hard_u, self.hard_v] = True
-        H[self.hard_v, self.hard_u] = True
-        return H
-
-
 def parts_of(instance: Instance) -> list[Part]:
-    """One ``Part`` per type (in ``instance.types`` order) with ``cap = instance.type_cap(t)``; sparse, so a large
-    instance never allocates a dense matrix here. Cross-type edges never matter and are dropped."""
-    parts = []
-    for t in instance.types:
-        members = instance.type_members(t)
-        lu, lv, ws, hs = instance.type_edges(t)
-        a, b = np.minimum(lu, lv), np.maximum(lu, lv)
-        soft = ~hs & (ws != 0.0)
-        parts.append(Part(t, members, instance.params[members], a[soft], b[soft], ws[soft], a[hs], b[hs],
-                          instance.type_cap(t)))
-    return parts
-
-
-def part_of(instance: Instance, t: str) -> Part:
-    """The ``Part`` of type ``t``."""
-    return parts_of(instance)[instance.types.index(t)]
+    """One ``Part`` per type (in ``instance.types`` order) with ``cap = instance.type_cap(t)`` (``Instance.part``)."""
+    return [instance.part(t) for t in instance.types]
 
 
 def part_instance(part: Part, k: int) -> Instance:

@@ -38,8 +38,12 @@ from .curves import INF, Curve, Model, Part, SolveModel, allocate, global_labels
 OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint", "seed_heuristic")
 
 
-def own_option(options: SolveOptions, key: str, default):
-    return options.native.get(key, default)
+def own_option(options: SolveOptions, key: str, default: bool) -> bool:
+    """One of ``OWN_OPTIONS`` (all true/false switches); any other value is bad input, not silently truthy."""
+    value = options.native.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"native option {key} must be true or false, got {value!r}")
+    return value
 
 
 def solver_native(options: SolveOptions) -> dict:

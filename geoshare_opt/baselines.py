@@ -2,7 +2,7 @@
 ``apply``/``evaluate`` path as a solved colouring (torch-free: part of the solver core).
 
 Within each type the nodes are put in layer order (``layer`` index, then node order) and numbered l = 0..L−1;
-with N classes for that type (shared/design/materialize.md):
+with N classes for that type (formulations/heuristics.md):
 
 =========  ==================================================================================================
 all        0 for every layer (ALBERT); always one class
@@ -31,7 +31,7 @@ import numpy as np
 from .checker import canonical, evaluate
 from .errors import InputError
 from .instance import Instance
-from .options import check_seed
+from .options import check_ratio, check_seed
 from .provenance import __version__
 from .result import Result, Status, Termination
 
@@ -131,11 +131,6 @@ def uniform_counts(instance: Instance, ratio: float | None = None) -> dict[str, 
         raise InputError("no uniform number of classes per type fits the budget (even one class per type is too "
                          "many parameters)" if limit is not None else "the budget allows no classes")
     return best
-
-
-def check_ratio(ratio: float) -> None:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) < 1.0:
-        raise InputError(f"ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), got {ratio!r}")
 
 
 def resolve_counts(instance: Instance, classes: int | Mapping[str, int] | None = None,

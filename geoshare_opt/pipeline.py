@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .baselines import KINDS, baseline, check_ratio
+from .baselines import KINDS, baseline
 from .errors import InputError
+from .options import check_ratio
 
 DEFAULT_BASELINES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random")
 

@@ -103,7 +103,7 @@ def test_pairs_cost_their_edge_weight_and_equal_curvature_gives_two_over_size(tm
     for a, b, x in zip(u, v, w):
         assert cc.class_cost([a, b]) == pytest.approx(x, rel=1e-9)
     assert cc.class_cost([0]) == 0.0 and cc(np.arange(len(inst.nodes))) == 0.0
-    # equal curvature: the class costs 2/|C| times its pair sum (shared/design/curvature.md)
+    # equal curvature: the class costs 2/|C| times its pair sum (formulations/sweep-and-classcost.md)
     path = write_tied_instance(tmp_path, equal_curvature=True, name="flat")
     inst = Instance.load(path)
     cc = load_class_cost(inst, path)

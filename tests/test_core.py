@@ -395,3 +395,20 @@ def test_compare_rows_mark_best_and_bounds(tiny_instance):
     assert by[("tiny", "ok")]["best_bound"] == 2.0 and by[("tiny", "ok")]["gap"] == pytest.approx(2.0 / 3.5, rel=1e-6)
     with pytest.raises(Exception, match="unknown solver"):
         compare([tiny_instance], ["nope"], registry=reg)
+
+
+def test_a_result_finds_the_instance_it_records_and_only_that_one(tmp_path, instance_file, tiny_instance):
+    """``Result.find_instance`` (used by ``validate`` and ``apply``): the recorded ``instance_path`` first, then the
+    files given, each only while it has the recorded hash."""
+    res = solve(str(instance_file), "dsatur")
+    assert res.instance_path == str(instance_file.resolve())
+    inst, path = res.find_instance()
+    assert inst.sha256 == tiny_instance.sha256 and path == res.instance_path
+    beside = tmp_path / "beside" / "instance.json"
+    beside.parent.mkdir()
+    tiny_instance.save(beside)
+    tiny_instance.with_budget(4).save(instance_file)          # the recorded file changed since the run
+    assert res.find_instance() is None
+    assert res.find_instance(beside)[1] == str(beside)
+    instance_file.write_text("{not json")                     # an unreadable candidate is skipped, not an error
+    assert res.find_instance(tmp_path / "missing.json") is None

@@ -19,11 +19,8 @@ KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
 
 def _ratio(ctx, param, value):
     """One line and exit 2 (the group's InputError boundary), like every other bad input."""
-    if value is not None and not 0.0 < value < 1.0:
-        from ..errors import InputError
-        raise InputError(f"--ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), "
-                         f"got {value}")
-    return value
+    from ..options import check_ratio
+    return None if value is None else check_ratio(value, "--ratio")
 
 
 def _progress(quiet: bool):
@@ -41,21 +38,18 @@ def _progress(quiet: bool):
 
 
 def _instance_for_result(result, result_path, instance_path):
-    """The instance a result answers: ``--instance``, else a path the result records (``stats.instance_path``),
-    else ``instance.json`` beside the result (as ``pipeline -o`` writes them) when its sha256 matches."""
+    """The instance a result answers: ``--instance``, else the file the result records (``instance_path``), else
+    ``instance.json`` beside the result (as ``pipeline -o`` writes them), when its sha256 matches."""
     from pathlib import Path
 
     from ..errors import InputError
     from ..instance import Instance
     if instance_path is not None:
         return Instance.load(instance_path), instance_path
-    candidates = [(result.stats or {}).get("instance_path"), Path(result_path).parent / "instance.json"]
-    for cand in candidates:
-        if cand and Path(cand).is_file():
-            inst = Instance.load(cand)
-            if inst.sha256 == result.instance_sha256:
-                return inst, str(cand)
-    raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+    found = result.find_instance(Path(result_path).parent / "instance.json")
+    if found is None:
+        raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+    return found
 
 
 # ---------------------------------------------------------------------- apply

@@ -79,14 +79,9 @@ def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
     gap = compute_gap(res.objective, res.bound)
     if (gap is None) != (res.gap is None) or (gap is not None and abs(gap - res.gap) > 1e-6):
         problems.append(f"gap {res.gap} does not match the recomputed {gap}")
-    if instance_path is None and res.instance_path and os.path.isfile(res.instance_path):
-        try:
-            candidate = Instance.load(res.instance_path)
-        except InputError:
-            candidate = None
-        # the file may have changed since the run; then it is not the instance this result answers
-        if candidate is not None and candidate.sha256 == res.instance_sha256:
-            instance_path = res.instance_path
+    if instance_path is None:
+        found = res.find_instance()
+        instance_path = found[1] if found else None
     if instance_path is not None:
         problems += check_result(Instance.load(instance_path), res)
     if problems:

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import InputError
 from ..instance import Instance
+from ..options import check_ratio
 from ..provenance import versions
 from ..specs.base import ModelSpec, as_spec
 from ..specs.load import BUILTIN, load_callable, load_spec
@@ -78,8 +79,8 @@ def _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_s
         raise InputError(f"estimator {estimator!r}: use one of {', '.join(ESTIMATORS)}")
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: use one of {', '.join(MODES)}")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
-        raise InputError(f"ratio must be a number strictly between 0 and 1, got {ratio!r}")
+    if ratio is not None:
+        check_ratio(ratio)
     if max_classes is not None and (not isinstance(max_classes, int) or isinstance(max_classes, bool)
                                     or max_classes < 1):
         raise InputError(f"max_classes must be a positive integer, got {max_classes!r}")

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from ..checker import checked_labels
 from ..errors import InputError
 from ..instance import Instance
+from ..options import check_ratio
 from ..provenance import versions
 from .basis import choose_side, max_rank, rank_for_ratio, swap_class
 from .common import as_result, check_model, classes_of, fingerprint
@@ -32,7 +33,6 @@ class ApplyReport:
 def basis_ratio(instance: Instance, ratio: float | None) -> float:
     """The compression target of basis mode: ``ratio`` if given, else the instance's (``meta.budget_from.ratio``
     as analyze records it, or ``meta.ratio``), else ``1 − max_params / total``."""
-    from ..baselines import check_ratio
     if ratio is None:
         meta = instance.meta if isinstance(instance.meta, Mapping) else {}
         ratio = meta.get("ratio")

@@ -174,95 +174,119 @@ def model_flags(options: SolveOptions) -> dict:
 
 
 def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
-    parts = parts_of(instance)
-    flags = model_flags(options)
-    curves = [Curve(p) for p in parts]
-    warm, seed_stats = start_labels(instance, options, ctx)
-    if warm is not None:
-        for cv in curves:
-            cv.offer(restrict(warm, cv.part))
-    budget = instance.budget
-    type_params = [p.max_param for p in parts] if budget.max_params is not None else None
-    n_solves = 0
-    stats: dict = {"method": "decomposition", "types": len(parts), "subsolves": 0, "seed": seed_stats}
-
-    def lower_dp():
-        return allocate([cv.lo for cv in curves], [~cv.exact_mask() for cv in curves], budget.max_classes,
-                        type_params, budget.max_params)
-
-    def upper_dp():
-        zeros = [np.zeros(cv.part.cap + 1, dtype=np.int64) for cv in curves]
-        return allocate([cv.hi for cv in curves], zeros, budget.max_classes, type_params, budget.max_params)
-
-    def offer_incumbent():
-        val, ks = upper_dp()
-        if ks is not None:
-            ctx.offer(global_labels(parts, [cv.sol[k] for cv, k in zip(curves, ks)], len(instance.nodes)))
-
-    offer_incumbent()
-    # round 0: each type at its full cap (often all that is needed); later rounds: what the lower DP picks
-    todo = [(t, cv.part.cap) for t, cv in enumerate(curves) if not cv.exact(cv.part.cap)]
-    stopped_early = interrupted = False
+    """The lazy curves (module docstring): round 0 solves every type at its full cap; each later round solves the
+    points the lower DP picks that are not exact yet, until the DP's choice is proven, time runs out or Ctrl-C."""
+    dec = _Decomposition(instance, options, ctx, solve_model)
+    todo = [(t, cv.part.cap) for t, cv in enumerate(dec.curves) if not cv.exact(cv.part.cap)]
     while True:
+        stopped_early, interrupted = dec.solve_points(todo)
+        if stopped_early:
+            break
+        _, ks = dec.lower_dp()
+        if ks is None:
+            break
+        todo = dec.points_to_refine(ks)
+        if not todo or ctx.expired():
+            stopped_early = bool(todo)
+            break
+    return dec.outcome(stopped_early, interrupted)
+
+
+class _Decomposition:
+    """The curves of one decomposed solve, the DPs over them and the sub-solves that refine them."""
+
+    def __init__(self, instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel):
+        self.instance, self.ctx, self.solve_model = instance, ctx, solve_model
+        self.parts = parts_of(instance)
+        self.flags = model_flags(options)
+        self.curves = [Curve(p) for p in self.parts]
+        warm, seed_stats = start_labels(instance, options, ctx)
+        if warm is not None:
+            for cv in self.curves:
+                cv.offer(restrict(warm, cv.part))
+        budget = instance.budget
+        self.type_params = [p.max_param for p in self.parts] if budget.max_params is not None else None
+        self.stats: dict = {"method": "decomposition", "types": len(self.parts), "subsolves": 0, "seed": seed_stats}
+        self.offer_incumbent()
+
+    def lower_dp(self):
+        """The DP on the curves' lower values (ties: fewest points not yet exact): a proven bound."""
+        b = self.instance.budget
+        return allocate([cv.lo for cv in self.curves], [~cv.exact_mask() for cv in self.curves], b.max_classes,
+                        self.type_params, b.max_params)
+
+    def upper_dp(self):
+        """The DP on the incumbents' values: the best assignment found so far."""
+        b = self.instance.budget
+        zeros = [np.zeros(cv.part.cap + 1, dtype=np.int64) for cv in self.curves]
+        return allocate([cv.hi for cv in self.curves], zeros, b.max_classes, self.type_params, b.max_params)
+
+    def labels_for(self, ks) -> np.ndarray:
+        return global_labels(self.parts, [cv.sol[k] for cv, k in zip(self.curves, ks)], len(self.instance.nodes))
+
+    def offer_incumbent(self) -> None:
+        _, ks = self.upper_dp()
+        if ks is not None:
+            self.ctx.offer(self.labels_for(ks))
+
+    def solve_points(self, todo: list[tuple[int, int]]) -> tuple[bool, bool]:
+        """Solve each (type, k) of ``todo`` with an equal share of the time left; (stopped early, interrupted)."""
+        ctx = self.ctx
         for pos, (t, k) in enumerate(todo):
             if ctx.expired():
-                stopped_early = True
-                break
+                return True, False
             left = ctx.time_left()
             share = None if left is None else left / (len(todo) - pos)
-            cv = curves[t]
+            cv = self.curves[t]
             cv.given[k] = share
-            model = Model((cv.part.with_cap(k),), k, None, **flags)
             hint = cv.hint(k)
-            ans = solve_model(model, share, None if hint is None else [hint])
-            n_solves += 1
+            ans = self.solve_model(Model((cv.part.with_cap(k),), k, None, **self.flags), share,
+                                   None if hint is None else [hint])
+            self.stats["subsolves"] += 1
             if ans.stats.get("triangles_truncated"):  # the optional cuts were cut short (time or MAX_TRIANGLES)
-                stats.setdefault("cuts_truncated", []).append(
+                self.stats.setdefault("cuts_truncated", []).append(
                     {"type": cv.part.type, "k": k, "reason": ans.stats["triangles_truncated"],
                      "triangles": ans.stats.get("triangles")})
             cv.record(k, ans)
             ctx.log(f"type {cv.part.type!r} k={k}: {ans.status}, [{cv.lo[k]:.6g}, {cv.hi[k]:.6g}]")
-            offer_incumbent()
+            self.offer_incumbent()
             if ans.interrupted:
-                stopped_early = interrupted = True
-                break
-        if stopped_early:
-            break
-        lo_val, ks = lower_dp()
-        if ks is None:
-            break
+                return True, True
+        return False, False
+
+    def points_to_refine(self, ks) -> list[tuple[int, int]]:
+        """The points of the lower DP's choice ``ks`` that are not exact and where more time could still help."""
         todo = []
         for t, k in enumerate(ks):
-            cv = curves[t]
+            cv = self.curves[t]
             if cv.exact(k):
                 continue
-            left = ctx.time_left()
+            left = self.ctx.time_left()
             if k in cv.given and (cv.given[k] is None or left is None or left <= 1.2 * cv.given[k]):
                 continue  # already had its chance and more time would not change much
             todo.append((t, k))
-        if not todo or ctx.expired():
-            stopped_early = bool(todo)
-            break
+        return todo
 
-    lo_val, lo_ks = lower_dp()
-    hi_val, hi_ks = upper_dp()
-    stats["subsolves"] = n_solves
-    stats["curves"] = {cv.part.type: {"lo": _finite_list(cv.lo[1:]), "hi": _finite_list(cv.hi[1:])} for cv in curves}
-    if lo_ks is None and not interrupted:  # every allocation proven infeasible
-        return Outcome(Termination.INFEASIBLE, None, None, "no allocation of classes to types is feasible", stats)
-    labels = None
-    if hi_ks is not None:
-        labels = global_labels(parts, [cv.sol[k] for cv, k in zip(curves, hi_ks)], len(instance.nodes))
-        stats["classes_per_type_chosen"] = {cv.part.type: int(k) for cv, k in zip(curves, hi_ks)}
-    if interrupted:
-        return Outcome(Termination.INTERRUPTED, labels, lo_val if lo_ks is not None else None,
-                       "interrupted by the user", stats)
-    closed = hi_ks is not None and hi_val <= lo_val + 1e-9 * max(1.0, abs(hi_val))
-    if closed:
-        return Outcome(Termination.OPTIMAL, labels, min(lo_val, hi_val), "", stats)
-    if stopped_early or ctx.expired() or ctx.deadline is not None:
-        return Outcome(Termination.TIME_LIMIT, labels, lo_val, "", stats)
-    return Outcome(Termination.COMPLETED, labels, lo_val, "a sub-solve ended without proof", stats)
+    def outcome(self, stopped_early: bool, interrupted: bool) -> Outcome:
+        ctx, stats = self.ctx, self.stats
+        lo_val, lo_ks = self.lower_dp()
+        hi_val, hi_ks = self.upper_dp()
+        stats["curves"] = {cv.part.type: {"lo": _finite_list(cv.lo[1:]), "hi": _finite_list(cv.hi[1:])}
+                           for cv in self.curves}
+        if lo_ks is None and not interrupted:  # every allocation proven infeasible
+            return Outcome(Termination.INFEASIBLE, None, None, "no allocation of classes to types is feasible", stats)
+        labels = None
+        if hi_ks is not None:
+            labels = self.labels_for(hi_ks)
+            stats["classes_per_type_chosen"] = {cv.part.type: int(k) for cv, k in zip(self.curves, hi_ks)}
+        if interrupted:
+            return Outcome(Termination.INTERRUPTED, labels, lo_val if lo_ks is not None else None,
+                           "interrupted by the user", stats)
+        if hi_ks is not None and hi_val <= lo_val + 1e-9 * max(1.0, abs(hi_val)):
+            return Outcome(Termination.OPTIMAL, labels, min(lo_val, hi_val), "", stats)
+        if stopped_early or ctx.expired() or ctx.deadline is not None:
+            return Outcome(Termination.TIME_LIMIT, labels, lo_val, "", stats)
+        return Outcome(Termination.COMPLETED, labels, lo_val, "a sub-solve ended without proof", stats)
 
 
 def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:

@@ -5,12 +5,13 @@ integer labels; the canonical form relabels them 0..k-1 in order of first appear
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import ResultError
+from .errors import InputError, ResultError
 from .instance import Instance
 from .result import Result, Termination, compute_gap
 
@@ -110,6 +111,39 @@ def objective_of_labels(instance: Instance, labels: np.ndarray) -> float:
     u, v, w, hard = instance.edge_arrays
     same = labels[u] == labels[v]
     return float(np.sum(w[same & ~hard]))
+
+
+def instance_answered(instance: Instance, result: Result) -> Instance | None:
+    """The instance ``result`` answers, given the instance file it was solved from: ``instance`` itself, or
+    ``instance`` under the budget ``solve --ratio/--max-classes`` set (``stats.budget_override``); None when the
+    result answers neither."""
+    if instance.sha256 == result.instance_sha256:
+        return instance
+    override = (result.stats or {}).get("budget_override")
+    if isinstance(override, dict):
+        try:
+            candidate = instance.with_budget_dict(override)
+        except InputError:
+            return None
+        if candidate.sha256 == result.instance_sha256:
+            return candidate
+    return None
+
+
+def find_instance(result: Result, *also: str | os.PathLike) -> tuple[Instance, str] | None:
+    """``(instance answered, its file)`` for a result, found on disk: the file it records (``instance_path``), then
+    each of ``also``. A file counts only if it reads as an instance that the result answers (``instance_answered``;
+    the file may have changed since the run); None when none does."""
+    for candidate in (result.instance_path, *also):
+        if not candidate or not os.path.isfile(candidate):
+            continue
+        try:
+            answered = instance_answered(Instance.load(candidate), result)
+        except InputError:
+            continue
+        if answered is not None:
+            return answered, os.fspath(candidate)
+    return None
 
 
 def check_result(instance: Instance, result: Result) -> list[str]:

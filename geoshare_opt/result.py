@@ -157,23 +157,6 @@ class Result:
         except ResultError as exc:
             raise ResultError(f"{path}: {exc}") from None
 
-    def find_instance(self, *also: str | os.PathLike):
-        """``(Instance, path)`` of the instance this result answers, found on disk: the file it records
-        (``instance_path``), then each of ``also``. A file counts only if it still has the recorded sha256 (it may
-        have changed since the run) and reads as an instance; None when none does."""
-        from .errors import InputError
-        from .instance import Instance
-        for candidate in (self.instance_path, *also):
-            if not candidate or not os.path.isfile(candidate):
-                continue
-            try:
-                inst = Instance.load(candidate)
-            except InputError:
-                continue
-            if inst.sha256 == self.instance_sha256:
-                return inst, os.fspath(candidate)
-        return None
-
 
 def _is_number(x: Any) -> bool:
     if isinstance(x, bool) or not isinstance(x, (int, float)):

@@ -9,7 +9,7 @@ import pytest
 
 from geoshare_opt import Instance, InstanceError, ResultError, evaluate
 from geoshare_opt.api import run_backend, solve, warm_start_labels
-from geoshare_opt.checker import canonical, check_result, labels_from_assignment, objective_of_labels
+from geoshare_opt.checker import canonical, check_result, find_instance, labels_from_assignment, objective_of_labels
 from geoshare_opt.options import SolveOptions
 from geoshare_opt.result import Result, compute_gap
 from geoshare_opt.solvers import Registry
@@ -398,17 +398,17 @@ def test_compare_rows_mark_best_and_bounds(tiny_instance):
 
 
 def test_a_result_finds_the_instance_it_records_and_only_that_one(tmp_path, instance_file, tiny_instance):
-    """``Result.find_instance`` (used by ``validate`` and ``apply``): the recorded ``instance_path`` first, then the
-    files given, each only while it has the recorded hash."""
+    """``checker.find_instance`` (used by ``validate`` and ``apply``): the recorded ``instance_path`` first, then
+    the files given, each only while it has the recorded hash."""
     res = solve(str(instance_file), "dsatur")
     assert res.instance_path == str(instance_file.resolve())
-    inst, path = res.find_instance()
+    inst, path = find_instance(res)
     assert inst.sha256 == tiny_instance.sha256 and path == res.instance_path
     beside = tmp_path / "beside" / "instance.json"
     beside.parent.mkdir()
     tiny_instance.save(beside)
     tiny_instance.with_budget(4).save(instance_file)          # the recorded file changed since the run
-    assert res.find_instance() is None
-    assert res.find_instance(beside)[1] == str(beside)
+    assert find_instance(res) is None
+    assert find_instance(res, beside)[1] == str(beside)
     instance_file.write_text("{not json")                     # an unreadable candidate is skipped, not an error
-    assert res.find_instance(tmp_path / "missing.json") is None
+    assert find_instance(res, tmp_path / "missing.json") is None

@@ -38,15 +38,22 @@ def _progress(quiet: bool):
 
 
 def _instance_for_result(result, result_path, instance_path):
-    """The instance a result answers: ``--instance``, else the file the result records (``instance_path``), else
-    ``instance.json`` beside the result (as ``pipeline -o`` writes them), when its sha256 matches."""
+    """The instance a result answers (``checker.instance_answered``: also under the budget ``solve --ratio`` set)
+    and its file: ``--instance``, else the path the result records, else ``instance.json`` beside the result (as
+    ``pipeline -o`` writes them)."""
     from pathlib import Path
 
+    from ..checker import find_instance, instance_answered
     from ..errors import InputError
     from ..instance import Instance
     if instance_path is not None:
-        return Instance.load(instance_path), instance_path
-    found = result.find_instance(Path(result_path).parent / "instance.json")
+        inst = Instance.load(instance_path)
+        answered = instance_answered(inst, result)
+        if answered is None:
+            raise InputError(f"{result_path} answers instance {result.instance_sha256[:12]}…, not {instance_path} "
+                             f"({inst.sha256[:12]}…)")
+        return answered, instance_path
+    found = find_instance(result, Path(result_path).parent / "instance.json")
     if found is None:
         raise InputError("pass --instance INSTANCE: the result records only the instance hash")
     return found
@@ -87,9 +94,6 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
     res = Result.load(result)
     inst, inst_path = _instance_for_result(res, result, instance_path)
-    if res.instance_sha256 != inst.sha256:
-        raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
-                         f"({inst.sha256[:12]}…)")
     if outdir:
         refuse_replacing_inputs(outdir, [result, inst_path, *_sidecar_path(inst, inst_path), *spec_paths(spec)])
         prepare_outdir(outdir, force)

@@ -76,6 +76,11 @@ def solver_options(f: Callable) -> Callable:
     return f
 
 
+#: said on stderr when an instance's budget forces no sharing (analyze without --ratio/--max-classes)
+SLACK_NOTE = ("the budget lets every tensor keep a class of its own, so a solve shares only where sharing lowers "
+              "the objective (often nothing); set a budget")
+
+
 # ---------------------------------------------------------------------- progress and summaries
 class ProgressLine:
     """A live line on stderr showing the incumbent as it improves (the ``progress`` callback of ``solve``).
@@ -232,6 +237,25 @@ def spec_paths(spec: str) -> list[str]:
     if sep and (target.endswith(".py") or os.sep in target or target.startswith(".")):
         return [target]
     return [spec] if os.path.isdir(spec) else []
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):      # replaced or closed: not a terminal
+        return False
+
+
+def emit_rows(payload: str, explicit: bool, table_shown: bool, how: str) -> None:
+    """The rows' JSON on stdout, except on a terminal after their table, where thousands of JSON lines would bury
+    it: one line on stderr says how to get them instead. ``explicit`` (an option asked for stdout) always prints;
+    pipes and files always get the JSON."""
+    if stdout_is_terminal() and table_shown and not explicit:
+        from .app import err
+        err(f"(the JSON is not printed on a terminal: redirect stdout, e.g. `| less` or `> rows.json`, {how})")
+        return
+    from .app import emit
+    emit(payload)
 
 
 def write_output(path: str, text: str) -> None:

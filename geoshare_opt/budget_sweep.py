@@ -222,9 +222,18 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
     flags = {"symmetry": bool(options.native.get("symmetry", True)),
              "triangles": bool(options.native.get("triangles", True))}
     solve_model = model_solver(solver, options, inst)
-
     per_type_cap = inst.budget.max_classes_per_type
     parts = [p.with_cap(min(p.n, per_type_cap.get(p.type, p.n))) for p in parts_of(inst)]
+    curves, forests = _bounded_curves(parts)
+    times, interrupted = _fill_curves(curves, forests, solve_model, flags, deadline, time_limit_per_solve, progress)
+    settings = {"time_limit": time_limit, "time_limit_per_solve": time_limit_per_solve, "seed": seed,
+                "threads": threads, "native": dict(options.native)}
+    return _sweep_result(inst, solver, settings, curves, times, interrupted, class_cost, started)
+
+
+def _bounded_curves(parts: Sequence[Part]) -> tuple[list[Curve], list]:
+    """A curve per part starting from the spanning-forest bounds (points they prove infeasible are settled), and
+    each part's forest."""
     curves = [Curve(p) for p in parts]
     forests = [lightest_forest(p) for p in parts]
     for cv, forest in zip(curves, forests):
@@ -233,16 +242,22 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
                 cv.raise_lo(k, b)
                 if b == INF:
                     cv.proven[1:k + 1] = True
-    times: list[dict[int, float]] = [{} for _ in parts]
-    total_points = sum(p.cap for p in parts)
-    done = 0
-    interrupted = False
-    pending = [(t, k) for t, p in enumerate(parts) for k in range(p.cap, 0, -1)]
+    return curves, forests
+
+
+def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, deadline: float | None,
+                 time_limit_per_solve: float | None, progress) -> tuple[list[dict[int, float]], bool]:
+    """Every point of every curve, large k first, from its best hint; a point not settled by its hint is solved
+    with an equal share of the time left. Returns the sub-solve time per point and whether Ctrl-C stopped it."""
+    times: list[dict[int, float]] = [{} for _ in curves]
+    total_points = sum(cv.part.cap for cv in curves)
+    pending = [(t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)]
     for pos, (t, k) in enumerate(pending):
         cv = curves[t]
         hint = _best_hint(cv, k, forests[t])
         if hint is not None:
             cv.offer(hint)
+        interrupted, status = False, "settled"
         if not cv.exact(k):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if left is not None and left <= 0:
@@ -251,26 +266,28 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
                 unsettled = sum(1 for tt, kk in pending[pos:] if not curves[tt].exact(kk))
                 share = None if left is None else left / max(unsettled, 1)
                 limit = _min_limit(time_limit_per_solve, share)
-                model = Model((cv.part.with_cap(k),), k, None, **flags)
                 t0 = time.perf_counter()
                 try:
-                    ans = solve_model(model, limit, None if hint is None else [hint])
+                    ans = solve_model(Model((cv.part.with_cap(k),), k, None, **flags), limit,
+                                      None if hint is None else [hint])
                 except KeyboardInterrupt:
                     ans = ModelAnswer("unknown", None, -INF, {}, True)
                 times[t][k] = time.perf_counter() - t0
                 cv.record(k, ans)
-                status = ans.status
-                if ans.interrupted:
-                    interrupted = True
-        else:
-            status = "settled"
-        done += 1
+                status, interrupted = ans.status, ans.interrupted
         if progress is not None:
-            progress({"event": "point", "type": cv.part.type, "k": k, "done": done, "total": total_points,
+            progress({"event": "point", "type": cv.part.type, "k": k, "done": pos + 1, "total": total_points,
                       "status": status})
         if interrupted:
-            break
+            return times, True
+    return times, False
 
+
+def _sweep_result(inst: Instance, solver: str, settings: dict, curves: Sequence[Curve], times, interrupted: bool,
+                  class_cost, started: float) -> SweepResult:
+    """The table: rows per class count, the parameter frontier, the curves, and notes on what they assume
+    (``started``: ``time.perf_counter()`` at the start of the sweep)."""
+    parts = [cv.part for cv in curves]
     original = int(inst.params.sum())
     params_exact = all(p.uniform_params for p in parts)
     type_params = [p.max_param for p in parts]
@@ -285,11 +302,8 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
         notes.append("per-type caps of the instance are honoured: the last row is the most classes they allow")
     types = [{"type": p.type, "n": p.n, "cap": p.cap, "params": p.max_param, "points": _curve_points(cv, tm)}
              for p, cv, tm in zip(parts, curves, times)]
-    return SweepResult(inst.sha256, inst.name, solver,
-                       {"time_limit": time_limit, "time_limit_per_solve": time_limit_per_solve, "seed": seed,
-                        "threads": threads, "native": dict(options.native)},
-                       original, types, rows, frontier, params_exact, complete, interrupted,
-                       round(time.perf_counter() - started, 4), notes)
+    return SweepResult(inst.sha256, inst.name, solver, settings, original, types, rows, frontier, params_exact,
+                       complete, interrupted, round(time.perf_counter() - started, 4), notes)
 
 
 def _min_limit(a: float | None, b: float | None) -> float | None:

@@ -215,3 +215,11 @@ def has_sidecar(instance: Instance) -> bool:
     except InputError:
         return False
     return True
+
+
+def annotate_true_cost(result, class_cost: ClassCost):
+    """``result`` with its declared ``true_cost`` field set to ``class_cost``'s total and per-type cost of its
+    assignment (left None when the result holds no assignment). Returns the result."""
+    if result.feasible:
+        result.true_cost = class_cost.cost(result.assignment).to_dict()
+    return result

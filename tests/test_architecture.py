@@ -86,10 +86,15 @@ def _targets(node: ast.AST, module: str, is_package: bool) -> list[str]:
 
 
 @lru_cache(maxsize=None)
+def trees() -> dict[str, ast.Module]:
+    return {module: ast.parse(path.read_text(encoding="utf-8")) for module, path in modules().items()}
+
+
+@lru_cache(maxsize=None)
 def imports() -> tuple[Import, ...]:
     out = []
     for module, path in modules().items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = trees()[module]
         nested = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
                   for n in ast.walk(f) if n is not f}
         for node in ast.walk(tree):
@@ -215,3 +220,46 @@ def test_the_checks_catch_a_broken_layering():
     solvers = next(layer for layer in table if layer.name == "solvers")
     assert materialize.holds("geoshare_opt.materialize.common") and solvers.holds("geoshare_opt.solvers")
     assert "solvers" not in materialize.may_import and materialize.torch and not solvers.torch
+
+
+# ---------------------------------------------------------------------------------------------------- routine length
+MAX_FUNCTION_LINES = 80
+
+
+def is_numba_kernel(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Decorated ``@njit``/``@numba.njit``/``@jit``/``@numba.jit`` (with or without arguments): a compiled kernel,
+    whose loops stay in one function on purpose."""
+    for dec in fn.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name in ("njit", "jit"):
+            return True
+    return False
+
+
+def long_functions(tree: ast.AST, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int, int]]:
+    """(name, first line, lines) of every function or method longer than ``limit`` lines, counting the whole
+    definition (decorators, signature, docstring, body)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not is_numba_kernel(node):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            lines = node.end_lineno - first + 1
+            if lines > limit:
+                out.append((node.name, first, lines))
+    return out
+
+
+def test_no_function_is_longer_than_80_lines():
+    offenders = [f"{path.relative_to(ROOT)}:{first}: {name} ({lines} lines)"
+                 for module, path in modules().items() for name, first, lines in long_functions(trees()[module])]
+    assert not offenders, (f"functions longer than {MAX_FUNCTION_LINES} lines (split them into steps with one job "
+                           "each):\n" + "\n".join(offenders))
+
+
+def test_the_length_check_counts_the_whole_definition_and_spares_kernels():
+    body = "\n".join(f"    x = {i}" for i in range(78))
+    tree = ast.parse(f"@decorator\ndef long():\n{body}\n    return x\n\n"
+                     f"@njit(cache=True)\ndef kernel():\n{body}\n{body}\n\n"
+                     f"def short():\n{body}\n")
+    assert long_functions(tree) == [("long", 1, 81)]

@@ -268,6 +268,21 @@ def test_cli_solve_true_cost_and_sidecar_filled_in(tmp_path):
     assert out["stats"]["objective"] == "true class cost"
 
 
+def test_true_cost_is_a_declared_result_field(tmp_path):
+    """``annotate_true_cost`` fills ``Result.true_cost``; it survives a save and load and is absent when unset."""
+    from geoshare_opt.classcost import annotate_true_cost
+    from geoshare_opt.result import Result
+    path = write_tied_instance(tmp_path, max_classes=5)
+    inst = Instance.load(path)
+    cc = load_class_cost(inst, path)
+    plain = solve(inst, "dsatur")
+    assert "true_cost" not in plain.to_dict()
+    res = annotate_true_cost(solve(inst, "dsatur"), cc)
+    assert res.true_cost["total"] == pytest.approx(cc(res.assignment))
+    res.save(tmp_path / "r.json")
+    assert Result.load(tmp_path / "r.json").true_cost == res.true_cost
+
+
 def test_cli_true_cost_without_sidecar_is_bad_input(tmp_path, instance_file):
     res = run("solve", instance_file, "--true-cost", "--solver", "dsatur")
     assert res.exit_code == 2 and res.stdout == ""

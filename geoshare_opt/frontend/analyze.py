@@ -171,18 +171,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
-    if sidecar not in SIDECAR_CONTENTS:
-        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
-    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
-                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
-        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
-    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
-    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
-        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
-    opts.update(spec_options or {})
-    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
-    if provenance:
-        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
+    _check_outputs(sidecar, lanczos_graph_budget)
+    spec, ref, spec_options = _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance)
     model = spec.model
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
@@ -199,17 +189,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
                                   lanczos_steps=lanczos_steps, lanczos_graph_budget=lanczos_graph_budget)
     t1 = time.perf_counter()
     weights = {n.name: wparams[n.name].detach() for n in nodes}
-    extra: dict[str, Any] = {}
     kept = first_order_layers(nodes, curv, first_order) if mode == "tie" else []
-    with torch.no_grad(), translated_errors("pair weights", dev):
-        if mode == "tie":
-            edges = tie_weights(nodes, weights, curv, first_order=first_order)
-        else:
-            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
-            extra["basis_rank"] = ranks
-    bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
-    if bad is not None:
-        raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
+    edges, extra = _pair_weights(nodes, weights, curv, mode, rank, ratio, first_order, dev)
     t2 = time.perf_counter()
     progress and progress({"step": "pair weights", "done": 1, "total": 1})
     budget = budget_for(nodes, mode, ratio, max_classes)
@@ -224,17 +205,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
         | ({"max_classes": max_classes} if max_classes is not None else {}),
         "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
         "versions": versions("torch"), **extra,
+        **_estimator_meta(curv, estimator, mode, first_order, lanczos_steps),
     }
-    if estimator == "lanczos":
-        meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
-                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"],
-                           "graphs_kept": curv.stats["graphs_kept"],
-                           "graphs_kept_mb": round(curv.stats["graphs_kept_bytes"] / 2 ** 20, 1)}
-    if curv.stats.get("gradient_snr") is not None and mode == "tie" and first_order:
-        meta["gradient_snr"] = {k: round(v, 4) if math.isfinite(v) else None
-                                for k, v in curv.stats["gradient_snr"].items()}
-    if curv.stats.get("output_hessian"):
-        meta["output_hessian"] = curv.stats["output_hessian"]
     inst_name = name or f"{ref}-{estimator}-{mode}"
     node_dicts = [n.to_node_dict() for n in nodes]
 
@@ -247,6 +219,58 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     if out is None:
         return build()
     return write_with_sidecar(out, sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+
+
+def _check_outputs(sidecar: str, lanczos_graph_budget) -> None:
+    if sidecar not in SIDECAR_CONTENTS:
+        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
+    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
+                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
+        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
+
+
+def _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance):
+    """(spec, the reference recorded in ``meta.model``, the spec options recorded with it)."""
+    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
+    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
+        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
+    opts.update(spec_options or {})
+    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
+    if provenance:
+        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
+    return spec, ref, spec_options
+
+
+def _pair_weights(nodes, weights, curv: Curvature, mode: str, rank, ratio, first_order: bool, dev):
+    """The instance's edges (tie: curvature-weighted merge cost; basis: shared-basis error) and what the mode adds
+    to ``meta`` (basis: the rank per type); InputError on a weight that is not finite."""
+    extra: dict[str, Any] = {}
+    with torch.no_grad(), translated_errors("pair weights", dev):
+        if mode == "tie":
+            edges = tie_weights(nodes, weights, curv, first_order=first_order)
+        else:
+            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
+            extra["basis_rank"] = ranks
+    bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
+    if bad is not None:
+        raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
+    return edges, extra
+
+
+def _estimator_meta(curv: Curvature, estimator: str, mode: str, first_order: bool, lanczos_steps: int) -> dict:
+    """What the estimator measured beyond the curvature itself, for ``meta``."""
+    meta: dict[str, Any] = {}
+    if estimator == "lanczos":
+        meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
+                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"],
+                           "graphs_kept": curv.stats["graphs_kept"],
+                           "graphs_kept_mb": round(curv.stats["graphs_kept_bytes"] / 2 ** 20, 1)}
+    if curv.stats.get("gradient_snr") is not None and mode == "tie" and first_order:
+        meta["gradient_snr"] = {k: round(v, 4) if math.isfinite(v) else None
+                                for k, v in curv.stats["gradient_snr"].items()}
+    if curv.stats.get("output_hessian"):
+        meta["output_hessian"] = curv.stats["output_hessian"]
+    return meta
 
 
 def sidecar_tensors(curv: Curvature, weights: dict[str, torch.Tensor], mode: str, estimator: str,

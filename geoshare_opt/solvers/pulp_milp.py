@@ -138,88 +138,108 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     make_solver(options, None, False)  # bad native options fail now, even if no sub-solve ever runs
 
     def solve(model: Model, time_limit: float | None, hint):
-        import threading
         import time
-        import pulp
-        from .milp import build, cuts_until
-        from .quiet import stdout_to_stderr
         started = time.monotonic()
-        # optional cuts while time allows: generating them (CUT_SHARE of the limit), then turning them into PuLP
-        # rows (PULP_CUT_SHARE); PuLP then writes an MPS file that CBC reads, both proportional to the rows
-        milp = build(model, cut_deadline=cuts_until(started, time_limit))
-        prob, cols = to_pulp(milp, optional_until=cuts_until(started, time_limit, PULP_CUT_SHARE))
-        start = milp.start(hint) if hint is not None else None
-        if start is not None:
-            for var, value in zip(cols, start.tolist()):
-                var.setInitialValue(value)
-        built = {"build_s": round(time.monotonic() - started, 4), "triangles": milp.cuts["triangles"],
-                 "triangles_truncated": milp.cuts["truncated"]}
+        milp, prob, cols, warm, built = _build(model, time_limit, hint, started)
         if time_limit is not None:  # building the model spends the same budget: the solver gets what is left
             time_limit -= time.monotonic() - started
             if time_limit <= 0:
                 return ModelAnswer("unknown", None, -INF, {**built, "pulp_status": "no time left after building"})
-        solver = make_solver(options, time_limit, start is not None)
-        failed: list[Exception] = []
-        timed_out = threading.Event()
-
-        def run() -> None:
-            try:
-                prob.solve(solver)
-            except pulp.PulpSolverError as exc:  # e.g. CBC killed by the same Ctrl-C
-                failed.append(exc)
-
-        before = child_processes()
-        watchdog = None
-        solve_ended = threading.Event()
-        if time_limit is not None:  # CBC does not check its timeLimit everywhere (e.g. a large root LP): enforce it
-
-            def watch() -> None:
-                if solve_ended.wait(time_limit + PULP_OVERRUN_S):
-                    return
-                timed_out.set()
-                # keep stopping new solver processes until the solve returns: PuLP may still be writing the model
-                # file at the deadline and start CBC after it (a dense model once ran 170 s past a 1 s limit)
-                while not solve_ended.is_set():
-                    terminate_new_children(before)
-                    solve_ended.wait(0.05)
-
-            watchdog = threading.Thread(target=watch, name="geoshare-pulp-watchdog", daemon=True)
-            watchdog.start()
-        # PuLP's model and solution files go to a directory of our own, removed whatever happens: PuLP deletes
-        # them only after a solve that returns normally, not after a kill at the limit, Ctrl-C or SIGTERM
-        solver.tmpDir = tempfile.mkdtemp(prefix="geoshare-pulp-")
-        try:
-            with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
-                # PuLP has no stop call: a Ctrl-C terminates the solver process it started (CBC); an in-process
-                # solver (pulp.HiGHS) is given up on after STOP_GRACE_S and finishes alone at its time limit
-                interrupted = run_interruptible(run, lambda: terminate_new_children(before), grace=STOP_GRACE_S)
-        finally:
-            solve_ended.set()
-            if watchdog is not None:
-                watchdog.join()  # a watchdog still running would stop the next sub-solve's CBC
-            shutil.rmtree(solver.tmpDir, ignore_errors=True)
-        if timed_out.is_set() and not interrupted:  # the solver was killed at its limit: nothing to read back
-            stats = {"pulp_solver": solver.name, "pulp_status": "killed at time limit", **built}
-            return ModelAnswer("unknown", None, -INF, stats)
+        solver = make_solver(options, time_limit, warm)
+        interrupted, timed_out, failed = _run_guarded(prob, solver, time_limit)
+        if timed_out and not interrupted:  # the solver was killed at its limit: nothing to read back
+            return ModelAnswer("unknown", None, -INF,
+                               {"pulp_solver": solver.name, "pulp_status": "killed at time limit", **built})
         if interrupted:
             return ModelAnswer("unknown", None, -INF, {"pulp_solver": solver.name, **built}, True)
         if failed:
             raise failed[0]
-        stats = {"pulp_solver": solver.name, "pulp_status": pulp.LpStatus.get(prob.status, str(prob.status)), **built}
-        sol = prob.sol_status
-        if sol == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
-            return ModelAnswer("infeasible", None, INF, stats)
-        labels = None
-        values = [v.varValue for v in cols]
-        if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible) and all(v is not None for v in values):
-            labels = milp.labels(np.asarray(values, dtype=float))
-        bound = -INF
-        highs = getattr(prob, "solverModel", None)
-        if highs is not None and hasattr(highs, "getInfo"):
-            b = float(highs.getInfo().mip_dual_bound) / milp.scale
-            bound = b if math.isfinite(b) else -INF
-        if sol == pulp.LpSolutionOptimal and labels is not None:
-            return ModelAnswer("optimal", labels, bound, stats)
-        return ModelAnswer("feasible" if labels is not None else "unknown", labels, bound, stats)
+        return _answer(prob, cols, milp, {"pulp_solver": solver.name, **built})
 
     return solve
+
+
+def _build(model: Model, time_limit: float | None, hint, started: float):
+    """The MILP and its PuLP problem, with the hint as initial values: (milp, problem, columns, warm-started?,
+    build stats). Optional cuts are added while time allows: generating them (CUT_SHARE of the limit), then turning
+    them into PuLP rows (PULP_CUT_SHARE); PuLP then writes an MPS file that CBC reads, both proportional to the rows."""
+    import time
+    from .milp import build, cuts_until
+    milp = build(model, cut_deadline=cuts_until(started, time_limit))
+    prob, cols = to_pulp(milp, optional_until=cuts_until(started, time_limit, PULP_CUT_SHARE))
+    start = milp.start(hint) if hint is not None else None
+    if start is not None:
+        for var, value in zip(cols, start.tolist()):
+            var.setInitialValue(value)
+    built = {"build_s": round(time.monotonic() - started, 4), "triangles": milp.cuts["triangles"],
+             "triangles_truncated": milp.cuts["truncated"]}
+    return milp, prob, cols, start is not None, built
+
+
+def _run_guarded(prob, solver, time_limit: float | None) -> tuple[bool, bool, list[Exception]]:
+    """``prob.solve(solver)`` with its files in a private directory (removed whatever happens: PuLP deletes them
+    only after a solve that returns normally), stopped by Ctrl-C and, past the time limit plus
+    ``PULP_OVERRUN_S``, by a watchdog. Returns (interrupted, killed at the limit, the solver's exceptions)."""
+    import threading
+    import pulp
+    from .quiet import stdout_to_stderr
+    failed: list[Exception] = []
+    timed_out = threading.Event()
+    solve_ended = threading.Event()
+
+    def run() -> None:
+        try:
+            prob.solve(solver)
+        except pulp.PulpSolverError as exc:  # e.g. CBC killed by the same Ctrl-C
+            failed.append(exc)
+
+    before = child_processes()
+    watchdog = None
+    if time_limit is not None:  # CBC does not check its timeLimit everywhere (e.g. a large root LP): enforce it
+
+        def watch() -> None:
+            if solve_ended.wait(time_limit + PULP_OVERRUN_S):
+                return
+            timed_out.set()
+            # keep stopping new solver processes until the solve returns: PuLP may still be writing the model
+            # file at the deadline and start CBC after it (a dense model once ran 170 s past a 1 s limit)
+            while not solve_ended.is_set():
+                terminate_new_children(before)
+                solve_ended.wait(0.05)
+
+        watchdog = threading.Thread(target=watch, name="geoshare-pulp-watchdog", daemon=True)
+        watchdog.start()
+    solver.tmpDir = tempfile.mkdtemp(prefix="geoshare-pulp-")
+    try:
+        with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
+            # PuLP has no stop call: a Ctrl-C terminates the solver process it started (CBC); an in-process
+            # solver (pulp.HiGHS) is given up on after STOP_GRACE_S and finishes alone at its time limit
+            interrupted = run_interruptible(run, lambda: terminate_new_children(before), grace=STOP_GRACE_S)
+    finally:
+        solve_ended.set()
+        if watchdog is not None:
+            watchdog.join()  # a watchdog still running would stop the next sub-solve's CBC
+        shutil.rmtree(solver.tmpDir, ignore_errors=True)
+    return interrupted, timed_out.is_set(), failed
+
+
+def _answer(prob, cols, milp, stats: dict) -> ModelAnswer:
+    """The solved problem read back: status, labels and, from an in-process HiGHS, the dual bound."""
+    import pulp
+    stats = {"pulp_solver": stats.pop("pulp_solver"),
+             "pulp_status": pulp.LpStatus.get(prob.status, str(prob.status)), **stats}
+    sol = prob.sol_status
+    if sol == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
+        return ModelAnswer("infeasible", None, INF, stats)
+    labels = None
+    values = [v.varValue for v in cols]
+    if sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible) and all(v is not None for v in values):
+        labels = milp.labels(np.asarray(values, dtype=float))
+    bound = -INF
+    highs = getattr(prob, "solverModel", None)
+    if highs is not None and hasattr(highs, "getInfo"):
+        b = float(highs.getInfo().mip_dual_bound) / milp.scale
+        bound = b if math.isfinite(b) else -INF
+    if sol == pulp.LpSolutionOptimal and labels is not None:
+        return ModelAnswer("optimal", labels, bound, stats)
+    return ModelAnswer("feasible" if labels is not None else "unknown", labels, bound, stats)

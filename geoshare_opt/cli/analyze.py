@@ -12,17 +12,25 @@ from .common import parse_spec_options, spec_option
 
 
 class TqdmProgress:
-    """One tqdm bar per step on stderr (the ``progress`` callback of ``analyze``); nothing when disabled."""
+    """One tqdm bar per step on stderr (the ``progress`` callback of ``analyze``); before the first bar, while the
+    spec loads (a message event), a ``Ticker`` shows the time going by. Nothing when disabled."""
 
     def __init__(self, enabled: bool):
+        from .common import Ticker
         self.enabled = enabled
         self.bars: dict[str, object] = {}
+        self.ticker = Ticker(enabled)
 
     def __call__(self, info: dict) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
+        if "message" in info:
+            self.ticker.say(f"{info.get('step', 'analyze')}: {info['message']}")
+            self.ticker.update(f"{info.get('step', 'analyze')}: {info['message']} ...")
+            return
+        self.ticker.stop()
         step = info.get("step", "")
         bar = self.bars.get(step)
         if bar is None:
@@ -34,6 +42,7 @@ class TqdmProgress:
         bar.refresh()
 
     def close(self) -> None:
+        self.ticker.stop()
         for bar in self.bars.values():
             bar.close()
         self.bars.clear()

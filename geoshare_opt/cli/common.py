@@ -150,6 +150,68 @@ class ProgressBar:
             self.bar.close()
 
 
+class Ticker:
+    """Shows that a long stage is alive from its first second, whatever news the stage itself gives: a line
+    ``[elapsed] status`` rewritten in place every second on a terminal, or one line every ``every`` seconds into a
+    file or pipe. ``status`` may change at any time (``update``); ``say`` prints a line of its own without
+    garbling the live one; ``stop`` ends it. A daemon thread does the ticking; silent when disabled."""
+
+    def __init__(self, enabled: bool = True, stream=None, every: float = 10.0):
+        import threading
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = 1.0 if self.tty else every
+        self.t0 = time.perf_counter()
+        self.status: str | None = None
+        self._since = time.monotonic()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        self._live = False
+
+    def update(self, status: str | None) -> None:
+        """Tick for ``status`` from now on (None: stop ticking until the next status)."""
+        with self._lock:
+            self.status, self._since = status, time.monotonic()
+        if self.enabled and status is not None and self._thread is None:
+            import threading
+            self._thread = threading.Thread(target=self._run, name="geoshare-ticker", daemon=True)
+            self._thread.start()
+
+    def say(self, line: str) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._clear()
+            self.stream.write(f"[{time.perf_counter() - self.t0:6.1f}s] {line}\n")
+            self.stream.flush()
+
+    def stop(self) -> None:
+        self.update(None)
+        self._wake.set()
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
+        if self._live:
+            self.stream.write("\r\x1b[K")
+            self._live = False
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.every):
+            with self._lock:
+                if self.status is None or time.monotonic() - self._since < self.every:
+                    continue
+                text = f"[{time.perf_counter() - self.t0:6.1f}s] {self.status}"
+                if self.tty:
+                    self.stream.write("\r\x1b[K" + text)
+                    self._live = True
+                else:
+                    self.stream.write(text + "\n")
+                self.stream.flush()
+
+
 def fmt_num(x: Any, digits: int = 8) -> str:
     if x is None:
         return "-"

@@ -191,6 +191,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
         raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
     opts.update(spec_options or {})
+    if progress is not None and isinstance(spec_or_model, str):    # a large model can take minutes to load
+        progress({"step": "load", "message": f"loading {spec_or_model}"})
     spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
     if provenance:
         ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options

@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import parse_spec_options, spec_option
+from .common import parse_spec_options, spec_option, torch_threads
 
 
 class TqdmProgress:
@@ -50,6 +50,7 @@ class TqdmProgress:
 
 @cli.command("analyze")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write the instance here and the curvature sidecar beside it (<stem>.curvature.safetensors); "

@@ -10,7 +10,7 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import format_table, parse_spec_options, spec_option, write_output
+from .common import format_table, parse_spec_options, spec_option, torch_threads, write_output
 
 KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
 
@@ -73,6 +73,7 @@ def _instance_for_result(result, result_path, instance_path):
 # ---------------------------------------------------------------------- apply
 @cli.command("apply")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("result", type=click.Path())
 @click.option("--instance", "instance_path", type=click.Path(), default=None,
@@ -184,6 +185,7 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
 # ---------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
@@ -211,6 +213,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 # ---------------------------------------------------------------------- pipeline
 @cli.command("pipeline")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("--ratio", type=float, default=0.5, show_default=True, callback=_ratio,
               help="Fraction of the shareable layers' stored parameters removed.")

@@ -50,6 +50,35 @@ def spec_option(f: Callable) -> Callable:
                              "can be). Repeatable.")(f)
 
 
+#: torch's intra-op threads for the torch commands unless --threads or GEOSHARE_THREADS says otherwise: one thread
+#: never oversubscribes a shared machine and gives the same bits whatever the machine's core count (see
+#: benchmarks/threads/README.md for the measurements behind it)
+DEFAULT_TORCH_THREADS = 1
+
+
+def _set_torch_threads(ctx, param, value):
+    import os
+    if value is None:
+        env = os.environ.get("GEOSHARE_THREADS")
+        try:
+            value = int(env) if env else DEFAULT_TORCH_THREADS
+        except ValueError:
+            raise InputError(f"GEOSHARE_THREADS must be a positive integer, got {env!r}") from None
+    if value < 1:
+        raise InputError(f"--threads must be a positive integer, got {value}")
+    import torch
+    torch.set_num_threads(value)
+    return value
+
+
+def torch_threads(f: Callable) -> Callable:
+    """``--threads N`` for the commands that run torch (set before the command starts)."""
+    return click.option("--threads", type=int, default=None, expose_value=False, callback=_set_torch_threads,
+                        metavar="N", help=f"torch threads (default: $GEOSHARE_THREADS, else "
+                                          f"{DEFAULT_TORCH_THREADS}: no oversubscription of a shared machine, the "
+                                          f"same numbers on every machine).")(f)
+
+
 def solver_options(f: Callable) -> Callable:
     """The run options every solving command takes (same names as ``geoshare_opt.solve``)."""
     decorators = [

@@ -36,12 +36,20 @@ class BuildTimeout(Exception):
 
 @dataclass(frozen=True)
 class ModelSize:
+    """Columns and non-zeros of the rows every model needs, and the non-zeros of the optional triangle cuts (their
+    generation stops at a share of the time limit, milp.CUT_SHARE, so only memory counts them in full)."""
     columns: int
     nonzeros: int
+    optional: int = 0
 
     @property
     def terms(self) -> int:
+        """Terms built whatever the time limit."""
         return self.columns + self.nonzeros
+
+    @property
+    def all_terms(self) -> int:
+        return self.terms + self.optional
 
 
 def part_size(part: "Part", symmetry: bool, with_z: bool, with_s: bool, triangles: bool = True) -> ModelSize:
@@ -64,21 +72,18 @@ def part_size(part: "Part", symmetry: bool, with_z: bool, with_s: bool, triangle
         cols += C
         nnz += 2 * x
     pairs = n * (n - 1) / 2
+    optional = 0
     if triangles and pairs:
         density = len(part.soft_w) / pairs
-        nnz += 9 * int(min(MAX_TRIANGLES, n * (n - 1) * (n - 2) / 6 * density ** 3))
-    return ModelSize(cols, nnz)
+        optional = 9 * int(min(MAX_TRIANGLES, n * (n - 1) * (n - 2) / 6 * density ** 3))
+    return ModelSize(cols, nnz, optional)
 
 
 def model_size(model: "Model") -> ModelSize:
     with_z = model.needs_class_count or model.max_params is not None
-    cols = nnz = 0
-    for p in model.parts:
-        s = part_size(p, model.symmetry, with_z, model.max_params is not None and not p.uniform_params,
-                      model.triangles)
-        cols += s.columns
-        nnz += s.nonzeros
-    return ModelSize(cols, nnz)
+    sizes = [part_size(p, model.symmetry, with_z, model.max_params is not None and not p.uniform_params,
+                       model.triangles) for p in model.parts]
+    return ModelSize(sum(s.columns for s in sizes), sum(s.nonzeros for s in sizes), sum(s.optional for s in sizes))
 
 
 def memory_available() -> int | None:
@@ -98,7 +103,8 @@ def refusal(backend: str, model: "Model", time_limit: float | None, memory_limit
     bytes (default ``MEMORY_SHARE`` of the memory available), or the estimated build time above ``BUILD_SHARE``
     of ``time_limit``."""
     per_byte, per_second = COSTS[backend]
-    terms = model_size(model).terms
+    size = model_size(model)
+    terms = size.all_terms
     need = terms * per_byte
     if memory_limit is None:
         available = memory_available()
@@ -106,9 +112,9 @@ def refusal(backend: str, model: "Model", time_limit: float | None, memory_limit
     if memory_limit is not None and need > memory_limit:
         return (f"{backend}: its model ({terms:,} terms) would need about {_gb(need)} to build, more than the "
                 f"{_gb(memory_limit)} it may use")
-    seconds = terms * per_second
+    seconds = size.terms * per_second
     if time_limit is not None and seconds > BUILD_SHARE * time_limit:
-        return (f"{backend}: building its model ({terms:,} terms) would take about {seconds:.3g} s of a "
+        return (f"{backend}: building its model ({size.terms:,} terms) would take about {seconds:.3g} s of a "
                 f"{time_limit:.3g} s time limit")
     return ""
 

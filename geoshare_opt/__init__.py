@@ -15,13 +15,14 @@ _EXPORTS = {
     "Result": "result", "Status": "result", "Termination": "result",
     "evaluate": "checker", "solve": "api", "available_solvers": "solvers", "register": "solvers",
     "sweep": "budget_sweep", "load_compressed": "materialize", "recover": "materialize",
+    "ClassCostOracle": "oracle", "GraphObjective": "oracle", "DiagonalClassCost": "oracle",
 }
 _SUBPACKAGES = ("frontend", "materialize", "specs")
 
 __all__ = [
     "__version__", "solve", "sweep", "evaluate", "Instance", "Node", "Edge", "Budget", "Result", "Status", "Termination",
     "available_solvers", "register", "GeoshareError", "InputError", "InstanceError", "ResultError", "SolverError",
-    "SolverUnavailableError", "load_compressed", "recover",
+    "SolverUnavailableError", "load_compressed", "recover", "ClassCostOracle", "GraphObjective", "DiagonalClassCost",
 ]
 
 

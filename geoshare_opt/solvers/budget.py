@@ -21,11 +21,12 @@ if TYPE_CHECKING:  # decompose imports the builders, which import this module
     from .decompose import Model, Part
 
 #: backend -> (bytes, seconds) per model term while building (Python objects of the builder + the solver's copy)
-COSTS = {"cpsat": (700.0, 4.0e-6), "highs": (250.0, 1.5e-6), "pulp": (900.0, 12.0e-6)}
+COSTS = {"cpsat": (700.0, 4.0e-6), "highs": (250.0, 2.0e-6), "pulp": (900.0, 20.0e-6)}
 #: share of the memory available (MemAvailable) one model may take
 MEMORY_SHARE = 0.5
-#: share of a sub-solve's time limit that building its model may take by the estimate (the solver needs the rest)
-BUILD_SHARE = 0.5
+#: share of a sub-solve's time limit that building its model may take by the estimate: a model that cannot be built in
+#: its time is not started (the deadline checks while building catch estimates that were too low)
+BUILD_SHARE = 0.8
 #: every how many terms a builder looks at the clock
 CHECK_EVERY = 4096
 

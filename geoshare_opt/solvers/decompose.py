@@ -159,7 +159,7 @@ def own_option(options: SolveOptions, key: str, default: bool) -> bool:
 def model_memory_limit(options: SolveOptions) -> float | None:
     """Bytes one exact model may take to build (native ``max_model_gb``; default: budget.MEMORY_SHARE of the
     memory available)."""
-    gb = own_option(options, "max_model_gb", None)
+    gb = options.native.get("max_model_gb")
     if gb is None:
         return None
     if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not gb > 0:

@@ -152,6 +152,23 @@ def finish(inst: Instance, backend_cls, options: SolveOptions, outcome: Outcome,
     )
 
 
+def instance_answered(instance: Instance, result: Result) -> Instance | None:
+    """The instance ``result`` answers, given the instance file it was solved from: ``instance`` itself, or
+    ``instance`` under the budget ``solve --ratio/--max-classes`` set (``stats.budget_override``); None when the
+    result answers neither."""
+    if instance.sha256 == result.instance_sha256:
+        return instance
+    override = (result.stats or {}).get("budget_override")
+    if isinstance(override, dict):
+        try:
+            candidate = instance.with_budget_dict(override)
+        except InputError:
+            return None
+        if candidate.sha256 == result.instance_sha256:
+            return candidate
+    return None
+
+
 def check_result(instance: Instance, result: Result) -> list[str]:
     """Problems with a result against its instance (empty list = consistent): hash, assignment, objective."""
     problems = []

@@ -385,6 +385,26 @@ class Instance:
         from .atomic import write_text_atomic
         write_text_atomic(path, self.dumps(indent=None) + "\n")
 
+    @property
+    def budget_is_slack(self) -> bool:
+        """True when the budget lets every node keep a class of its own: nothing has to be shared."""
+        b = self.budget
+        if b.max_classes < len(self.nodes) or (b.max_params is not None and b.max_params < int(self.params.sum())):
+            return False
+        return all(len(self.type_members(t)) <= cap for t, cap in b.max_classes_per_type.items()
+                   if t in self._type_index)
+
+    def with_ratio(self, ratio: float, max_classes: int | None = None) -> "Instance":
+        """The same graph with ``max_params = params_for_ratio(Σ params, ratio)`` (``max_classes`` too when given;
+        the other caps kept): the budget ``analyze --ratio`` writes, set without re-running analyze."""
+        total = int(self.params.sum())
+        need = sum(int(self.params[self.type_members(t)].max()) for t in self.types)
+        return self.with_budget(max_classes, max_params=params_for_ratio(total, need, ratio), keep_caps=True)
+
+    def with_budget_dict(self, budget: Mapping) -> "Instance":
+        """The same graph under a budget in its JSON form (``Budget.to_dict()``), checked like a file's budget."""
+        return Instance(self.name, self.nodes, self.edges, _parse_budget(dict(budget)), self.meta)
+
     def with_budget(self, max_classes: int | None = None, *, max_classes_per_type: Mapping[str, int] | None = None,
                     max_params: int | None = None, keep_caps: bool = False) -> "Instance":
         """The same graph under another budget (unset caps are dropped unless ``keep_caps``)."""
@@ -403,6 +423,19 @@ class Instance:
     def __repr__(self) -> str:
         return (f"Instance({self.name!r}, nodes={len(self.nodes)}, edges={len(self.edges)}, types={len(self.types)}, "
                 f"max_classes={self.budget.max_classes})")
+
+
+def params_for_ratio(total: int, need: int, ratio: float) -> int:
+    """``max_params`` that removes the fraction ``ratio`` (0 < ratio < 1) of ``total`` stored parameters:
+    ``⌊(1 − ratio) · total⌋``. InputError when that is below ``need`` (one class per type)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) < 1.0:
+        raise InstanceError(f"ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), "
+                            f"got {ratio!r}")
+    cap = math.floor((1.0 - float(ratio)) * total)
+    if cap < need:
+        raise InstanceError(f"ratio {ratio} is too high: one tensor per type already stores {need} of {total} "
+                            f"parameters (the ratio can be at most {1 - need / total:.4f})")
+    return cap
 
 
 # ---------------------------------------------------------------------- parsing helpers

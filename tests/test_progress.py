@@ -16,7 +16,7 @@ def test_ticker_shows_a_silent_stage_is_alive():
     time.sleep(0.4)
     ticker.update("analyze: diag 3/8")
     time.sleep(0.2)
-    ticker.stop()
+    ticker.close()
     lines = stream.getvalue().splitlines()
     assert lines[0].endswith("load: loading the spec")
     assert sum(line.endswith("loading the spec ...") for line in lines) >= 3
@@ -33,18 +33,18 @@ def test_ticker_is_silent_when_disabled():
     ticker.say("x")
     ticker.update("y")
     time.sleep(0.15)
-    ticker.stop()
+    ticker.close()
     assert stream.getvalue() == ""
 
 
-def test_analyze_says_it_is_loading_before_the_spec_loads(tmp_path, monkeypatch):
+def test_analyze_shows_a_slow_spec_load_within_its_first_seconds(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from click.testing import CliRunner
 
     from geoshare_opt.cli import cli
     spec = tmp_path / "slow.py"
     spec.write_text("import time\nfrom geoshare_opt.specs.digits import make as digits\n\n"
-                    "def make():\n    import sys; sys.stderr.write('MAKING\\n')\n"
+                    "def make():\n    import sys\n    time.sleep(2.0)\n    sys.stderr.write('MAKING\\n')\n"
                     "    return digits()\n")
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(cli, ["analyze", "slow.py:make", "--ratio", "0.5", "-o", "s.json"])

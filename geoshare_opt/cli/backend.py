@@ -50,24 +50,30 @@ class PipelineProgress:
             self.ticker.update(f"{stage}: {info['step']} {done}/{total if total is not None else '?'}")
 
     def close(self) -> None:
-        self.ticker.stop()
+        self.ticker.close()
 
 
 def _instance_for_result(result, result_path, instance_path):
-    """The instance a result answers: ``--instance``, else a path the result records (``stats.instance_path``),
-    else ``instance.json`` beside the result (as ``pipeline -o`` writes them) when its sha256 matches."""
+    """The instance a result answers (``api.instance_answered``: also under the budget ``solve --ratio`` set) and
+    its file: ``--instance``, else the path the result records, else ``instance.json`` beside the result (as
+    ``pipeline -o`` writes them)."""
     from pathlib import Path
 
+    from ..api import instance_answered
     from ..errors import InputError
     from ..instance import Instance
     if instance_path is not None:
-        return Instance.load(instance_path), instance_path
-    candidates = [(result.stats or {}).get("instance_path"), Path(result_path).parent / "instance.json"]
-    for cand in candidates:
+        inst = Instance.load(instance_path)
+        answered = instance_answered(inst, result)
+        if answered is None:
+            raise InputError(f"{result_path} answers instance {result.instance_sha256[:12]}…, not {instance_path} "
+                             f"({inst.sha256[:12]}…)")
+        return answered, instance_path
+    for cand in (result.instance_path, Path(result_path).parent / "instance.json"):
         if cand and Path(cand).is_file():
-            inst = Instance.load(cand)
-            if inst.sha256 == result.instance_sha256:
-                return inst, str(cand)
+            answered = instance_answered(Instance.load(cand), result)
+            if answered is not None:
+                return answered, str(cand)
     raise InputError("pass --instance INSTANCE: the result records only the instance hash")
 
 
@@ -108,9 +114,6 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
     res = Result.load(result)
     inst, inst_path = _instance_for_result(res, result, instance_path)
-    if res.instance_sha256 != inst.sha256:
-        raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
-                         f"({inst.sha256[:12]}…)")
     if outdir:
         refuse_replacing_inputs(outdir, [result, inst_path, *_sidecar_path(inst, inst_path), *spec_paths(spec)])
         prepare_outdir(outdir, force)

@@ -105,6 +105,11 @@ def solver_options(f: Callable) -> Callable:
     return f
 
 
+#: said on stderr when an instance's budget forces no sharing (analyze without --ratio/--max-classes)
+SLACK_NOTE = ("the budget lets every tensor keep a class of its own, so a solve shares only where sharing lowers "
+              "the objective (often nothing); set a budget")
+
+
 # ---------------------------------------------------------------------- progress and summaries
 class ProgressLine:
     """A live line on stderr showing the incumbent as it improves (the ``progress`` callback of ``solve``).
@@ -188,19 +193,22 @@ class ProgressBar:
 
 class Ticker:
     """Shows that a long stage is alive from its first second, whatever news the stage itself gives: a line
-    ``[elapsed] status`` rewritten in place every second on a terminal, or one line every ``every`` seconds into a
-    file or pipe. ``status`` may change at any time (``update``); ``say`` prints a line of its own without
-    garbling the live one; ``stop`` ends it. A daemon thread does the ticking; silent when disabled."""
+    ``[elapsed] status``, first ``first`` seconds after the status was set (something that fails at once, e.g. bad
+    input, leaves only its own line), then rewritten in place every second on a terminal, or one line every
+    ``every`` seconds into a file or pipe. ``status`` may change at any time (``update``); ``say`` prints a line of
+    its own without garbling the live one; ``stop`` pauses it, ``close`` ends it. A daemon thread does the ticking; silent when
+    disabled."""
 
-    def __init__(self, enabled: bool = True, stream=None, every: float = 10.0):
+    def __init__(self, enabled: bool = True, stream=None, every: float = 10.0, first: float = 1.0):
         import threading
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = 1.0 if self.tty else every
+        self.first = min(first, self.every)
         self.t0 = time.perf_counter()
         self.status: str | None = None
-        self._since = time.monotonic()
+        self._next = math.inf
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
@@ -209,7 +217,8 @@ class Ticker:
     def update(self, status: str | None) -> None:
         """Tick for ``status`` from now on (None: stop ticking until the next status)."""
         with self._lock:
-            self.status, self._since = status, time.monotonic()
+            self.status = status
+            self._next = time.monotonic() + self.first
         if self.enabled and status is not None and self._thread is None:
             import threading
             self._thread = threading.Thread(target=self._run, name="geoshare-ticker", daemon=True)
@@ -224,10 +233,14 @@ class Ticker:
             self.stream.flush()
 
     def stop(self) -> None:
+        """No status until the next ``update`` (the live line is cleared)."""
         self.update(None)
-        self._wake.set()
         with self._lock:
             self._clear()
+
+    def close(self) -> None:
+        self.stop()
+        self._wake.set()
 
     def _clear(self) -> None:
         if self._live:
@@ -235,10 +248,11 @@ class Ticker:
             self._live = False
 
     def _run(self) -> None:
-        while not self._wake.wait(self.every):
+        while not self._wake.wait(min(0.1, self.first / 2)):
             with self._lock:
-                if self.status is None or time.monotonic() - self._since < self.every:
+                if self.status is None or time.monotonic() < self._next:
                     continue
+                self._next = time.monotonic() + self.every
                 text = f"[{time.perf_counter() - self.t0:6.1f}s] {self.status}"
                 if self.tty:
                     self.stream.write("\r\x1b[K" + text)
@@ -323,6 +337,25 @@ def spec_paths(spec: str) -> list[str]:
     if sep and (target.endswith(".py") or os.sep in target or target.startswith(".")):
         return [target]
     return [spec] if os.path.isdir(spec) else []
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):      # replaced or closed: not a terminal
+        return False
+
+
+def emit_rows(payload: str, explicit: bool, table_shown: bool, how: str) -> None:
+    """The rows' JSON on stdout, except on a terminal after their table, where thousands of JSON lines would bury
+    it: one line on stderr says how to get them instead. ``explicit`` (an option asked for stdout) always prints;
+    pipes and files always get the JSON."""
+    if stdout_is_terminal() and table_shown and not explicit:
+        from .app import err
+        err(f"(the JSON is not printed on a terminal: redirect stdout, e.g. `| less` or `> rows.json`, {how})")
+        return
+    from .app import emit
+    emit(payload)
 
 
 def write_output(path: str, text: str) -> None:

@@ -164,8 +164,9 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
                              sidecar="full" if sidecar == "full" else "diag",
                              provenance={"spec": ref, "spec_options": options}, **aopts)
         curvature = load_curvature(inst_path)
-        say({"stage": "solve", "message": f"solver {solver}" + ("" if time_limit is not None else
-                                                                 " (fixed work budget: reproducible)")})
+        limit = (f"time limit {time_limit:g} s" if time_limit is not None
+                 else "work budgets, reproducible" if solver == "auto" else "no time limit")
+        say({"stage": "solve", "message": f"solver {solver} ({limit})"})
         result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
         if not result.feasible:
             raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -12,7 +11,7 @@ import click
 from . import exits
 from .app import cli, emit, err
 from .common import (check_seed_option, format_table, parse_spec_options, refuse_overwriting_inputs,
-                     refuse_replacing_inputs, spec_option, spec_paths, write_output)
+                     refuse_replacing_inputs, spec_option, spec_paths, torch_threads, write_output)
 
 KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
 
@@ -23,18 +22,32 @@ def _ratio(ctx, param, value):
     return None if value is None else check_ratio(value, "--ratio")
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    t0 = time.perf_counter()
+class PipelineProgress:
+    """The pipeline's progress on stderr: a line per stage and per finished step, and between them a ``Ticker``
+    with the stage's latest step (``diag 12/128``), so that no stage is silent, not even the first seconds of
+    loading a large model."""
 
-    def show(info: dict) -> None:
+    def __init__(self, enabled: bool):
+        from .common import Ticker
+        self.ticker = Ticker(enabled)
+        self.stage = ""
+
+    def __call__(self, info: dict) -> None:
+        stage = info.get("stage", self.stage)
         msg = info.get("message")
-        if msg is None and "step" in info and info.get("done") == info.get("total"):
-            msg = f"{info['step']} done ({info.get('total')} steps)"     # the front end's per-step progress
-        if msg:
-            err(f"[{time.perf_counter() - t0:6.1f}s] {info.get('stage', '')}: {msg}")
-    return show
+        if msg is not None:
+            self.stage = stage
+            self.ticker.say(f"{stage}: {msg}")
+            self.ticker.update(f"{stage}: {msg} ...")
+            return
+        if "step" in info:
+            done, total = info.get("done"), info.get("total")
+            if total is not None and done == total:
+                self.ticker.say(f"{stage}: {info['step']} done ({total} steps)")
+            self.ticker.update(f"{stage}: {info['step']} {done}/{total if total is not None else '?'}")
+
+    def close(self) -> None:
+        self.ticker.close()
 
 
 def _instance_for_result(result, result_path, instance_path):
@@ -62,6 +75,7 @@ def _instance_for_result(result, result_path, instance_path):
 # ---------------------------------------------------------------------- apply
 @cli.command("apply")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("result", type=click.Path())
 @click.option("--instance", "instance_path", type=click.Path(), default=None,
@@ -184,6 +198,7 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
 # ---------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
@@ -215,6 +230,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 # ---------------------------------------------------------------------- pipeline
 @cli.command("pipeline")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("--ratio", type=float, default=0.5, show_default=True, callback=_ratio,
               help="Fraction of the shareable layers' stored parameters removed.")
@@ -264,15 +280,19 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     if outdir is None and not quiet:
         err("pipeline: no -o DIR: the compressed network and the rows are not saved (the report goes to stdout "
             "at the end)")
+    progress = PipelineProgress(enabled=not quiet)
     try:
         out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
                        samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
                        recover_options=options or None, spec_options=parse_spec_options(spec_options),
-                       sidecar=sidecar, progress=_progress(quiet))
+                       sidecar=sidecar, progress=progress)
     except KeyboardInterrupt:
+        progress.close()
         if outdir and _partial_report(Path(outdir) / REPORT):
             err(f"pipeline: stopped; the rows measured so far are in {Path(outdir) / REPORT}")
         raise
+    finally:
+        progress.close()
     emit(json.dumps(out, indent=1, allow_nan=False))
     if not quiet:
         err(pipeline_table(out))

@@ -172,7 +172,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
     _check_outputs(sidecar, lanczos_graph_budget)
-    spec, ref, spec_options = _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance)
+    spec, ref, spec_options = _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance,
+                                           progress)
     model = spec.model
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
@@ -229,12 +230,14 @@ def _check_outputs(sidecar: str, lanczos_graph_budget) -> None:
         raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
 
 
-def _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance):
+def _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance, progress):
     """(spec, the reference recorded in ``meta.model``, the spec options recorded with it)."""
     opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
     if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
         raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
     opts.update(spec_options or {})
+    if progress is not None and isinstance(spec_or_model, str):    # a large model can take minutes to load
+        progress({"step": "load", "message": f"loading {spec_or_model}"})
     spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
     if provenance:
         ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..instance import Instance
+from .budget import MAX_TRIANGLES, NO_CLOCK, BuildClock
 from .curves import Model, Part, first_appearance, parts_of
 
 
@@ -116,15 +117,17 @@ def weight_scale(model: Model) -> float:
     return 1.0 if big == 0.0 else 2.0 ** -math.floor(math.log2(big))
 
 
-def build(model: Model, normalise: bool = True, cut_deadline: float | None = None) -> Milp:
+def build(model: Model, normalise: bool = True, cut_deadline: float | None = None,
+          clock: BuildClock = NO_CLOCK) -> Milp:
     """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family). With
     ``normalise`` the objective is multiplied by ``weight_scale(model)`` (recorded as ``Milp.scale``; divide a
     solver's objective or bound by it); without, the costs are the weights themselves (``export``).
 
     The triangle rows are optional cuts, O(n^3) of them on a dense part: none is generated after ``cut_deadline``
     (``time.monotonic()`` seconds; see ``limited_triangles``), so a short time limit is not spent building them.
-    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added."""
-    b = _Builder(model, weight_scale(model) if normalise else 1.0)
+    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added.
+    ``clock`` (budget.BuildClock) raises ``BuildTimeout`` once its deadline passes mid-build."""
+    b = _Builder(model, weight_scale(model) if normalise else 1.0, clock)
     for t, p in enumerate(model.parts):
         xc = b.assignment(t, p)
         yc = b.soft_edges(t, p, xc)
@@ -139,8 +142,8 @@ class _Builder:
     """Columns and rows of one MILP, added part by part in a fixed order (the column and row order is the model's
     identity: exported files and solver runs depend on it)."""
 
-    def __init__(self, model: Model, sigma: float):
-        self.model, self.sigma = model, sigma
+    def __init__(self, model: Model, sigma: float, clock: BuildClock = NO_CLOCK):
+        self.model, self.sigma, self.clock = model, sigma, clock
         self.names: list[str] = []
         self.cost: list[float] = []
         self.lb: list[float] = []
@@ -174,6 +177,7 @@ class _Builder:
             cs = xc[i][xc[i] >= 0]
             rows.add(cs, np.ones(len(cs)), 1.0, 1.0, f"assign_{t}_{i}")
         for e, (a, b) in enumerate(zip(p.hard_u.tolist(), p.hard_v.tolist())):
+            self.clock.tick(2 * C)
             for c in range(C):
                 if xc[a, c] >= 0 and xc[b, c] >= 0:
                     rows.add([xc[a, c], xc[b, c]], [1, 1], -np.inf, 1.0, f"hard_{t}_{e}_{c}")
@@ -184,6 +188,7 @@ class _Builder:
         rows, inf = self.rows, np.inf
         yc = np.empty(len(p.soft_w), dtype=np.int64)
         for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
+            self.clock.tick(3 * p.cap)
             y = yc[e] = self.col(f"y_{t}_{e}", 0.0, 1.0, c=w * self.sigma)
             for c in range(p.cap):
                 xa, xb = xc[a, c], xc[b, c]
@@ -214,6 +219,7 @@ class _Builder:
         """Slot c >= 1 may hold node i only if slot c-1 holds an earlier node (colour-symmetry breaking)."""
         for c in range(1, p.cap):
             for i in range(c, p.n):
+                self.clock.tick(i - c + 2)
                 prev = [xc[j, c - 1] for j in range(c - 1, i) if xc[j, c - 1] >= 0]
                 self.rows.add([xc[i, c]] + prev, [1] + [-1] * len(prev), -np.inf, 0.0, f"order_{t}_{i}_{c}")
 
@@ -266,8 +272,6 @@ class _Builder:
                     self.x_cols, self.y_cols, self.z_cols, self.s_cols, model, self.sigma, optional, self.cuts)
 
 
-# any subset of the triangle rows is valid; past this many per part they cost more to build than they save
-MAX_TRIANGLES = 100_000
 # share of a sub-solve's time limit that generating the optional triangle rows may take (the solver needs the rest,
 # and its presolve, which HiGHS does not interrupt for the time limit, grows with them too)
 CUT_SHARE = 0.1

@@ -8,27 +8,34 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, spec_paths
+from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, spec_paths, torch_threads
 
 
 class TqdmProgress:
     """The ``progress`` callback of ``analyze``: a tqdm bar on stderr for the step running now, closed when the
     next step starts (bars left open stack up and fill logs with cursor-up escapes). No rate is shown: steps count
-    batches, passes or pairs, and a step reported all at once would show an absurd one. Nothing when disabled."""
+    batches, passes or pairs, and a step reported all at once would show an absurd one. Before the first bar, while
+    the spec loads (a message event), a ``Ticker`` shows the time going by. Nothing when disabled."""
 
     BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
 
     def __init__(self, enabled: bool, stream=None):
+        from .common import Ticker
         self.enabled = enabled
         self.stream = stream
         self.step: str | None = None
         self.bar = None
+        self.ticker = Ticker(enabled, stream=stream)
 
     def __call__(self, info: dict) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
+        if "message" in info:     # a line from the first second on (bad input found at once stays one line)
+            self.ticker.update(f"{info.get('step', 'analyze')}: {info['message']} ...")
+            return
+        self.ticker.stop()
         step = info.get("step", "")
         if step != self.step:
             self.close()
@@ -41,6 +48,7 @@ class TqdmProgress:
         self.bar.refresh()
 
     def close(self) -> None:
+        self.ticker.close()
         if self.bar is not None:
             self.bar.close()
         self.bar, self.step = None, None
@@ -48,6 +56,7 @@ class TqdmProgress:
 
 @cli.command("analyze")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write the instance here and the curvature sidecar beside it (<stem>.curvature.safetensors); "

@@ -41,3 +41,8 @@ def test_nothing_cites_design_notes_outside_the_repository():
     sources = [README, *DOCS, *sorted((ROOT / "geoshare_opt").rglob("*.py"))]
     offenders = [str(p.relative_to(ROOT)) for p in sources if "shared/design" in p.read_text(encoding="utf-8")]
     assert not offenders, f"cite formulations/ or docs/ instead of shared/design: {offenders}"
+
+
+def test_readme_shows_the_layer_diagram_of_the_architecture_document():
+    diagram = re.search(r"```\n(.*?)```", (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"), re.S)
+    assert diagram and diagram.group(1) in README.read_text(encoding="utf-8")

@@ -17,8 +17,11 @@ import os
 from .errors import InputError
 
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
+#: a larger GEOSHARE_MAX_INPUT_BYTES means no limit of ours (the operating system's read limit stays)
+MAX_READ_BYTES = 1 << 62
 MAX_JSON_INT_DIGITS = 100
 _HEAD = 1 << 16
+_CHUNK = 1 << 23
 
 
 def max_input_bytes() -> int:
@@ -32,7 +35,7 @@ def max_input_bytes() -> int:
         value = 0
     if value < 1:
         raise InputError(f"GEOSHARE_MAX_INPUT_BYTES must be a positive integer, got {raw[:40]!r}")
-    return value
+    return min(value, MAX_READ_BYTES)
 
 
 def read_input_bytes(path: str | os.PathLike, what: str, error: type[InputError] = InputError) -> bytes:
@@ -43,7 +46,7 @@ def read_input_bytes(path: str | os.PathLike, what: str, error: type[InputError]
             head = fh.read(min(limit + 1, _HEAD))
             if head and not head.strip(b"\x00"):
                 raise error(f"{path}: binary data (NUL bytes), not text ({what} file expected)")
-            rest = fh.read(limit + 1 - len(head)) if len(head) <= limit else b""
+            rest = _read_up_to(fh, limit + 1 - len(head)) if len(head) <= limit else b""
     except FileNotFoundError:
         raise error(f"{what} file not found: {path}") from None
     except IsADirectoryError:
@@ -56,6 +59,18 @@ def read_input_bytes(path: str | os.PathLike, what: str, error: type[InputError]
         raise error(f"{path}: larger than {limit} bytes, the limit for one input file "
                     "(set GEOSHARE_MAX_INPUT_BYTES to allow more)")
     return head + rest
+
+
+def _read_up_to(fh, n: int) -> bytes:
+    """At most ``n`` bytes, read in chunks: ``fh.read(n)`` allocates ``n`` bytes at once, whatever the file holds."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = fh.read(min(left, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 class _BadNumber(ValueError):

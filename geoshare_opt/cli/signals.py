@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 from .exits import INTERRUPTED, TERMINATED
@@ -20,9 +21,18 @@ from .exits import INTERRUPTED, TERMINATED
 #: a signal this long after the first one interrupts again (whatever is still running did not stop)
 FORCE_AFTER_S = 10.0
 
+#: while a stop waits for an import to complete, the signal is sent again this often to look once more
+RETRY_S = 0.05
+
 _received: list[tuple[int, float]] = []      # (signal, time.monotonic()) in order of arrival
 _finishing = False
 _installed: list[int] = []                   # signals whose handler is ours (command line only)
+_deferred: list[int] = []                    # a first signal not raised yet: it landed inside an import
+#: code a stop must not be raised in, found by file name anywhere on the stack: the import machinery (a library
+#: left half-imported cannot be imported again: numpy refuses, torch recurses; some libraries' import fallbacks
+#: swallow the exception) and numba's compiler (its ctypes callbacks print and drop the exception, and the command
+#: would run on as if nothing was asked)
+_NO_STOP_IN = ("<frozen importlib._bootstrap", f"{os.sep}numba{os.sep}", f"{os.sep}llvmlite{os.sep}")
 
 
 def install() -> dict:
@@ -30,6 +40,7 @@ def install() -> dict:
     Returns the previous handlers for ``restore``."""
     global _finishing
     _received.clear()
+    _deferred.clear()
     _finishing = False
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -51,12 +62,43 @@ def restore(previous: dict) -> None:
 
 def _handle(signum, frame) -> None:
     now = time.monotonic()
+    if _deferred and signum == _deferred[0] and _received and now - _received[0][1] < FORCE_AFTER_S:
+        _stop_or_defer(signum, frame)    # our own retry (or the same signal again) while the first one waits
+        return
     _received.append((signum, now))
     if _finishing:
         return
     if len(_received) > 1 and now - _received[0][1] < FORCE_AFTER_S:
         return   # already stopping: the stop of the first signal (and its clean-up or output) completes
+    _stop_or_defer(signum, frame)
+
+
+def _stop_or_defer(signum, frame) -> None:
+    """Raise the stop, unless the main thread is inside code that cannot take it (``_NO_STOP_IN``: an import, a
+    numba compilation), where the command would end in an internal error instead of its one line, or not stop at
+    all. The stop then waits for that code to return (at most ``FORCE_AFTER_S``), the signal being sent again every
+    ``RETRY_S``."""
+    if _finishing:
+        _deferred.clear()
+        return
+    if _must_not_stop_in(frame) and time.monotonic() - _received[0][1] < FORCE_AFTER_S:
+        if not _deferred:
+            _deferred.append(signum)
+        retry = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        retry.daemon = True
+        retry.start()
+        return
+    _deferred.clear()
     raise KeyboardInterrupt
+
+
+def _must_not_stop_in(frame) -> bool:
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if any(part in name for part in _NO_STOP_IN):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def finishing() -> None:

@@ -3,6 +3,7 @@ command so that the solver commands start fast."""
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -78,12 +79,21 @@ class TqdmProgress:
 def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_classes, rank, include, exclude, device,
                 dtype, seed, lanczos_steps, diag_method, no_first_order, sidecar, quiet, spec_options):
     """Turn the trained network of SPEC into an instance: SPEC is minilm, digits-mlp, file.py:make,
-    package.module:make or a Hugging Face model directory."""
+    package.module:make or a Hugging Face model directory.
+
+    \b
+    Started by torchrun (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set), each process takes its share of the
+    calibration batches and the curvature sums are all-reduced (gloo on the CPU, NCCL with --device cuda, one GPU
+    per process); rank 0 writes the files and stdout, the others stay silent. See docs/distributed.md."""
     from ..frontend import analyze
+    from ..frontend.parallel import launched
     from ..frontend.sidecar import sidecar_path
 
     if samples is not None and samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
+    distributed = launched()
+    if distributed and os.environ.get("RANK") != "0":
+        quiet = True
     progress = TqdmProgress(enabled=not quiet)
     try:
         inst = analyze(spec, estimator=estimator, mode=mode, ratio=ratio, max_classes=max_classes, rank=rank,
@@ -91,17 +101,22 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
                        exclude=list(exclude) or None, device=device, dtype=dtype, seed=seed,
                        lanczos_steps=lanczos_steps, diag_method=diag_method, first_order=not no_first_order,
                        progress=progress, out=output, spec_options=parse_spec_options(spec_options),
-                       sidecar=sidecar)
+                       sidecar=sidecar, distributed=distributed)
     finally:
         progress.close()
+    if distributed and os.environ.get("RANK") != "0":
+        return                     # rank 0 wrote the instance and the summary
     if output is None:
         emit(inst.dumps())
         return
     summary = {"instance": output, "curvature": str(sidecar_path(output)), "nodes": len(inst.nodes),
                "edges": len(inst.edges), "types": list(inst.types), "budget": inst.budget.to_dict(),
                "estimator": estimator, "mode": mode, "samples": inst.meta["samples"],
-               "spread": inst.meta["spread"], "time_s": round(inst.meta["time_s"], 3)}
+               "spread": inst.meta["spread"], "time_s": round(inst.meta["time_s"], 3),
+               **({"distributed": inst.meta["distributed"]} if "distributed" in inst.meta else {})}
     emit(json.dumps(summary))
     if not quiet:
+        ranks = inst.meta.get("distributed")
         err(f"analyze: {len(inst.nodes)} tensors in {len(inst.types)} types, {len(inst.edges)} pairs, "
-            f"{inst.meta['samples']} samples, {inst.meta['time_s']:.1f} s -> {output}")
+            f"{inst.meta['samples']} samples" + (f" on {ranks['world_size']} {ranks['backend']} processes"
+                                                 if ranks else "") + f", {inst.meta['time_s']:.1f} s -> {output}")

@@ -18,6 +18,7 @@ import torch
 from ..errors import InputError
 from ..instance import Instance
 from ..specs.base import BUILTIN, ModelSpec, as_spec, load_spec
+from . import parallel
 from .discovery import NodeInfo, discover, group_by_type
 from .estimators import diag as diag_est
 from .estimators import kfac as kfac_est
@@ -25,8 +26,7 @@ from .estimators import lanczos as lanczos_est
 from .estimators.common import Curvature, PassContext
 from .hooks import LinearCovariances
 from .pairs import basis_weights, first_order_layers, tie_weights
-from .runtime import (Calibration, evaluation, make_generator, resolve_device, resolve_dtype, translated_errors,
-                      working_model)
+from .runtime import Calibration, evaluation, resolve_device, resolve_dtype, translated_errors, working_model
 from .sidecar import fingerprint, write_with_sidecar
 
 ESTIMATORS = ("diag", "kfac", "lanczos")
@@ -137,6 +137,8 @@ def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
             hooks.new_batch()
             call_user(ctx.spec.loss, ctx.model, batch, what="loss")
             ctx.report("input covariances", i + 1, ctx.calib.n_batches)
+        ctx.report("input covariances", ctx.calib.n_batches, ctx.calib.n_batches)
+        hooks.sum_over(ctx.shard)
         return hooks.input_covariances()
 
 
@@ -165,7 +167,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
             seed: int = 0, lanczos_steps: int = lanczos_est.DEFAULT_STEPS, diag_method: str = "auto",
             first_order: bool = True, progress: Callable[[dict], None] | None = None, out=None,
             name: str | None = None, lanczos_graph_budget: int | None = None,
-            spec_options: dict | None = None, sidecar: str = "full", provenance: dict | None = None) -> Instance:
+            spec_options: dict | None = None, sidecar: str = "full", provenance: dict | None = None,
+            distributed: bool = False) -> Instance:
     """Turn a trained network into an instance (see the package docstring for every option).
 
     ``spec_or_model``: a ``ModelSpec``, a spec dict, a spec reference (``minilm``, ``file.py:make``, ...), or a
@@ -179,14 +182,14 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     ``sidecar``: ``"full"`` (curvature, covariances and a copy of the weights) or ``"diag"`` (no weight copy: enough
     for ``apply``, not for the true class cost). ``provenance``: for a spec the caller loaded by reference itself,
     ``{"spec": ref, "spec_options": {...}}`` recorded in ``meta.model`` so that later commands can load it again.
+    ``distributed``: this process is one rank of a torch.distributed job (``torchrun``; the caller's process group
+    when one is initialised, else one joined from the launcher's environment): it takes its share of the calibration
+    batches, the curvature sums are all-reduced, and only rank 0 writes ``out`` (every rank returns the instance).
+    ``meta.distributed`` records the world size and the backend (see ``frontend.parallel``).
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
-    if sidecar not in SIDECAR_CONTENTS:
-        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
-    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
-                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
-        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
+    _check_outputs(sidecar, lanczos_graph_budget)
     opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
     if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
         raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
@@ -198,43 +201,98 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
     nodes = discover(model, include, exclude)
+    shard = parallel.joined(parallel.rank_device(dev)) if distributed else parallel.SERIAL
+    dev = parallel.rank_device(dev) if shard.parallel else dev
     work = working_model(model, dev, dt)
     wparams = dict(work.named_parameters())
-    ctx = PassContext(model=work, spec=spec, calib=Calibration(spec, dev, dt, samples), nodes=nodes,
-                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt,
-                      generator=make_generator(dev, seed), progress=progress)
-    need_in_cov = mode == "basis"
+    ctx = PassContext(model=work, spec=spec, calib=Calibration(spec, dev, dt, samples, shard=shard), nodes=nodes,
+                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt, seed=seed,
+                      progress=progress)
     t0 = time.perf_counter()
     with evaluation(work):
-        curv = estimate_curvature(ctx, estimator, need_in_cov=need_in_cov, diag_method=diag_method,
+        curv = estimate_curvature(ctx, estimator, need_in_cov=mode == "basis", diag_method=diag_method,
                                   lanczos_steps=lanczos_steps, lanczos_graph_budget=lanczos_graph_budget)
     t1 = time.perf_counter()
     weights = {n.name: wparams[n.name].detach() for n in nodes}
+    edges, extra = pair_weights(nodes, weights, curv, mode, rank=rank, ratio=ratio, first_order=first_order)
+    t2 = time.perf_counter()
+    progress and progress({"step": "pair weights", "done": 1, "total": 1})
+    model_ref = {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes]),
+                 **({"spec_options": _jsonable(spec_options)} if spec_options else {})}
+    meta = _meta(curv, model_ref, estimator=estimator, mode=mode, seed=seed, dev=dev, dt=dt, ratio=ratio,
+                 max_classes=max_classes, timing={"curvature_s": t1 - t0, "pairs_s": t2 - t1}, extra=extra,
+                 lanczos_steps=lanczos_steps, first_order=first_order)
+    if shard.parallel:
+        meta["distributed"] = shard.describe()
+    node_dicts = [n.to_node_dict() for n in nodes]
+    budget = budget_for(nodes, mode, ratio, max_classes)
+
+    def build(side_file: str | None = None, side_sha: str | None = None) -> Instance:
+        m = dict(meta, time_s=time.perf_counter() - started)
+        if side_file is not None:
+            m["curvature"] = {"file": side_file, "sha256": side_sha}
+        return Instance.build(node_dicts, edges, name=name or f"{ref}-{estimator}-{mode}", meta=m, **budget)
+
+    if out is None:
+        return build()
+    return written_by_rank0(shard, out, lambda: sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+
+
+def written_by_rank0(shard: parallel.Shard, out, tensors: Callable[[], dict], build: Callable) -> Instance:
+    """Rank 0 writes the instance and its sidecar (``write_with_sidecar``); every rank returns once they are there,
+    the same instance, or fails with rank 0's reason (one rank's failure must not leave the others waiting)."""
+    if shard.rank != 0:
+        outcome = shard.gather(None)[0]
+        if outcome[0] == "failed":
+            raise InputError(f"rank 0 could not write {out}: {outcome[1]}")
+        return build(*outcome[1:])
+    try:
+        inst = write_with_sidecar(out, tensors(), build)
+    except BaseException as exc:
+        shard.gather(("failed", str(exc) or type(exc).__name__))
+        raise
+    shard.gather(("written", inst.meta["curvature"]["file"], inst.meta["curvature"]["sha256"]))
+    return inst
+
+
+def _check_outputs(sidecar: str, lanczos_graph_budget) -> None:
+    if sidecar not in SIDECAR_CONTENTS:
+        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
+    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
+                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
+        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
+
+
+def pair_weights(nodes: Sequence[NodeInfo], weights: dict[str, torch.Tensor], curv: Curvature, mode: str, *,
+                 rank: int | None, ratio: float | None, first_order: bool) -> tuple[list, dict]:
+    """The instance's edges ``(u, v, w)`` and what the mode adds to the metadata (kept first-order layers, basis
+    ranks); a weight that is not finite is bad input."""
     extra: dict[str, Any] = {}
-    kept = first_order_layers(nodes, curv, first_order) if mode == "tie" else []
-    with torch.no_grad(), translated_errors("pair weights", dev):
+    with torch.no_grad(), translated_errors("pair weights", next(iter(weights.values())).device):
         if mode == "tie":
             edges = tie_weights(nodes, weights, curv, first_order=first_order)
+            kept = first_order_layers(nodes, curv, first_order)
+            extra.update(first_order=bool(kept), first_order_layers=kept)
         else:
-            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
-            extra["basis_rank"] = ranks
+            edges, extra["basis_rank"] = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
+            extra.update(first_order=False, first_order_layers=[])
     bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
     if bad is not None:
         raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
-    t2 = time.perf_counter()
-    progress and progress({"step": "pair weights", "done": 1, "total": 1})
-    budget = budget_for(nodes, mode, ratio, max_classes)
+    return edges, extra
 
+
+def _meta(curv: Curvature, model_ref: dict, *, estimator, mode, seed, dev, dt, ratio, max_classes, timing, extra,
+          lanczos_steps, first_order) -> dict:
+    """The instance's provenance: what was analysed, how the curvature was estimated, and on what."""
     meta: dict[str, Any] = {
-        "model": {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes]),
-                  **({"spec_options": _jsonable(spec_options)} if spec_options else {})},
-        "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
+        "model": model_ref, "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
         "batches": curv.batches, "spread": curv.spread, "seed": seed, "device": str(dev),
-        "dtype": str(dt).replace("torch.", ""), "first_order": bool(kept), "first_order_layers": kept,
+        "dtype": str(dt).replace("torch.", ""), "first_order": extra.pop("first_order"),
+        "first_order_layers": extra.pop("first_order_layers"),
         "budget_from": ({"ratio": ratio} if ratio is not None else {})
         | ({"max_classes": max_classes} if max_classes is not None else {}),
-        "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
-        "versions": _versions(), **extra,
+        "timing": timing, "versions": _versions(), **extra,
     }
     if estimator == "lanczos":
         meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
@@ -246,18 +304,7 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
                                 for k, v in curv.stats["gradient_snr"].items()}
     if curv.stats.get("output_hessian"):
         meta["output_hessian"] = curv.stats["output_hessian"]
-    inst_name = name or f"{ref}-{estimator}-{mode}"
-    node_dicts = [n.to_node_dict() for n in nodes]
-
-    def build(side_file: str | None = None, side_sha: str | None = None) -> Instance:
-        m = dict(meta, time_s=time.perf_counter() - started)
-        if side_file is not None:
-            m["curvature"] = {"file": side_file, "sha256": side_sha}
-        return Instance.build(node_dicts, edges, name=inst_name, meta=m, **budget)
-
-    if out is None:
-        return build()
-    return write_with_sidecar(out, sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+    return meta
 
 
 def sidecar_tensors(curv: Curvature, weights: dict[str, torch.Tensor], mode: str, estimator: str,

@@ -95,6 +95,15 @@ class ClassCost:
             hw += self._hw[i]
         return ClassSums(h, hw, float(self._q[members].sum()), len(members))
 
+    def node_statistics(self, nodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per node (rows, in the order given): ``h``, ``h ⊙ w`` (flattened) and the scalar ``q``."""
+        nodes = [int(i) for i in nodes]
+        return (np.stack([self._h[i] for i in nodes]), np.stack([self._hw[i] for i in nodes]),
+                np.asarray(self._q[nodes], dtype=np.float64))
+
+    def tensor_size(self, node: int) -> int:
+        return len(self._h[int(node)])
+
     def add(self, s: ClassSums, i: int) -> ClassSums:
         return ClassSums(s.h + self._h[i], s.hw + self._hw[i], s.q + float(self._q[i]), s.size + 1)
 

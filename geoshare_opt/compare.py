@@ -7,6 +7,7 @@ any solver reported on that instance, so a row's objective can be judged against
 """
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -28,8 +29,9 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
     """Run each solver ``repeats`` times on each instance; return one row per run (see ``COLUMNS``).
 
     ``native`` maps a solver name to its native options. ``on_result(row, result)`` is called after every run
-    (progress reporting, saving the full results); ``registry`` defaults to the package's. Bad input (an unknown solver, an unreadable instance) raises
-    before anything runs.
+    (progress reporting, saving the full results); ``registry`` defaults to the package's. Bad input (an unknown
+    solver, an unreadable instance) raises before anything runs. A run interrupted by Ctrl-C ends the comparison:
+    the rows so far are returned, the last one with termination ``interrupted``.
     """
     if repeats < 1:
         from .errors import InputError
@@ -42,15 +44,18 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
     rows: list[dict] = []
     for label, inst in loaded:
         first = len(rows)
-        for name in solvers:
-            for r in range(repeats):
-                res = solve(inst, name, time_limit=time_limit, seed=seed + r, threads=threads,
-                            native=(native or {}).get(name), registry=registry)
-                row = row_of(label, name, r, seed + r, res)
-                rows.append(row)
-                if on_result is not None:
-                    on_result(row, res)
+        for name, r in itertools.product(solvers, range(repeats)):
+            res = solve(inst, name, time_limit=time_limit, seed=seed + r, threads=threads,
+                        native=(native or {}).get(name), registry=registry)
+            row = row_of(label, name, r, seed + r, res)
+            rows.append(row)
+            if on_result is not None:
+                on_result(row, res)
+            if res.termination == "interrupted":
+                break
         mark_best(rows[first:])
+        if rows and rows[-1]["termination"] == "interrupted":
+            break       # Ctrl-C stops the comparison, not just the run it landed in
     return rows
 
 

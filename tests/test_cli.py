@@ -178,7 +178,10 @@ def test_exit_codes_by_outcome(monkeypatch, instance_file, behaviour, code, term
     monkeypatch.setitem(default_registry._entries, "scripted", Scripted)
     res = run("solve", instance_file, "--solver", "scripted")
     assert res.exit_code == code, res.stderr
-    assert json.loads(res.stdout)["termination"] == termination  # the result is written in every case
+    if code == 130:      # stopped with nothing found: no result at all (docs/cli.md, exit codes)
+        assert res.stdout == ""
+    else:
+        assert json.loads(res.stdout)["termination"] == termination  # a result is written in every other case
 
 
 def test_infeasible_budget_exit_3(tmp_path):
@@ -239,12 +242,12 @@ def test_ctrl_c_keeps_the_incumbent(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, errs = proc.communicate(timeout=60)
     assert "Traceback" not in errs
+    if proc.returncode == 130:       # stopped before any assignment: nothing written
+        assert out == ""
+        return
     payload = json.loads(out)
-    if payload["status"] == "feasible":
-        assert proc.returncode == 0 and payload["termination"] in ("interrupted", "completed")
-        assert payload["wall_time_s"] < 30
-    else:
-        assert proc.returncode == 130 and payload["termination"] == "interrupted"
+    assert proc.returncode == 0 and payload["status"] == "feasible"
+    assert payload["termination"] in ("interrupted", "completed") and payload["wall_time_s"] < 30
 
 
 # ---------------------------------------------------------------------- compare

@@ -1,18 +1,44 @@
 """The ``geoshare-opt`` command line. stdout carries only the machine-readable payload; people read stderr.
 
 Each command group lives in its own module and registers itself on ``cli``; heavy libraries (torch, solvers) are
-imported inside the commands so that ``geoshare-opt solve`` starts fast.
+imported inside the commands so that ``geoshare-opt solve`` starts fast. ``main`` installs the signal handlers
+(``signals``) before importing anything else, so that Ctrl-C or SIGTERM at any moment ends in one line.
 """
 from __future__ import annotations
 
-import importlib
+COMMAND_MODULES = ("solve", "inspect", "analyze", "backend", "recover", "sweep", "models")
 
-from .app import cli, main  # noqa: F401
 
-# command modules (each adds its commands to ``cli`` on import)
-for _mod in ("solve", "inspect", "analyze", "backend", "recover", "sweep", "models"):
+def load():
+    """The click group with every command registered."""
+    import importlib
+
+    from .app import cli as group
+    for mod in COMMAND_MODULES:  # each adds its commands to the group on import
+        try:
+            importlib.import_module(f".{mod}", __name__)
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name != f"{__name__}.{mod}":
+                raise
+    return group
+
+
+def main(argv=None):
+    from . import signals
+    previous = signals.install()
     try:
-        importlib.import_module(f".{_mod}", __name__)
-    except ModuleNotFoundError as exc:  # a command module not written yet
-        if exc.name != f"{__name__}.{_mod}":
-            raise
+        try:
+            group = load()
+        except KeyboardInterrupt:
+            signals.exit_stopped("during start-up")
+        # click's own usage errors exit 2, which is our bad-input code too
+        return group.main(args=argv, prog_name="geoshare-opt")
+    finally:
+        if argv is not None:       # called inside a longer-lived process: its handlers come back. As the
+            signals.restore(previous)   # command itself, ours stay until the very exit, ignoring late signals
+
+
+def __getattr__(name):
+    if name == "cli":
+        return load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ import traceback
 import click
 
 from ..errors import InputError
-from . import exits
+from . import exits, signals
 
 
 def err(msg: str) -> None:
@@ -18,13 +18,21 @@ def err(msg: str) -> None:
 
 
 def emit(payload: str) -> None:
-    """The machine-readable payload (stdout), written in one piece."""
+    """The machine-readable payload (stdout), written in one piece: a signal from here on is ignored."""
+    signals.finishing()
     sys.stdout.write(payload if payload.endswith("\n") else payload + "\n")
     sys.stdout.flush()
 
 
 class GeoshareGroup(click.Group):
-    """Maps exceptions to exit codes; bad input never shows a traceback."""
+    """Maps exceptions to exit codes; bad input never shows a traceback; a stop by Ctrl-C or SIGTERM (``signals``)
+    ends in one line and exit 130 / 143, while the arguments are parsed as much as while a command runs."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            signals.exit_stopped()
 
     def invoke(self, ctx):
         try:
@@ -36,12 +44,8 @@ class GeoshareGroup(click.Group):
             raise
         except click.ClickException:
             raise
-        except click.exceptions.Abort:
-            err("interrupted")
-            sys.exit(exits.INTERRUPTED)
-        except KeyboardInterrupt:
-            err("interrupted")
-            sys.exit(exits.INTERRUPTED)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            signals.exit_stopped()
         except SystemExit:
             raise
         except BrokenPipeError:
@@ -60,8 +64,3 @@ class GeoshareGroup(click.Group):
 @click.version_option(package_name="geoshare-opt")
 def cli():
     """geoshare-opt: choose which layers of a network share storage by optimisation."""
-
-
-def main(argv=None):
-    # click's own usage errors exit 2, which is our bad-input code too
-    return cli.main(args=argv, prog_name="geoshare-opt")

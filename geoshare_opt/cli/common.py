@@ -188,8 +188,11 @@ def check_writable(path: str | None) -> None:
 
 
 def write_output(path: str, text: str) -> None:
-    """Write a payload file atomically; an unwritable place is the user's input error, not a crash."""
+    """Write a payload file atomically; an unwritable place is the user's input error, not a crash. A signal from
+    here on is ignored: the output is completed."""
     from ..atomic import write_text_atomic
+    from . import signals
+    signals.finishing()
     try:
         write_text_atomic(path, text)
     except OSError as exc:

@@ -6,19 +6,17 @@ import sys
 
 import click
 
-from . import exits
+from . import exits, signals
 from .app import cli, emit, err
 from .common import (ProgressLine, format_table, parse_native, rows_to_csv, rows_to_json, solver_options,
                      summary_line, check_writable, write_output)
 
 
 def exit_code(result) -> int:
-    """0 with a feasible assignment; otherwise 130 after Ctrl-C, 1 after a backend error, 3 when none exists or
-    none was found."""
+    """0 with a feasible assignment; otherwise 1 after a backend error, 3 when none exists or none was found (a
+    stop by Ctrl-C / SIGTERM with nothing found writes no result: ``signals.exit_stopped``)."""
     if result.feasible:
         return exits.OK
-    if result.termination == "interrupted":
-        return exits.INTERRUPTED
     if result.termination == "error":
         return exits.INTERNAL
     return exits.NO_SOLUTION
@@ -40,9 +38,9 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
 
     \b
     stdout: the result (geoshare-result v1) unless -o is given; stderr: progress and a one-line summary.
-    Exit codes: 0 a feasible assignment is held (optimal or not, also after a time limit or Ctrl-C);
-    3 no feasible assignment (infeasibility proven or none found); 2 bad input; 130 Ctrl-C with nothing held;
-    1 internal or backend error.
+    Exit codes: 0 a feasible assignment is written (optimal or not, also after a time limit, Ctrl-C or SIGTERM:
+    its termination says which); 3 no feasible assignment (infeasibility proven or none found); 2 bad input;
+    130 (Ctrl-C) / 143 (SIGTERM) stopped with nothing found: no result is written; 1 internal or backend error.
     """
     from ..api import solve
     from ..instance import Instance
@@ -65,6 +63,9 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
                        verbose=verbose, native=native, log=log, progress=progress)
     finally:
         progress.close()
+    if result.termination == "interrupted" and not result.feasible:
+        signals.exit_stopped("no assignment was found before the stop; nothing written")
+    signals.finishing()      # the answer is in hand: a second Ctrl-C must not cut its output short
     result.instance_path = os.path.abspath(instance)  # lets `validate` find the instance later
     payload = result.dumps()
     if cc is not None and result.feasible:
@@ -105,8 +106,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
 
     \b
     stdout: the rows as JSON (or CSV with --csv -); stderr: a progress line per run and the table, where '*'
-    marks the best objective on each instance. Files are written atomically. Exit 0 when every run finished
-    (whatever it found), 2 on bad input.
+    marks the best objective on each instance. Files are written atomically. Exit 0 when the rows were written
+    (whatever each run found; Ctrl-C or SIGTERM ends the comparison after the run it stopped, whose row says
+    "interrupted"), 2 on bad input.
     """
     from ..compare import COLUMNS, compare
     from ..errors import InputError
@@ -141,6 +143,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     check_writable(json_out)
     rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
                    native=per_solver, on_result=report)
+    signals.finishing()
+    if rows and rows[-1]["termination"] == "interrupted":
+        err(f"{signals.stop_message()}: the comparison stopped after {len(rows)} run(s); writing those rows")
     if not quiet:
         cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
         cols += ["true_cost"] if true_cost else []

@@ -175,6 +175,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         prm.catch_sigint_signal = False  # Ctrl-C is handled by run_interruptible (CP-SAT's own handler hides it)
         prm.random_seed = options.seed
         prm.log_search_progress = options.verbose > 1
+        prm.log_to_stdout = False        # stdout carries the result: the log reaches stderr through ctx.log
         # the LP relaxation with every clause linearised is what proves dense signed instances (measured on the
         # benchmark's single-type n=20, k=4 instance with triangle rows: level 1 no proof in 60 s, level 2 in 6 s);
         # native options can override it

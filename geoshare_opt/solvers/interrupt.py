@@ -7,11 +7,11 @@ caller, which then reports ``interrupted`` with the incumbent instead of trustin
 """
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from typing import Callable
+
+from ..processes import child_processes, terminate_children, terminate_new_children  # noqa: F401
 
 
 #: seconds to wait for a solver to honour a stop request before returning without it (a daemon thread then lets
@@ -55,34 +55,3 @@ def run_interruptible(target: Callable[[], object], stop: Callable[[], object], 
     if failure:
         raise failure[0]
     return False
-
-
-def child_processes() -> set[int]:
-    """Process ids whose parent is this process (Linux /proc; empty elsewhere)."""
-    me = os.getpid()
-    out = set()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return out
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()  # the name may contain spaces: parse after its ")"
-        if len(fields) > 1 and fields[1] == str(me):
-            out.add(int(entry))
-    return out
-
-
-def terminate_new_children(before: set[int]) -> None:
-    """Stop the solver subprocesses started since ``before`` was taken (e.g. the CBC that PuLP launched)."""
-    for pid in child_processes() - before:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass

@@ -9,6 +9,8 @@ from the highspy model PuLP keeps.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import warnings
 
 import numpy as np
@@ -182,6 +184,9 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
 
             watchdog = threading.Thread(target=watch, name="geoshare-pulp-watchdog", daemon=True)
             watchdog.start()
+        # PuLP's model and solution files go to a directory of our own, removed whatever happens: PuLP deletes
+        # them only after a solve that returns normally, not after a kill at the limit, Ctrl-C or SIGTERM
+        solver.tmpDir = tempfile.mkdtemp(prefix="geoshare-pulp-")
         try:
             with stdout_to_stderr():  # CBC's log (msg=True) and highspy's banner must not reach stdout
                 # PuLP has no stop call: a Ctrl-C terminates the solver process it started (CBC); an in-process
@@ -191,6 +196,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
             solve_ended.set()
             if watchdog is not None:
                 watchdog.join()  # a watchdog still running would stop the next sub-solve's CBC
+            shutil.rmtree(solver.tmpDir, ignore_errors=True)
         if timed_out.is_set() and not interrupted:  # the solver was killed at its limit: nothing to read back
             stats = {"pulp_solver": solver.name, "pulp_status": "killed at time limit", **built}
             return ModelAnswer("unknown", None, -INF, stats)

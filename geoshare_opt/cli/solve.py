@@ -8,8 +8,8 @@ import click
 
 from . import exits, signals
 from .app import cli, emit, err
-from .common import (ProgressLine, format_table, parse_native, rows_to_csv, rows_to_json, solver_options,
-                     summary_line, check_writable, write_output)
+from .common import (JobsProgress, ProgressLine, check_writable, cluster_from, cluster_options, format_table,
+                     parse_native, rows_to_csv, rows_to_json, solver_options, summary_line, write_output)
 
 
 def exit_code(result) -> int:
@@ -100,15 +100,22 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
 @click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add a true_cost column (the true class cost of each colouring, from each instance's sidecar).")
+@cluster_options
 def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, csv_out, json_out, quiet,
-                true_cost):
+                true_cost, workers, scheduler):
     """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
 
     \b
     stdout: the rows as JSON (or CSV with --csv -); stderr: a progress line per run and the table, where '*'
     marks the best objective on each instance. Files are written atomically. Exit 0 when the rows were written
     (whatever each run found; Ctrl-C or SIGTERM ends the comparison after the run it stopped, whose row says
-    "interrupted"), 2 on bad input.
+    "interrupted"), 2 on bad input (also an unreachable --scheduler).
+
+    \b
+    --workers N / --scheduler ADDRESS run each (instance, solver, repeat) as a Dask task: the rows are those of
+    the serial run (seeded single-thread backends), a progress bar counts the runs as they finish, a worker that
+    dies costs only its task's rerun, and Ctrl-C / SIGTERM cancels the runs left, closes the local cluster and
+    writes the finished rows (the cancelled ones say "interrupted").
     """
     from ..compare import COLUMNS, compare
     from ..errors import InputError
@@ -133,19 +140,30 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         if len(costs) < len(set(instances)):   # rows name instances by file name
             raise InputError("--true-cost: two instances share a file name; rename one")
 
+    bar = JobsProgress("run", enabled=not quiet)
+    cluster = cluster_from(workers, scheduler, bar)
+
     def report(row, res):
         if true_cost:
             row["true_cost"] = costs[row["instance"]](res.assignment) if res.feasible else None
-        if not quiet:
-            err(f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}")
+        line = f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}"
+        if cluster is not None:
+            bar.done(line)
+        elif not quiet:
+            err(line)
 
     check_writable(csv_out)
     check_writable(json_out)
-    rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
-                   native=per_solver, on_result=report)
+    try:
+        rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
+                       native=per_solver, on_result=report, cluster=cluster)
+    finally:
+        bar.close()
     signals.finishing()
-    if rows and rows[-1]["termination"] == "interrupted":
-        err(f"{signals.stop_message()}: the comparison stopped after {len(rows)} run(s); writing those rows")
+    stopped = sum(r["termination"] == "interrupted" for r in rows)
+    if stopped:
+        err(f"{signals.stop_message()}: the comparison stopped ({len(rows) - stopped} run(s) finished, {stopped} "
+            "interrupted); writing those rows")
     if not quiet:
         cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
         cols += ["true_cost"] if true_cost else []

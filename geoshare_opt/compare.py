@@ -40,9 +40,12 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
     comparison: the rows so far are returned, the last one with termination ``interrupted`` (on Dask, one such row
     for every job cut short).
     """
+    from .errors import InputError
+    from .options import MAX_SEED, check_seed
     if repeats < 1:
-        from .errors import InputError
         raise InputError(f"repeats must be at least 1, got {repeats}")
+    if check_seed(seed) + repeats - 1 > MAX_SEED:
+        raise InputError(f"seed {seed} + {repeats - 1} (repeat r uses seed + r) exceeds {MAX_SEED} (2**31-1)")
     loaded = [(_label(src, i), as_instance(src)) for i, src in enumerate(instances)]
     from .solvers import default_registry
     for name in solvers:  # fail fast on an unknown or unavailable solver

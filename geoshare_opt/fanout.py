@@ -30,8 +30,8 @@ LOCAL_CONFIG = {
     # one task per worker thread at a time: a worker's death then counts against the task it was running only, not
     # against tasks merely queued there (which a second death would otherwise give up as well)
     "distributed.scheduler.worker-saturation": 1.0,
-    # the statistical profiler samples the task thread every 10 ms; on a CP-SAT run it cost 10-15 % more CPU and
-    # about a third more wall time (benchmarks/distributed/README.md)
+    # the statistical profiler samples the task thread every 10 ms: a CP-SAT run took 13 % more CPU in a worker
+    # with it, 6 % without (benchmarks/distributed/README.md, worker overhead)
     "distributed.worker.profile.enabled": False,
 }
 

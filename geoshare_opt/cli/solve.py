@@ -152,12 +152,7 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     names = [s.strip() for s in solvers.split(",") if s.strip()]
     if not names:
         raise InputError("--solvers needs at least one solver name")
-    per_solver: dict[str, dict] = {}
-    for item in native:
-        name, sep, pair = item.partition(":")
-        if not sep or name not in names:
-            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
-        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    per_solver = native_per_solver(native, names)
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
     refuse_overwriting_inputs(csv_out, instances, "--csv")
@@ -197,12 +192,7 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         err(f"{signals.stop_message()}: the comparison stopped ({len(rows) - stopped} run(s) finished, {stopped} "
             "interrupted); writing those rows")
     if not quiet:
-        cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
-        cols += ["true_cost"] if true_cost else []
-        shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
-                 for r in rows]
-        err(format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
-                                       "termination", "best"] + (["true cost"] if true_cost else [])))
+        err(rows_table(rows, true_cost))
     columns = list(COLUMNS) + (["true_cost"] if true_cost else [])
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(rows, columns))
@@ -212,3 +202,26 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         emit(rows_to_csv(rows, columns))
     elif json_out in (None, "-"):
         emit_rows(rows_to_json(rows), json_out == "-", not quiet, "or write them with --json FILE")
+
+
+def native_per_solver(native, names: list[str]) -> dict[str, dict]:
+    """``--native SOLVER:KEY=VALUE`` items -> native options by solver."""
+    from ..errors import InputError
+
+    per_solver: dict[str, dict] = {}
+    for item in native:
+        name, sep, pair = item.partition(":")
+        if not sep or name not in names:
+            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
+        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    return per_solver
+
+
+def rows_table(rows: list[dict], true_cost: bool) -> str:
+    """The comparison as a table for people ('*' marks the best objective on each instance)."""
+    cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
+    cols += ["true_cost"] if true_cost else []
+    shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
+             for r in rows]
+    return format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
+                                      "termination", "best"] + (["true cost"] if true_cost else []))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import platform
 import time
 from typing import Any, Callable, Sequence
 
@@ -17,7 +16,10 @@ import torch
 
 from ..errors import InputError
 from ..instance import Instance, params_for_ratio
-from ..specs.base import BUILTIN, ModelSpec, as_spec, load_spec
+from ..options import check_ratio
+from ..provenance import versions
+from ..specs.base import ModelSpec, as_spec
+from ..specs.load import BUILTIN, load_callable, load_spec
 from . import parallel
 from .discovery import NodeInfo, discover, group_by_type
 from .estimators import diag as diag_est
@@ -61,8 +63,7 @@ def builtin_options(ref: str, samples: int | None, seq_len: int | None) -> dict:
         if seq_len is not None:
             raise InputError("--seq-len applies to built-in text specs only (minilm); a user spec sets its own data")
         return {}
-    from ..specs.base import _load_callable
-    params = inspect.signature(_load_callable(BUILTIN[ref])).parameters
+    params = inspect.signature(load_callable(BUILTIN[ref])).parameters
     opts = {}
     if samples is not None and "n_calib" in params:
         opts["n_calib"] = samples
@@ -78,8 +79,8 @@ def _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_s
         raise InputError(f"estimator {estimator!r}: use one of {', '.join(ESTIMATORS)}")
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: use one of {', '.join(MODES)}")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
-        raise InputError(f"ratio must be a number strictly between 0 and 1, got {ratio!r}")
+    if ratio is not None:
+        check_ratio(ratio)
     if max_classes is not None and (not isinstance(max_classes, int) or isinstance(max_classes, bool)
                                     or max_classes < 1):
         raise InputError(f"max_classes must be a positive integer, got {max_classes!r}")
@@ -114,14 +115,6 @@ def budget_for(nodes: Sequence[NodeInfo], mode: str, ratio: float | None, max_cl
         need = sum(max(nodes[i].params for i in idx) for idx in types.values())
         out["max_params"] = params_for_ratio(total, need, ratio)
     return out
-
-
-def _versions() -> dict:
-    import numpy
-
-    from .. import __version__
-    return {"torch": torch.__version__, "numpy": numpy.__version__, "geoshare-opt": __version__,
-            "python": platform.python_version()}
 
 
 def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
@@ -181,20 +174,13 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     ``distributed``: this process is one rank of a torch.distributed job (``torchrun``; the caller's process group
     when one is initialised, else one joined from the launcher's environment): it takes its share of the calibration
     batches, the curvature sums are all-reduced, and only rank 0 writes ``out`` (every rank returns the instance).
-    ``meta.distributed`` records the world size and the backend (see ``frontend.parallel``).
+    ``meta.distributed`` records the world size and the backend (see ``frontend.parallel``, docs/distributed.md).
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
     _check_outputs(sidecar, lanczos_graph_budget)
-    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
-    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
-        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
-    opts.update(spec_options or {})
-    if progress is not None and isinstance(spec_or_model, str):    # a large model can take minutes to load
-        progress({"step": "load", "message": f"loading {spec_or_model}"})
-    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
-    if provenance:
-        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
+    spec, ref, spec_options = _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance,
+                                           progress)
     model = spec.model
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
@@ -204,26 +190,33 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     work = working_model(model, dev, dt)
     wparams = dict(work.named_parameters())
     ctx = PassContext(model=work, spec=spec, calib=Calibration(spec, dev, dt, samples, shard=shard), nodes=nodes,
-                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt, seed=seed,
-                      progress=progress)
+                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt, seed=seed, progress=progress)
     t0 = time.perf_counter()
     with evaluation(work):
         curv = estimate_curvature(ctx, estimator, need_in_cov=mode == "basis", diag_method=diag_method,
                                   lanczos_steps=lanczos_steps, lanczos_graph_budget=lanczos_graph_budget)
     t1 = time.perf_counter()
     weights = {n.name: wparams[n.name].detach() for n in nodes}
-    edges, extra = pair_weights(nodes, weights, curv, mode, rank=rank, ratio=ratio, first_order=first_order)
+    kept = first_order_layers(nodes, curv, first_order) if mode == "tie" else []
+    edges, extra = _pair_weights(nodes, weights, curv, mode, rank, ratio, first_order, dev)
     t2 = time.perf_counter()
     progress and progress({"step": "pair weights", "done": 1, "total": 1})
-    model_ref = {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes]),
-                 **({"spec_options": _jsonable(spec_options)} if spec_options else {})}
-    meta = _meta(curv, model_ref, estimator=estimator, mode=mode, seed=seed, dev=dev, dt=dt, ratio=ratio,
-                 max_classes=max_classes, timing={"curvature_s": t1 - t0, "pairs_s": t2 - t1}, extra=extra,
-                 lanczos_steps=lanczos_steps, first_order=first_order)
-    if shard.parallel:
-        meta["distributed"] = shard.describe()
-    node_dicts = [n.to_node_dict() for n in nodes]
     budget = budget_for(nodes, mode, ratio, max_classes)
+
+    meta: dict[str, Any] = {
+        "model": {"spec": ref, "fingerprint": fingerprint(model, [n.name for n in nodes]),
+                  **({"spec_options": _jsonable(spec_options)} if spec_options else {})},
+        "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
+        "batches": curv.batches, "spread": curv.spread, "seed": seed, "device": str(dev),
+        "dtype": str(dt).replace("torch.", ""), "first_order": bool(kept), "first_order_layers": kept,
+        "budget_from": ({"ratio": ratio} if ratio is not None else {})
+        | ({"max_classes": max_classes} if max_classes is not None else {}),
+        "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
+        "versions": versions("torch"), **extra,
+        **_estimator_meta(curv, estimator, mode, first_order, lanczos_steps),
+        **({"distributed": shard.describe()} if shard.parallel else {}),
+    }
+    node_dicts = [n.to_node_dict() for n in nodes]
 
     def build(side_file: str | None = None, side_sha: str | None = None) -> Instance:
         m = dict(meta, time_s=time.perf_counter() - started)
@@ -261,37 +254,39 @@ def _check_outputs(sidecar: str, lanczos_graph_budget) -> None:
         raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
 
 
-def pair_weights(nodes: Sequence[NodeInfo], weights: dict[str, torch.Tensor], curv: Curvature, mode: str, *,
-                 rank: int | None, ratio: float | None, first_order: bool) -> tuple[list, dict]:
-    """The instance's edges ``(u, v, w)`` and what the mode adds to the metadata (kept first-order layers, basis
-    ranks); a weight that is not finite is bad input."""
+def _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance, progress):
+    """(spec, the reference recorded in ``meta.model``, the spec options recorded with it)."""
+    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
+    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
+        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
+    opts.update(spec_options or {})
+    if progress is not None and isinstance(spec_or_model, str):    # a large model can take minutes to load
+        progress({"step": "load", "message": f"loading {spec_or_model}"})
+    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
+    if provenance:
+        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
+    return spec, ref, spec_options
+
+
+def _pair_weights(nodes, weights, curv: Curvature, mode: str, rank, ratio, first_order: bool, dev):
+    """The instance's edges (tie: curvature-weighted merge cost; basis: shared-basis error) and what the mode adds
+    to ``meta`` (basis: the rank per type); InputError on a weight that is not finite."""
     extra: dict[str, Any] = {}
-    with torch.no_grad(), translated_errors("pair weights", next(iter(weights.values())).device):
+    with torch.no_grad(), translated_errors("pair weights", dev):
         if mode == "tie":
             edges = tie_weights(nodes, weights, curv, first_order=first_order)
-            kept = first_order_layers(nodes, curv, first_order)
-            extra.update(first_order=bool(kept), first_order_layers=kept)
         else:
-            edges, extra["basis_rank"] = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
-            extra.update(first_order=False, first_order_layers=[])
+            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
+            extra["basis_rank"] = ranks
     bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
     if bad is not None:
         raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
     return edges, extra
 
 
-def _meta(curv: Curvature, model_ref: dict, *, estimator, mode, seed, dev, dt, ratio, max_classes, timing, extra,
-          lanczos_steps, first_order) -> dict:
-    """The instance's provenance: what was analysed, how the curvature was estimated, and on what."""
-    meta: dict[str, Any] = {
-        "model": model_ref, "estimator": estimator, "method": curv.method, "mode": mode, "samples": curv.samples,
-        "batches": curv.batches, "spread": curv.spread, "seed": seed, "device": str(dev),
-        "dtype": str(dt).replace("torch.", ""), "first_order": extra.pop("first_order"),
-        "first_order_layers": extra.pop("first_order_layers"),
-        "budget_from": ({"ratio": ratio} if ratio is not None else {})
-        | ({"max_classes": max_classes} if max_classes is not None else {}),
-        "timing": timing, "versions": _versions(), **extra,
-    }
+def _estimator_meta(curv: Curvature, estimator: str, mode: str, first_order: bool, lanczos_steps: int) -> dict:
+    """What the estimator measured beyond the curvature itself, for ``meta``."""
+    meta: dict[str, Any] = {}
     if estimator == "lanczos":
         meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
                            "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"],

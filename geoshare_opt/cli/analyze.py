@@ -104,7 +104,6 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
     per process); rank 0 writes the files and stdout, the others stay silent. See docs/distributed.md."""
     from ..frontend import analyze
     from ..frontend.parallel import launched
-    from ..frontend.sidecar import sidecar_path
 
     if samples is not None and samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
@@ -123,20 +122,28 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
         progress.close()
     if distributed and os.environ.get("RANK") != "0":
         return                     # rank 0 wrote the instance and the summary
+    report(inst, output, quiet)
+
+
+def report(inst, output: str | None, quiet: bool) -> None:
+    """The instance on stdout, or (with ``-o``) a JSON summary on stdout and a line for people on stderr."""
+    from ..frontend.sidecar import sidecar_path
+
     if inst.budget_is_slack and not quiet:
         err(f"note: no --ratio or --max-classes: {SLACK_NOTE} here or at solve time (solve --ratio R / "
             "--max-classes K), or see every budget at once with `geoshare-opt sweep`")
     if output is None:
         emit(inst.dumps())
         return
+    meta = inst.meta
     summary = {"instance": output, "curvature": str(sidecar_path(output)), "nodes": len(inst.nodes),
                "edges": len(inst.edges), "types": list(inst.types), "budget": inst.budget.to_dict(),
-               "estimator": estimator, "mode": mode, "samples": inst.meta["samples"],
-               "spread": inst.meta["spread"], "time_s": round(inst.meta["time_s"], 3),
-               **({"distributed": inst.meta["distributed"]} if "distributed" in inst.meta else {})}
+               "estimator": meta["estimator"], "mode": meta["mode"], "samples": meta["samples"],
+               "spread": meta["spread"], "time_s": round(meta["time_s"], 3),
+               **({"distributed": meta["distributed"]} if "distributed" in meta else {})}
     emit(json.dumps(summary))
     if not quiet:
-        ranks = inst.meta.get("distributed")
+        ranks = meta.get("distributed")
         err(f"analyze: {len(inst.nodes)} tensors in {len(inst.types)} types, {len(inst.edges)} pairs, "
-            f"{inst.meta['samples']} samples" + (f" on {ranks['world_size']} {ranks['backend']} processes"
-                                                 if ranks else "") + f", {inst.meta['time_s']:.1f} s -> {output}")
+            f"{meta['samples']} samples" + (f" on {ranks['world_size']} {ranks['backend']} processes" if ranks else "")
+            + f", {meta['time_s']:.1f} s -> {output}")

@@ -151,11 +151,7 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if not names:
         raise InputError("--solvers needs at least one solver name")
     per_solver = _native_per_solver(native, names)
-    if csv_out == "-" and json_out == "-":
-        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
-    refuse_overwriting_inputs(csv_out, instances, "--csv")
-    refuse_overwriting_inputs(json_out, instances, "--json")
-    refuse_overwriting_inputs(json_out, [csv_out], "--json")
+    _check_row_outputs(csv_out, json_out, instances)
 
     costs = _class_costs(instances) if true_cost else {}   # every sidecar checked before anything runs
 
@@ -171,8 +167,6 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         elif not quiet:
             err(line)
 
-    check_writable(csv_out)
-    check_writable(json_out)
     try:
         rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
                        native=per_solver, on_result=report, cluster=cluster)
@@ -185,7 +179,23 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
             "interrupted); writing those rows")
     if not quiet:
         err(_compare_table(rows, true_cost))
-    columns = list(COLUMNS) + (["true_cost"] if true_cost else [])
+    _write_rows(rows, list(COLUMNS) + (["true_cost"] if true_cost else []), csv_out, json_out, quiet)
+
+
+def _check_row_outputs(csv_out: str | None, json_out: str | None, instances) -> None:
+    """Refuse, before any run, outputs that clash or cannot be written."""
+    from ..errors import InputError
+
+    if csv_out == "-" and json_out == "-":
+        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+    refuse_overwriting_inputs(csv_out, instances, "--csv")
+    refuse_overwriting_inputs(json_out, instances, "--json")
+    refuse_overwriting_inputs(json_out, [csv_out], "--json")
+    check_writable(csv_out)
+    check_writable(json_out)
+
+
+def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_out: str | None, quiet: bool) -> None:
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(rows, columns))
     if json_out and json_out != "-":

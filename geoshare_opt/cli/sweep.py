@@ -62,10 +62,11 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     """
     from ..errors import InputError
     from ..instance import Instance
+    from ..options import MAX_SEED
 
     _check_outputs(instance, csv_out, json_out, plot_out)
-    if random_seeds < 1:
-        raise InputError(f"--random-seeds must be at least 1, got {random_seeds}")
+    if not 1 <= random_seeds <= MAX_SEED + 1:
+        raise InputError(f"--random-seeds must lie in 1..{MAX_SEED + 1} (seeds 0..2**31-1), got {random_seeds}")
     kinds = _heuristic_kinds(heuristics, plot_out)
     inst = Instance.load(instance)
     cc = None

@@ -1,7 +1,7 @@
 """``analyze`` on 2 gloo processes (torchrun) against one process, on the same calibration, side by side in one run.
 
     python benchmarks/distributed/run_analyze.py                 # both workloads, 3 rounds (a few minutes idle)
-    python benchmarks/distributed/run_analyze.py --workloads lanczos-depth8 --rounds 5
+    python benchmarks/distributed/run_analyze.py --workloads lanczos-wide --rounds 5
 
 Each round runs every configuration once, in turn, on every workload (so load drifts hit them alike): the command
 ``geoshare-opt analyze`` as one process with 1 and with 2 threads, and under ``torchrun --standalone
@@ -27,8 +27,9 @@ from pathlib import Path
 from geoshare_opt import Instance
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = {
-    "lanczos-depth8": ["digits-mlp", "--spec-option", "depth=8", "--estimator", "lanczos", "--lanczos-steps", "30"],
+WORKLOADS = {     # a curvature pass that dominates the command, and one that start-up dominates
+    "lanczos-wide": ["digits-mlp", "--spec-option", "depth=8", "--spec-option", "hidden=256", "--estimator", "lanczos",
+                     "--lanczos-steps", "30"],
     "diag": ["digits-mlp"],
 }
 CONFIGS = {"1 process, 1 thread": (1, 1), "1 process, 2 threads": (1, 2), "2 gloo processes × 1 thread": (2, 1)}

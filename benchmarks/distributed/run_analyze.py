@@ -4,8 +4,8 @@
     python benchmarks/distributed/run_analyze.py --workloads lanczos-wide --rounds 5
 
 Each round runs every configuration once, in turn, on every workload (so load drifts hit them alike): the command
-``geoshare-opt analyze`` as one process with 1 and with 2 threads, and under ``torchrun --standalone
---nproc-per-node 2`` with 1 thread per process. Wall time is the whole command (interpreter start, torch import,
+``geoshare-opt analyze`` as one process with ``--threads 1`` and ``--threads 2``, and under ``torchrun --standalone
+--nproc-per-node 2`` with ``--threads 1`` per process. Wall time is the whole command (interpreter start, torch import,
 model load, curvature, pair weights, writing); ``curvature_s`` is the pass alone (``meta.timing``, rank 0). The
 instance difference is the largest pair-weight difference between the 2-process instance and the 1-process,
 1-thread one, over the largest weight. The load average is recorded before every round. Writes
@@ -36,8 +36,8 @@ CONFIGS = {"1 process, 1 thread": (1, 1), "1 process, 2 threads": (1, 2), "2 glo
 BASELINE = "1 process, 1 thread"
 
 
-def command(processes: int, args: list[str], out: str) -> list[str]:
-    cli = ["-m", "geoshare_opt.cli", "analyze", *args, "-o", out, "-q"]
+def command(processes: int, threads: int, args: list[str], out: str) -> list[str]:
+    cli = ["-m", "geoshare_opt.cli", "analyze", *args, "--threads", str(threads), "-o", out, "-q"]
     if processes == 1:
         return [sys.executable, *cli]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *cli]
@@ -46,7 +46,7 @@ def command(processes: int, args: list[str], out: str) -> list[str]:
 def run_once(processes: int, threads: int, args: list[str], out: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
-    proc = subprocess.run(command(processes, args, out), capture_output=True, text=True, env=env,
+    proc = subprocess.run(command(processes, threads, args, out), capture_output=True, text=True, env=env,
                           stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

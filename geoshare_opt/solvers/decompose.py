@@ -602,7 +602,7 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
 
 
 EXACT_MODEL_SOLVERS = {"cpsat": "geoshare_opt.solvers.cpsat", "highs": "geoshare_opt.solvers.highs",
-                       "pulp": "geoshare_opt.solvers.pulp_milp"}
+                       "pulp": "geoshare_opt.solvers.pulp_milp", "colgen": "geoshare_opt.solvers.colgen"}
 
 
 def type_curve(block: TypeBlock | Part, ks: Sequence[int], solver: "str | SolveModel" = "cpsat", *,

@@ -99,7 +99,8 @@ def _bound(depth, order, value, g, cc, neg_suffix):
 @njit(cache=True)
 def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
     """Depth-first search over include / exclude decisions (items by increasing ``d``), pruned by ``_bound``.
-    Exact unless ``node_limit`` (> 0) search nodes are exceeded; returns ``(vals, sets, least, complete)`` where
+    Exact unless ``node_limit`` (> 0) search nodes are exceeded; returns ``(vals, sets, least, complete, nodes)``
+    where
     ``least`` is a valid lower bound on the minimum below ``thresh`` even when the search stopped early."""
     m = len(d)
     vals = np.full(keep, np.inf)
@@ -158,7 +159,7 @@ def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
             depth -= 1
     # every set not visited lies in a subtree pruned at a bound >= the cut (>= min(thresh, best)) or abandoned
     least = min(best, thresh, open_bound)
-    return vals, sets, least, open_bound == np.inf
+    return vals, sets, least, open_bound == np.inf, nodes
 
 
 @njit(cache=True)

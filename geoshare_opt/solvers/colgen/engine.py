@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .master import INF, ColumnPool, MasterLP, restricted_mip
-from .pricing import NodeProblem, Priced, QuadraticPricer, Rules, TablePricer
+from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer
 
 #: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
 #: the engine closes at half of it so that the curve sees the point as exact
@@ -28,6 +28,9 @@ GAP_TOL = 0.5e-9
 RC_TOL = 1e-9
 #: a node LP value counts as integral when every pair's "together" value is this close to 0 or 1
 INTEGRAL_TOL = 1e-6
+#: oracle pricing without a subset table: classes improved by single moves, and moves per class
+ORACLE_STARTS = 4
+ORACLE_STEPS = 3
 
 
 @dataclass
@@ -36,7 +39,7 @@ class Settings:
     keep: int = 24                  # classes kept per pricing call
     smoothing: float = 0.5          # Wentges: exact pricing at α·π_centre + (1 − α)·π_LP (0 = off)
     mip_time: float = 0.5           # seconds of restricted-master MIP after the root and every 50 nodes
-    enum_max: int = 20              # exact pricing by enumeration up to this many groups
+    enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
 
 
 @dataclass
@@ -52,24 +55,25 @@ class PointResult:
 
 
 class TypeEngine:
-    """One type's branch and price. ``W`` (symmetric, zero diagonal, 0 on hard pairs) and ``hard`` in local
-    indices. For a non-additive oracle pass ``cost_of`` (local members -> cost) and its exact ``table`` if any."""
+    """One type's branch and price, local indices. ``W`` (symmetric, zero diagonal, 0 on hard pairs) are the pair
+    weights: the class cost itself when ``cost_of`` is None (additive), else the surrogate whose quadratic pricing
+    proposes classes for the oracle ``cost_of`` (local members -> costs). ``table`` (every subset's cost, bit
+    masks) makes a non-additive oracle's pricing exact; ``exact_costs`` False marks the costs as estimates."""
 
     def __init__(self, W: np.ndarray, hard: np.ndarray, *, cost_of: Callable[[list], np.ndarray] | None = None,
                  table: np.ndarray | None = None, exact_costs: bool = True, settings: Settings | None = None):
         self.settings = settings or Settings()
         self.n = n = len(W)
-        iu = np.triu_indices(n, 1)
-        top = float(np.abs(W[iu]).max()) if n > 1 else 0.0
-        self.scale = top if top > 0 else 1.0
-        self.W = W / self.scale
         self.hard = np.asarray(hard, dtype=bool)
         self.additive = cost_of is None
         self._cost_of = cost_of
         self.exact_costs = exact_costs
-        w = self.W[iu]
+        self.scale = _cost_scale(W, table)
+        self.W = W / self.scale
+        self.proposer = QuadraticPricer(self.settings.enum_max)
+        w = self.W[np.triu_indices(n, 1)]
         if self.additive:
-            self.pricer = QuadraticPricer(self.settings.enum_max)
+            self.pricer = self.proposer
             # every partition costs at most the positive weights: a node bound above that has no feasible colouring
             self.virtual_ub = float(w[w > 0].sum()) + 1.0
         else:
@@ -84,6 +88,11 @@ class TypeEngine:
         self.add_classes([np.array([i]) for i in range(n)])
         self.lp = MasterLP(self.pool, n, self.penalty)
 
+    @property
+    def proves(self) -> bool:
+        """Whether pricing is exact and the costs are true costs (bounds and optimality can be claimed)."""
+        return self.pricer is not None and self.exact_costs
+
     # ------------------------------------------------------------------ columns
     def costs(self, classes: list[np.ndarray]) -> np.ndarray:
         """Scaled costs of classes (local members)."""
@@ -91,14 +100,18 @@ class TypeEngine:
             return np.array([float(np.triu(self.W[np.ix_(c, c)], 1).sum()) for c in classes])
         return np.asarray(self._cost_of(classes), dtype=np.float64) / self.scale
 
-    def add_classes(self, classes: list[np.ndarray]) -> int:
-        classes = [np.unique(c) for c in classes if len(c) and self.pool.find(np.unique(c)) is None]
-        classes = [c for c in classes if not np.any(self.hard[np.ix_(c, c)])]
-        if not classes:
+    def add_classes(self, classes: list[np.ndarray], costs: list[float] | None = None) -> int:
+        """Add the classes not yet in the pool (hard pairs never); ``costs`` (scaled) when already known."""
+        keep = [i for i, c in enumerate(classes) if len(c) and self.pool.find(np.unique(c)) is None
+                and not np.any(self.hard[np.ix_(c, c)])]
+        if not keep:
             return 0
-        for c, cost in zip(classes, self.costs(classes)):
-            self.pool.add(c, cost)
-        return len(classes)
+        new = [np.unique(classes[i]) for i in keep]
+        values = self.costs(new) if costs is None else [costs[i] for i in keep]
+        added = 0
+        for c, cost in zip(new, values):
+            added += self.pool.add(c, cost) is not None
+        return added
 
     def add_labels(self, labels: np.ndarray) -> None:
         self.add_classes([np.flatnonzero(labels == c) for c in np.unique(labels)])
@@ -116,10 +129,18 @@ class TypeEngine:
     def solve(self, k: int, deadline: float | None = None, hint: np.ndarray | None = None) -> PointResult:
         """Branch and price at budget ``k`` (at most k classes)."""
         run = _Run(self, k, deadline)
+        if k <= 1 or self.n <= 1:
+            return run.one_class()
         try:
-            if hint is not None and len(np.unique(hint)) <= k and not self._breaks_hard(hint):
+            if hint is not None and self._breaks_hard(hint):
+                hint = None
+            if hint is None or len(np.unique(hint)) > k:
+                hint = merged_labels(self.W, self.hard, k, hint)
+                if hint is None:
+                    hint = merged_labels(self.W, self.hard, k)
+            if hint is not None:
                 self.add_labels(hint)
-                run.offer(hint, self.value_of(hint))
+                run.offer(hint, self.value_of(hint), "greedy merge")
             return run.branch_and_price()
         except KeyboardInterrupt:     # Ctrl-C: the incumbent stands, nothing is proven
             out = run.result(-INF)
@@ -141,7 +162,7 @@ class _Run:
         self.upper = engine.virtual_ub       # a bound above every feasible value until an incumbent exists
         self.labels: np.ndarray | None = None
         self.stats = {"k": k, "nodes": 0, "lp_solves": 0, "columns_heuristic": 0, "columns_exact": 0,
-                      "exact_pricings": 0, "mispricings": 0, "incumbent_from": None}
+                      "exact_pricings": 0, "mispricings": 0, "incumbent_from": None, "lp_s": 0.0, "exact_s": 0.0}
         self.started = time.monotonic()
 
     def expired(self) -> bool:
@@ -154,6 +175,16 @@ class _Run:
         if self.labels is None or value < self.upper:
             self.labels, self.upper = labels.copy(), value
             self.stats["incumbent_from"] = source
+
+    def one_class(self) -> PointResult:
+        """k = 1: every node in one class, unless a hard pair forbids it."""
+        e = self.e
+        if np.any(e.hard):
+            self.stats["wall_s"] = 0.0
+            return PointResult("infeasible", None, INF, INF, self.stats)
+        labels = np.zeros(e.n, dtype=np.int64)
+        self.offer(labels, self.e.value_of(labels), "one class")
+        return self.result(self.upper)
 
     # ------------------------------------------------------------------ the tree
     def branch_and_price(self) -> PointResult:
@@ -198,6 +229,9 @@ class _Run:
         node_bound, x, artificial, complete = self.column_generation(node, bound)
         if not complete:
             return node_bound, None, False
+        if not e.proves:       # heuristic pricing: the root LP's columns, then the pool MIP; no tree
+            self.mip_incumbent()
+            return None
         if node_bound >= self.upper - self.tol():
             return None
         if self.stats["nodes"] == 1:
@@ -214,17 +248,14 @@ class _Run:
         self.stats["wall_s"] = round(time.monotonic() - self.started, 4)
         self.stats["pool"] = len(e.pool)
         if self.labels is None:
-            status = "infeasible" if lower >= e.virtual_ub and self.pricing_proves() else "unknown"
+            status = "infeasible" if lower >= e.virtual_ub and self.e.proves else "unknown"
             bound = INF if status == "infeasible" else lower * e.scale
             return PointResult(status, None, INF, bound, self.stats)
         lower = min(lower, self.upper)
         closed = lower >= self.upper - self.tol()
-        status = "optimal" if closed and self.pricing_proves() else "feasible"
-        bound = lower * e.scale if self.pricing_proves() else -INF
+        status = "optimal" if closed and self.e.proves else "feasible"
+        bound = lower * e.scale if self.e.proves else -INF
         return PointResult(status, self.labels, self.upper * e.scale, bound, self.stats)
-
-    def pricing_proves(self) -> bool:
-        return self.e.pricer is not None and self.e.exact_costs
 
     # ------------------------------------------------------------------ column generation
     def column_generation(self, node: NodeProblem, bound: float):
@@ -232,20 +263,22 @@ class _Run:
         e, s = self.e, self.e.settings
         centre, centre_value, smooth = None, -INF, True
         while True:
+            t0 = time.monotonic()
             value, x, artificial, pi, mu = e.lp.solve()
             self.stats["lp_solves"] += 1
+            self.stats["lp_s"] += time.monotonic() - t0
             if self.expired():
                 return bound, x, artificial, False
-            if e.pricer is None or e.pricer.heuristic is not None:
-                found = self.heuristic_columns(node, pi, mu)
-                if found:
-                    continue
-            if e.pricer is None:
+            if self.heuristic_columns(node, pi, mu):
+                continue
+            if e.pricer is None:        # heuristic pricing only: nothing more can be found or proven
                 return bound, x, artificial, True
             smoothed = centre is not None and smooth and s.smoothing > 0
             duals = s.smoothing * centre + (1 - s.smoothing) * pi if smoothed else pi
+            t0 = time.monotonic()
             priced = e.pricer.exact(node, duals, INF, s.keep, self.deadline)
             self.stats["exact_pricings"] += 1
+            self.stats["exact_s"] += time.monotonic() - t0
             lagrangian = self.lagrangian(duals, priced)
             if lagrangian > centre_value:
                 centre, centre_value = duals, lagrangian
@@ -261,22 +294,54 @@ class _Run:
             smooth = False
 
     def heuristic_columns(self, node: NodeProblem, pi: np.ndarray, mu: float) -> int:
+        """Local search on the quadratic reduced cost; for an oracle, the surrogate's best proposals (whatever
+        their sign under the surrogate) are priced by the oracle and improved by single add / drop moves."""
         e = self.e
-        if e.pricer is not None:
-            priced = e.pricer.heuristic(node, pi, mu - RC_TOL, e.settings.keep)
-        else:
-            return 0
+        thresh = mu - RC_TOL if e.additive else INF
+        priced = e.proposer.heuristic(node, pi, thresh, e.settings.keep)
+        if not e.additive:
+            priced = self.oracle_moves(node, priced.classes, pi)
         added = self.add_negative(priced, pi, mu)
         self.stats["columns_heuristic"] += added
         return added
+
+    def oracle_moves(self, node: NodeProblem, classes: list[np.ndarray], pi: np.ndarray) -> Priced:
+        """Improve the first ``ORACLE_STARTS`` classes by single-group add / drop moves priced by the oracle (in
+        one batch per step), for ``ORACLE_STEPS`` steps; returns every class priced on the way."""
+        e = self.e
+        seen: dict[bytes, float] = {}
+        out = Priced([], [], costs=[])
+
+        def price(candidates):
+            new = list({c.tobytes(): c for c in candidates if c.tobytes() not in seen}.values())
+            for c, cost in zip(new, e.costs(new) if new else []):
+                seen[c.tobytes()] = cost - float(pi[c].sum())
+                out.classes.append(c)
+                out.values.append(seen[c.tobytes()])
+                out.costs.append(float(cost))
+            return [seen[c.tobytes()] for c in candidates]
+
+        price(classes)
+        for start in classes[:ORACLE_STARTS]:
+            current = start
+            for _ in range(ORACLE_STEPS):
+                moves = _neighbours(node, current, e.hard)
+                if not moves:
+                    break
+                values = price(moves)
+                best = int(np.argmin(values))
+                if values[best] >= seen[current.tobytes()]:
+                    break
+                current = moves[best]
+        return out
 
     def add_negative(self, priced: Priced, pi: np.ndarray, mu: float) -> int:
         """Add the priced classes whose reduced cost at the LP duals is negative."""
         if not priced.classes:
             return 0
-        costs = self.e.costs(priced.classes)
-        good = [c for c, cost in zip(priced.classes, costs) if cost - pi[c].sum() - mu < -RC_TOL]
-        return self.e.add_classes(good)
+        costs = self.e.costs(priced.classes) if priced.costs is None else priced.costs
+        good = [i for i, (c, cost) in enumerate(zip(priced.classes, costs)) if cost - pi[c].sum() - mu < -RC_TOL]
+        return self.e.add_classes([priced.classes[i] for i in good], [costs[i] for i in good])
 
     def lagrangian(self, duals: np.ndarray, priced: Priced) -> float:
         """``Σ π + k · min(0, min_S r(S))``: a lower bound on the node's optimum for any duals, valid while the
@@ -324,3 +389,52 @@ class _Run:
             labels[e.pool.members[j]] = c
         if np.all(labels >= 0):
             self.offer(labels, value, "pool MIP")
+
+
+def merged_labels(W: np.ndarray, hard: np.ndarray, k: int, start: np.ndarray | None = None) -> np.ndarray | None:
+    """A start with at most ``k`` classes: from ``start``'s classes (default singletons), merge the two classes
+    with the least weight between them (never across a hard pair) until k remain; None when the hard pairs block
+    every merge first."""
+    labels = np.arange(len(W)) if start is None else np.unique(start, return_inverse=True)[1]
+    m = int(labels.max()) + 1 if len(labels) else 0
+    A = np.zeros((len(W), m))
+    A[np.arange(len(W)), labels] = 1.0
+    between = A.T @ W @ A
+    blocked = (A.T @ hard.astype(np.float64) @ A) > 0
+    np.fill_diagonal(blocked, True)
+    alive = np.ones(m, dtype=bool)
+    for _ in range(m - k):
+        cost = np.where(blocked | ~alive[:, None] | ~alive[None, :], INF, between)
+        a, b = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        if not np.isfinite(cost[a, b]):
+            return None
+        labels[labels == b] = a
+        between[a] += between[b]
+        between[:, a] += between[:, b]
+        blocked[a] |= blocked[b]
+        blocked[:, a] |= blocked[:, b]
+        alive[b] = False
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _cost_scale(W: np.ndarray, table: np.ndarray | None) -> float:
+    """The unit of the engine's costs: the largest |pair weight| (or subset cost), so that the LP sees O(1)."""
+    n = len(W)
+    top = float(np.abs(W[np.triu_indices(n, 1)]).max()) if n > 1 else 0.0
+    if table is not None and len(table):
+        top = max(top, float(np.abs(table).max()))
+    return top if top > 0 else 1.0
+
+
+def _neighbours(node: NodeProblem, members: np.ndarray, hard: np.ndarray) -> list[np.ndarray]:
+    """The classes one group away from ``members``: a group added (no conflict, no split group) or removed."""
+    inside = np.zeros(node.m, dtype=bool)
+    inside[np.unique(node.group[members])] = True
+    out = []
+    for g in range(node.m):
+        if inside[g]:
+            if inside.sum() > 1:
+                out.append(np.setdiff1d(members, node.members[g]))
+        elif not np.any(node.conflict[g, inside]):
+            out.append(np.union1d(members, node.members[g]))
+    return out

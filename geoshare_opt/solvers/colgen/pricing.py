@@ -22,7 +22,7 @@ from . import _kernels
 
 #: up to this many groups the exact pricer enumerates every subset (2^m · m steps); beyond it, branch and bound
 #: (measured on tiny-gpt's 24-layer types: see benchmarks/solvers/colgen/README.md)
-ENUM_MAX_ITEMS = 20
+ENUM_MAX_ITEMS = 12
 #: search nodes of one branch-and-bound call before the deadline is looked at again (the limit then grows 4x)
 BB_NODE_CHUNK = 2_000_000
 
@@ -102,6 +102,7 @@ class Priced:
     values: list[float]
     least: float | None = None
     exact: bool = False
+    costs: list[float] | None = None      # the classes' costs, when the pricer already has them
 
 
 def _rows(node: NodeProblem, vals: np.ndarray, sets: np.ndarray) -> tuple[list, list]:
@@ -128,7 +129,7 @@ class QuadraticPricer:
             return Priced(*_rows(node, vals, sets), least=float(least), exact=True)
         limit = BB_NODE_CHUNK
         while True:
-            vals, sets, least, complete = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep, thresh,
+            vals, sets, least, complete, _ = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep, thresh,
                                                                          limit)
             if complete or (deadline is not None and time.monotonic() >= deadline):
                 return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
@@ -166,8 +167,6 @@ class TablePricer:
         best = best[r[best] < thresh]
         classes = [np.flatnonzero((int(m) >> np.arange(self.n)) & 1) for m in best]
         return Priced(classes, r[best].tolist(), least=least, exact=True)
-
-    heuristic = None
 
 
 def _subset_sums(x: np.ndarray) -> np.ndarray:

@@ -168,6 +168,9 @@ class _Run:
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
     def tol(self) -> float:
         return GAP_TOL * max(1.0 / self.e.scale, abs(self.upper) if self.labels is not None else 0.0)
 
@@ -235,6 +238,7 @@ class _Run:
         if node_bound >= self.upper - self.tol():
             return None
         if self.stats["nodes"] == 1:
+            self.stats["root_bound"] = node_bound * e.scale
             self.mip_incumbent()
         pair = self.branching_pair(node, x)
         if pair is None:
@@ -264,10 +268,10 @@ class _Run:
         centre, centre_value, smooth = None, -INF, True
         while True:
             t0 = time.monotonic()
-            value, x, artificial, pi, mu = e.lp.solve()
+            value, x, artificial, pi, mu = e.lp.solve(self.time_left())
             self.stats["lp_solves"] += 1
             self.stats["lp_s"] += time.monotonic() - t0
-            if self.expired():
+            if self.expired() or not np.isfinite(value):    # no LP optimum: the node stays open
                 return bound, x, artificial, False
             if self.heuristic_columns(node, pi, mu):
                 continue
@@ -283,6 +287,8 @@ class _Run:
             if lagrangian > centre_value:
                 centre, centre_value = duals, lagrangian
             bound = max(bound, lagrangian)
+            if bound >= self.upper - self.tol():     # the node cannot beat the incumbent: no need for its LP optimum
+                return bound, x, artificial, True
             added = self.add_negative(priced, pi, mu)
             self.stats["columns_exact"] += added
             if added:

@@ -109,10 +109,12 @@ class MasterLP:
         cols = np.arange(1, len(allowed) + 1, dtype=np.int32)
         self.h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), np.where(allowed, self._inf, 0.0))
 
-    def solve(self) -> tuple[float, np.ndarray, float, np.ndarray, float]:
-        """``(value, x over pool columns, artificial a, π over nodes, μ)``; value +inf if HiGHS fails."""
+    def solve(self, time_limit: float | None = None) -> tuple[float, np.ndarray, float, np.ndarray, float]:
+        """``(value, x over pool columns, artificial a, π over nodes, μ)``; value +inf if HiGHS stops without an
+        optimum (e.g. at ``time_limit``)."""
         import highspy
         self.sync()
+        self.h.setOptionValue("time_limit", self._inf if time_limit is None else max(float(time_limit), 1e-3))
         self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return INF, np.zeros(len(self.pool)), 0.0, np.zeros(self.n), 0.0

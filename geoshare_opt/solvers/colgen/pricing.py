@@ -23,8 +23,9 @@ from . import _kernels
 #: up to this many groups the exact pricer enumerates every subset (2^m · m steps); beyond it, branch and bound
 #: (measured on tiny-gpt's 24-layer types: see benchmarks/solvers/colgen/README.md)
 ENUM_MAX_ITEMS = 12
-#: search nodes of one branch-and-bound call before the deadline is looked at again (the limit then grows 4x)
-BB_NODE_CHUNK = 2_000_000
+#: work (search nodes × groups, each node costs O(groups)) of one branch-and-bound call before the deadline is
+#: looked at again: about 0.05 s; an unfinished search restarts with twice the limit
+BB_WORK_CHUNK = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,18 @@ class QuadraticPricer:
         if node.m <= self.enum_max:
             vals, sets, least = _kernels.enumerate_best(node.Q, d, node.conflict, keep, thresh)
             return Priced(*_rows(node, vals, sets), least=float(least), exact=True)
-        limit = BB_NODE_CHUNK
+        limit = max(1000, BB_WORK_CHUNK // max(node.m, 1))
         while True:
-            vals, sets, least, complete, _ = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep, thresh,
-                                                                         limit)
-            if complete or (deadline is not None and time.monotonic() >= deadline):
+            started = time.monotonic()
+            vals, sets, least, complete, nodes = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep,
+                                                                                thresh, limit)
+            now = time.monotonic()
+            if complete or (deadline is not None and now >= deadline):
                 return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
-            limit *= 4
+            limit *= 2
+            if deadline is not None:    # the next try must end by the deadline, at the rate just measured
+                rate = nodes / max(now - started, 1e-6)
+                limit = max(1000, min(limit, int(rate * (deadline - now))))
 
 
 class TablePricer:

@@ -67,7 +67,10 @@ def run_backend(inst: Instance, backend_cls, options: SolveOptions, *, log=None,
     ctx = SolveContext(inst, options, log=log, progress=progress)
     t0 = time.perf_counter()
     try:
-        outcome = backend_cls().run(inst, options, ctx)
+        if not inst.nodes:    # nothing to colour: the empty assignment is optimal, whatever the backend
+            outcome = Outcome(Termination.OPTIMAL, np.zeros(0, dtype=np.int64), 0.0, "the instance has no nodes")
+        else:
+            outcome = backend_cls().run(inst, options, ctx)
     except KeyboardInterrupt:
         outcome = Outcome(Termination.INTERRUPTED, None, None, "interrupted by the user")
     except InputError:
@@ -147,6 +150,23 @@ def finish(inst: Instance, backend_cls, options: SolveOptions, outcome: Outcome,
         message="; ".join(m for m in messages if m),
         stats=dict(outcome.stats),
     )
+
+
+def instance_answered(instance: Instance, result: Result) -> Instance | None:
+    """The instance ``result`` answers, given the instance file it was solved from: ``instance`` itself, or
+    ``instance`` under the budget ``solve --ratio/--max-classes`` set (``stats.budget_override``); None when the
+    result answers neither."""
+    if instance.sha256 == result.instance_sha256:
+        return instance
+    override = (result.stats or {}).get("budget_override")
+    if isinstance(override, dict):
+        try:
+            candidate = instance.with_budget_dict(override)
+        except InputError:
+            return None
+        if candidate.sha256 == result.instance_sha256:
+            return candidate
+    return None
 
 
 def check_result(instance: Instance, result: Result) -> list[str]:

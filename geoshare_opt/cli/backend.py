@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import format_table, parse_spec_options, spec_option, write_output
+from .common import (check_seed_option, format_table, parse_spec_options, refuse_overwriting_inputs,
+                     refuse_replacing_inputs, spec_option, spec_paths, torch_threads, write_output)
 
 KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
 
@@ -25,41 +25,62 @@ def _ratio(ctx, param, value):
     return value
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    t0 = time.perf_counter()
+class PipelineProgress:
+    """The pipeline's progress on stderr: a line per stage and per finished step, and between them a ``Ticker``
+    with the stage's latest step (``diag 12/128``), so that no stage is silent, not even the first seconds of
+    loading a large model."""
 
-    def show(info: dict) -> None:
+    def __init__(self, enabled: bool):
+        from .common import Ticker
+        self.ticker = Ticker(enabled)
+        self.stage = ""
+
+    def __call__(self, info: dict) -> None:
+        stage = info.get("stage", self.stage)
         msg = info.get("message")
-        if msg is None and "step" in info and info.get("done") == info.get("total"):
-            msg = f"{info['step']} done ({info.get('total')} steps)"     # the front end's per-step progress
-        if msg:
-            err(f"[{time.perf_counter() - t0:6.1f}s] {info.get('stage', '')}: {msg}")
-    return show
+        if msg is not None:
+            self.stage = stage
+            self.ticker.say(f"{stage}: {msg}")
+            self.ticker.update(f"{stage}: {msg} ...")
+            return
+        if "step" in info:
+            done, total = info.get("done"), info.get("total")
+            if total is not None and done == total:
+                self.ticker.say(f"{stage}: {info['step']} done ({total} steps)")
+            self.ticker.update(f"{stage}: {info['step']} {done}/{total if total is not None else '?'}")
+
+    def close(self) -> None:
+        self.ticker.close()
 
 
 def _instance_for_result(result, result_path, instance_path):
-    """The instance a result answers: ``--instance``, else a path the result records (``stats.instance_path``),
-    else ``instance.json`` beside the result (as ``pipeline -o`` writes them) when its sha256 matches."""
+    """The instance a result answers (``api.instance_answered``: also under the budget ``solve --ratio`` set) and
+    its file: ``--instance``, else the path the result records, else ``instance.json`` beside the result (as
+    ``pipeline -o`` writes them)."""
     from pathlib import Path
 
+    from ..api import instance_answered
     from ..errors import InputError
     from ..instance import Instance
     if instance_path is not None:
-        return Instance.load(instance_path), instance_path
-    candidates = [(result.stats or {}).get("instance_path"), Path(result_path).parent / "instance.json"]
-    for cand in candidates:
+        inst = Instance.load(instance_path)
+        answered = instance_answered(inst, result)
+        if answered is None:
+            raise InputError(f"{result_path} answers instance {result.instance_sha256[:12]}…, not {instance_path} "
+                             f"({inst.sha256[:12]}…)")
+        return answered, instance_path
+    for cand in (result.instance_path, Path(result_path).parent / "instance.json"):
         if cand and Path(cand).is_file():
-            inst = Instance.load(cand)
-            if inst.sha256 == result.instance_sha256:
-                return inst, str(cand)
+            answered = instance_answered(Instance.load(cand), result)
+            if answered is not None:
+                return answered, str(cand)
     raise InputError("pass --instance INSTANCE: the result records only the instance hash")
 
 
 # ---------------------------------------------------------------------- apply
 @cli.command("apply")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("result", type=click.Path())
 @click.option("--instance", "instance_path", type=click.Path(), default=None,
@@ -93,10 +114,8 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
     res = Result.load(result)
     inst, inst_path = _instance_for_result(res, result, instance_path)
-    if res.instance_sha256 != inst.sha256:
-        raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
-                         f"({inst.sha256[:12]}…)")
     if outdir:
+        refuse_replacing_inputs(outdir, [result, inst_path, *_sidecar_path(inst, inst_path), *spec_paths(spec)])
         prepare_outdir(outdir, force)
     if rank is not None and rank != "full":
         try:
@@ -116,6 +135,18 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         err(f"{mode}: {len(report.classes)} classes; parameters {p['before']['params']} -> {p['after']['params']} "
             f"({100 * p['removed_fraction']:.1f}% removed; shareable layers "
             f"{100 * p.get('shareable_removed_fraction', 0):.1f}%)" + (f"; saved to {outdir}" if outdir else ""))
+
+
+def _sidecar_path(inst, inst_path) -> list:
+    """The curvature sidecar an instance names, as a list (empty when it names none)."""
+    from ..errors import InputError
+    from ..sidecar_ref import sidecar_for
+    if not (inst.meta.get("curvature") if isinstance(inst.meta, dict) else None):
+        return []
+    try:
+        return [sidecar_for(inst, inst_path)]
+    except InputError:
+        return []
 
 
 def _curvature_or_none(inst, inst_path, mode):
@@ -139,7 +170,8 @@ def _curvature_or_none(inst, inst_path, mode):
               help="Classes per type (default: the largest uniform number the budget or --ratio allows).")
 @click.option("--ratio", type=float, default=None, callback=_ratio,
               help="Fraction of stored parameters removed, to size --classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random kind.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Seed of the random kind (0 .. 2**31-1).")
 @click.option("-o", "--output", default=None, metavar="RESULT", help="Write the result here instead of stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
@@ -151,6 +183,7 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
     from ..baselines import baseline
     from ..instance import Instance
 
+    refuse_overwriting_inputs(output, [instance])
     inst = Instance.load(instance)
     res = baseline(inst, kind, classes=classes, ratio=ratio, seed=seed)
     payload = res.dumps()
@@ -171,6 +204,7 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
 # ---------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
@@ -193,11 +227,16 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
         rows = [{"metric": k, "original": v, "compressed": payload.get("compressed", {}).get(k)}
                 for k, v in original.items()]
         err(format_table(rows, ["metric", "original", "compressed"]))
+        for which in ("original", "compressed"):
+            for k, v in payload.get(which, {}).items():
+                if v is None:
+                    err(f"note: metric {k!r} of the {which} network is not a finite number (null in the JSON)")
 
 
 # ---------------------------------------------------------------------- pipeline
 @cli.command("pipeline")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("--ratio", type=float, default=0.5, show_default=True, callback=_ratio,
               help="Fraction of the shareable layers' stored parameters removed.")
@@ -208,7 +247,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
               help="Solver wall-clock limit in seconds. Default: none; the solver then runs fixed work budgets, so "
                    "the colouring is the same on every machine.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option)
 @click.option("--baselines", default=",".join(("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
                                                 "random")), show_default=True,
               help="Comma-separated heuristic colourings to compare against.")
@@ -240,21 +279,26 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     """
     from ..pipeline import REPORT, pipeline
 
+    refuse_replacing_inputs(outdir, spec_paths(spec))
     kinds = [k.strip() for k in baselines.split(",") if k.strip()]
     options = {"lr": recover_lr, "method": recover_method, "rank": recover_rank, "batch_size": recover_batch}
     options = {k: v for k, v in options.items() if v is not None}
     if outdir is None and not quiet:
         err("pipeline: no -o DIR: the compressed network and the rows are not saved (the report goes to stdout "
             "at the end)")
+    progress = PipelineProgress(enabled=not quiet)
     try:
         out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
                        samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
                        recover_options=options or None, spec_options=parse_spec_options(spec_options),
-                       sidecar=sidecar, progress=_progress(quiet))
+                       sidecar=sidecar, progress=progress)
     except KeyboardInterrupt:
+        progress.close()
         if outdir and _partial_report(Path(outdir) / REPORT):
             err(f"pipeline: stopped; the rows measured so far are in {Path(outdir) / REPORT}")
         raise
+    finally:
+        progress.close()
     emit(json.dumps(out, indent=1, allow_nan=False))
     if not quiet:
         err(pipeline_table(out))

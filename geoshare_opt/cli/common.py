@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -18,7 +19,10 @@ from ..errors import InputError
 # ---------------------------------------------------------------------- options
 def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]:
     """``KEY=VALUE`` strings -> dict. A value is read as JSON when it parses (``1``, ``true``, ``0.5``, ``[1,2]``,
-    ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work."""
+    ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work.
+    Numbers JSON cannot hold (``NaN``, ``1e400``, integers of over 100 digits) stay strings too: the backend then
+    names the option whose value is not a usable number."""
+    from ..inputs import loads_json
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -26,15 +30,11 @@ def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]
         if not sep or not key:
             raise InputError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
-            value = json.loads(raw, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
+            value = loads_json(raw, flag)
+        except InputError:
             value = raw
         out[key] = value
     return out
-
-
-def _no_constant(name: str):  # NaN/Infinity are not JSON: keep such values as strings
-    raise ValueError(name)
 
 
 def parse_spec_options(pairs: Iterable[str]) -> dict[str, Any]:
@@ -50,12 +50,48 @@ def spec_option(f: Callable) -> Callable:
                              "can be). Repeatable.")(f)
 
 
+#: torch's intra-op threads for the torch commands unless --threads or GEOSHARE_THREADS says otherwise: one thread
+#: never oversubscribes a shared machine and gives the same bits whatever the machine's core count (see
+#: benchmarks/threads/README.md for the measurements behind it)
+DEFAULT_TORCH_THREADS = 1
+
+
+def _set_torch_threads(ctx, param, value):
+    import os
+    if value is None:
+        env = os.environ.get("GEOSHARE_THREADS")
+        try:
+            value = int(env) if env else DEFAULT_TORCH_THREADS
+        except ValueError:
+            raise InputError(f"GEOSHARE_THREADS must be a positive integer, got {env!r}") from None
+    if value < 1:
+        raise InputError(f"--threads must be a positive integer, got {value}")
+    import torch
+    torch.set_num_threads(value)
+    return value
+
+
+def torch_threads(f: Callable) -> Callable:
+    """``--threads N`` for the commands that run torch (set before the command starts)."""
+    return click.option("--threads", type=int, default=None, expose_value=False, callback=_set_torch_threads,
+                        metavar="N", help=f"torch threads (default: $GEOSHARE_THREADS, else "
+                                          f"{DEFAULT_TORCH_THREADS}: no oversubscription of a shared machine, the "
+                                          f"same numbers on every machine).")(f)
+
+
+def check_seed_option(ctx, param, value):
+    """``--seed``: 0 .. 2**31-1 on every command and backend (one line and exit 2 otherwise)."""
+    from ..options import check_seed
+    return check_seed(value, "--seed")
+
+
 def solver_options(f: Callable) -> Callable:
     """The run options every solving command takes (same names as ``geoshare_opt.solve``)."""
     decorators = [
         click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
                      help="Wall-clock limit in seconds per run (default: none). The best incumbent is kept."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed (seeded backends)."),
+        click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+                     help="Random seed (seeded backends), 0 .. 2**31-1."),
         click.option("--threads", type=int, default=1, show_default=True,
                      help="Worker threads; 1 keeps CP-SAT and HiGHS deterministic."),
         click.option("--native", "native", multiple=True, metavar="KEY=VALUE",
@@ -67,6 +103,11 @@ def solver_options(f: Callable) -> Callable:
     for dec in reversed(decorators):
         f = dec(f)
     return f
+
+
+#: said on stderr when an instance's budget forces no sharing (analyze without --ratio/--max-classes)
+SLACK_NOTE = ("the budget lets every tensor keep a class of its own, so a solve shares only where sharing lowers "
+              "the objective (often nothing); set a budget")
 
 
 # ---------------------------------------------------------------------- progress and summaries
@@ -150,6 +191,77 @@ class ProgressBar:
             self.bar.close()
 
 
+class Ticker:
+    """Shows that a long stage is alive from its first second, whatever news the stage itself gives: a line
+    ``[elapsed] status``, first ``first`` seconds after the status was set (something that fails at once, e.g. bad
+    input, leaves only its own line), then rewritten in place every second on a terminal, or one line every
+    ``every`` seconds into a file or pipe. ``status`` may change at any time (``update``); ``say`` prints a line of
+    its own without garbling the live one; ``stop`` pauses it, ``close`` ends it. A daemon thread does the ticking; silent when
+    disabled."""
+
+    def __init__(self, enabled: bool = True, stream=None, every: float = 10.0, first: float = 1.0):
+        import threading
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = 1.0 if self.tty else every
+        self.first = min(first, self.every)
+        self.t0 = time.perf_counter()
+        self.status: str | None = None
+        self._next = math.inf
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        self._live = False
+
+    def update(self, status: str | None) -> None:
+        """Tick for ``status`` from now on (None: stop ticking until the next status)."""
+        with self._lock:
+            self.status = status
+            self._next = time.monotonic() + self.first
+        if self.enabled and status is not None and self._thread is None:
+            import threading
+            self._thread = threading.Thread(target=self._run, name="geoshare-ticker", daemon=True)
+            self._thread.start()
+
+    def say(self, line: str) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._clear()
+            self.stream.write(f"[{time.perf_counter() - self.t0:6.1f}s] {line}\n")
+            self.stream.flush()
+
+    def stop(self) -> None:
+        """No status until the next ``update`` (the live line is cleared)."""
+        self.update(None)
+        with self._lock:
+            self._clear()
+
+    def close(self) -> None:
+        self.stop()
+        self._wake.set()
+
+    def _clear(self) -> None:
+        if self._live:
+            self.stream.write("\r\x1b[K")
+            self._live = False
+
+    def _run(self) -> None:
+        while not self._wake.wait(min(0.1, self.first / 2)):
+            with self._lock:
+                if self.status is None or time.monotonic() < self._next:
+                    continue
+                self._next = time.monotonic() + self.every
+                text = f"[{time.perf_counter() - self.t0:6.1f}s] {self.status}"
+                if self.tty:
+                    self.stream.write("\r\x1b[K" + text)
+                    self._live = True
+                else:
+                    self.stream.write(text + "\n")
+                self.stream.flush()
+
+
 def fmt_num(x: Any, digits: int = 8) -> str:
     if x is None:
         return "-"
@@ -175,7 +287,6 @@ def summary_line(result) -> str:
 
 def check_writable(path: str | None) -> None:
     """Fail before a long run, not after it, when an output file cannot be created."""
-    import os
     if not path or path == "-":
         return
     parent = os.path.dirname(os.path.abspath(path))
@@ -185,6 +296,66 @@ def check_writable(path: str | None) -> None:
         raise InputError(f"cannot write {path}: it is a directory")
     if not os.access(parent, os.W_OK):
         raise InputError(f"cannot write {path}: directory {parent} is not writable")
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (through links too); a path that does not exist yet is compared by name."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(output: str | os.PathLike | None, inputs: Iterable, flag: str = "-o") -> None:
+    """Bad input (exit 2, before any work) when an output file is one of the inputs: writing it would destroy
+    what the command reads. ``None`` and ``-`` (stdout) are never inputs."""
+    if not output or str(output) == "-":
+        return
+    for src in inputs:
+        if src and str(src) != "-" and _same_file(output, src):
+            raise InputError(f"{flag} {output} is also an input of this command ({src}): refusing to overwrite it; "
+                             "write the output elsewhere")
+
+
+def refuse_replacing_inputs(outdir: str | os.PathLike | None, inputs: Iterable, flag: str = "-o") -> None:
+    """Bad input (exit 2, before any work) when an input lies inside the output directory that the command
+    replaces (``--force``): the new directory would delete it."""
+    if not outdir or not os.path.exists(outdir):
+        return
+    root = os.path.realpath(outdir)
+    for src in inputs:
+        if src and os.path.commonpath([root, os.path.realpath(src)]) == root:
+            raise InputError(f"{flag} {outdir} holds an input of this command ({src}): replacing the directory "
+                             "would delete it; write the output elsewhere")
+
+
+def spec_paths(spec: str) -> list[str]:
+    """The files a spec reference reads: ``file.py`` of ``file.py:make``, or a model directory."""
+    target, sep, _ = spec.rpartition(":")
+    if sep and (target.endswith(".py") or os.sep in target or target.startswith(".")):
+        return [target]
+    return [spec] if os.path.isdir(spec) else []
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):      # replaced or closed: not a terminal
+        return False
+
+
+def emit_rows(payload: str, explicit: bool, table_shown: bool, how: str) -> None:
+    """The rows' JSON on stdout, except on a terminal after their table, where thousands of JSON lines would bury
+    it: one line on stderr says how to get them instead. ``explicit`` (an option asked for stdout) always prints;
+    pipes and files always get the JSON."""
+    if stdout_is_terminal() and table_shown and not explicit:
+        from .app import err
+        err(f"(the JSON is not printed on a terminal: redirect stdout, e.g. `| less` or `> rows.json`, {how})")
+        return
+    from .app import emit
+    emit(payload)
 
 
 def write_output(path: str, text: str) -> None:

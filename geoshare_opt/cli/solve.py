@@ -8,8 +8,9 @@ import click
 
 from . import exits, signals
 from .app import cli, emit, err
-from .common import (ProgressLine, format_table, parse_native, rows_to_csv, rows_to_json, solver_options,
-                     summary_line, check_writable, write_output)
+from .common import (ProgressLine, check_seed_option, format_table, parse_native, rows_to_csv, rows_to_json,
+                     refuse_overwriting_inputs, solver_options, summary_line, check_writable, write_output,
+                     SLACK_NOTE, emit_rows)
 
 
 def exit_code(result) -> int:
@@ -33,7 +34,13 @@ def exit_code(result) -> int:
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add 'true_cost' (total and per type: the true class cost of the colouring, from the instance's "
                    "curvature sidecar) to the result JSON; the objective stays the graph objective.")
-def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output, true_cost):
+@click.option("--ratio", type=float, default=None, metavar="R",
+              help="Set the budget here instead of re-running analyze: remove the fraction R (0<R<1) of the stored "
+                   "parameters (max_params = floor((1-R) * total params)); other caps kept.")
+@click.option("--max-classes", "max_classes", type=int, default=None, metavar="K",
+              help="Set the budget's max_classes to K (other caps kept).")
+def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output, true_cost, ratio,
+              max_classes):
     """Colour INSTANCE under its budget and print the result JSON.
 
     \b
@@ -41,12 +48,17 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
     Exit codes: 0 a feasible assignment is written (optimal or not, also after a time limit, Ctrl-C or SIGTERM:
     its termination says which); 3 no feasible assignment (infeasibility proven or none found); 2 bad input;
     130 (Ctrl-C) / 143 (SIGTERM) stopped with nothing found: no result is written; 1 internal or backend error.
+    With --ratio / --max-classes the result answers INSTANCE under that budget; it records the budget
+    (stats.budget_override), which apply and validate use to match it to INSTANCE.
     """
     from ..api import solve
     from ..instance import Instance
 
     check_writable(output)
-    inst = Instance.load(instance)
+    refuse_overwriting_inputs(output, [instance, init])
+    inst, override = budget_at_solve(Instance.load(instance), ratio, max_classes)
+    if inst.budget_is_slack and not quiet:
+        err(f"note: {SLACK_NOTE} (solve --ratio R or --max-classes K)")
     native = parse_native(native)
     cc = None
     if true_cost:  # read (and check) the sidecar before the run: a missing one is bad input, found at once
@@ -67,6 +79,8 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
         signals.exit_stopped("no assignment was found before the stop; nothing written")
     signals.finishing()      # the answer is in hand: a second Ctrl-C must not cut its output short
     result.instance_path = os.path.abspath(instance)  # lets `validate` find the instance later
+    if override:
+        result.stats["budget_override"] = override
     payload = result.dumps()
     if cc is not None and result.feasible:
         import json
@@ -84,19 +98,33 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
     sys.exit(exit_code(result))
 
 
+def budget_at_solve(inst, ratio: float | None, max_classes: int | None):
+    """``inst`` under the budget ``solve --ratio/--max-classes`` sets, and that budget (None when neither)."""
+    if ratio is None and max_classes is None:
+        return inst, None
+    if (inst.meta.get("mode") if isinstance(inst.meta, dict) else None) == "basis" and ratio is not None:
+        from ..errors import InputError
+        raise InputError("--ratio: this instance was analysed for basis mode, where the ratio sets the shared "
+                         "ranks and so the edge weights: re-run analyze with the new --ratio")
+    inst = inst.with_ratio(ratio, max_classes) if ratio is not None else inst.with_budget(max_classes,
+                                                                                         keep_caps=True)
+    return inst, inst.budget.to_dict()
+
+
 @cli.command("compare")
 @click.argument("instances", nargs=-1, required=True, type=click.Path())
 @click.option("--solvers", "solvers", required=True, metavar="A,B,C", help="Comma-separated backend names.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Runs per (instance, solver); seed+r.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S", help="Seconds per run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first repeat.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Seed of the first repeat (0 .. 2**31-1).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Worker threads per run.")
 @click.option("--native", "native", multiple=True, metavar="SOLVER:KEY=VALUE",
               help="A native option for one solver (e.g. cpsat:num_search_workers=1). Repeatable.")
 @click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
               help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
 @click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
-              help="Write the rows as JSON to FILE ('-' = stdout, the default).")
+              help="Write the rows as JSON to FILE ('-' = stdout, the default; on a terminal only with '-').")
 @click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add a true_cost column (the true class cost of each colouring, from each instance's sidecar).")
@@ -105,8 +133,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
 
     \b
-    stdout: the rows as JSON (or CSV with --csv -); stderr: a progress line per run and the table, where '*'
-    marks the best objective on each instance. Files are written atomically. Exit 0 when the rows were written
+    stdout: the rows as JSON (or CSV with --csv -), except on a terminal, where the table is enough (--json -
+    prints them there too); stderr: a progress line per run and the table, where '*' marks the best objective on
+    each instance. Files are written atomically. Exit 0 when the rows were written
     (whatever each run found; Ctrl-C or SIGTERM ends the comparison after the run it stopped, whose row says
     "interrupted"), 2 on bad input.
     """
@@ -124,6 +153,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         per_solver.setdefault(name, {}).update(parse_native([pair]))
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+    refuse_overwriting_inputs(csv_out, instances, "--csv")
+    refuse_overwriting_inputs(json_out, instances, "--json")
+    refuse_overwriting_inputs(json_out, [csv_out], "--json")
 
     costs = {}
     if true_cost:  # every instance needs its sidecar: checked before anything runs
@@ -161,4 +193,4 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if csv_out == "-":
         emit(rows_to_csv(rows, columns))
     elif json_out in (None, "-"):
-        emit(rows_to_json(rows))
+        emit_rows(rows_to_json(rows), json_out == "-", not quiet, "or write them with --json FILE")

@@ -8,7 +8,8 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import ProgressBar, check_writable, format_table, parse_native, rows_to_csv, write_output
+from .common import (ProgressBar, check_seed_option, check_writable, emit_rows, format_table, parse_native,
+                     refuse_overwriting_inputs, rows_to_csv, write_output)
 
 CSV_COLUMNS = ["frontier", "max_classes", "max_params", "n_classes", "stored_params", "compression", "damage",
                "bound", "gap", "proven", "infeasible", "time_s", "true_cost", "classes_per_type"]
@@ -25,11 +26,14 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
               help="Seconds for the whole sweep (default: none); unsolved points keep their best known value.")
 @click.option("--time-limit-per-solve", "per_solve", type=float, default=None, metavar="S",
               help="Seconds per sub-solve (one type at one class count).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sub-solves.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Random seed of the sub-solves (0 .. 2**31-1).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Worker threads per sub-solve.")
 @click.option("--native", "native", multiple=True, metavar="KEY=VALUE", help="Native option of the solver.")
 @click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
               help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
+@click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
+              help="Write the table as JSON to FILE ('-' = stdout, the default; on a terminal only with '-').")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
               help="Plot damage against stored parameters: the optimal frontier and the heuristics (needs "
                    "matplotlib, the 'plot' extra).")
@@ -43,8 +47,8 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
               help="Add the true class cost of every colouring (needs the instance's curvature sidecar with "
                    "weights).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table on stderr.")
-def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, csv_out, plot_out, heuristics,
-              random_seeds, true_cost, quiet):
+def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, csv_out, json_out, plot_out,
+              heuristics, random_seeds, true_cost, quiet):
     """The optimal predicted damage of INSTANCE for every budget, from one class per type to no sharing.
 
     \b
@@ -52,14 +56,21 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     DP over types into two frontiers: best damage per total class count ("rows") and the Pareto front of stored
     parameters against damage ("frontier"). The instance's max_classes / max_params are what is swept (ignored);
     hard edges and per-type caps are honoured (a budget they make infeasible is a row marked infeasible).
-    stdout: the table as JSON (geoshare-sweep v1), or CSV with --csv -; stderr: a progress bar and the table.
+    stdout: the table as JSON (geoshare-sweep v1), or CSV with --csv -, except on a terminal, where the table on
+    stderr is enough (--json - prints the JSON there too); stderr: a progress bar and the table.
     Exit codes: 0 done (also when stopped by the time limit or Ctrl-C: unproven rows say so), 2 bad input.
     """
     from ..baselines import KINDS
     from ..errors import InputError
     from ..instance import Instance
 
-    check_writable(csv_out)
+    if csv_out == "-" and json_out == "-":
+        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+    for flag, path in (("--csv", csv_out), ("--json", json_out)):
+        check_writable(path)
+        refuse_overwriting_inputs(path, [instance], flag)
+    refuse_overwriting_inputs(json_out, [csv_out], "--json")
+    refuse_overwriting_inputs(plot_out, [instance, csv_out, json_out], "--plot")
     if plot_out:
         check_writable(plot_out)
         _require_matplotlib()
@@ -95,11 +106,14 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
         write_output(csv_out, rows_to_csv(csv_rows(payload), CSV_COLUMNS))
     if plot_out:
         plot(payload, plot_out)
+    import json
+    text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
+    if json_out and json_out != "-":
+        write_output(json_out, text)
     if csv_out == "-":
         emit(rows_to_csv(csv_rows(payload), CSV_COLUMNS))
-    else:
-        import json
-        emit(json.dumps(payload, indent=1, allow_nan=False))
+    elif json_out in (None, "-"):
+        emit_rows(text, json_out == "-", not quiet, "or write it with --json FILE")
     sys.exit(exits.OK)
 
 
@@ -151,6 +165,8 @@ def plot(payload: dict, path: str) -> None:
     import tempfile
 
     import matplotlib
+
+    from ..atomic import follow_umask
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -192,9 +208,7 @@ def plot(payload: dict, path: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)      # mkstemp makes 0600 files; give the plot the usual mode
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

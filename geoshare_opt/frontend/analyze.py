@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..errors import InputError
-from ..instance import Instance
+from ..instance import Instance, params_for_ratio
 from ..specs.base import BUILTIN, ModelSpec, as_spec, load_spec
 from .discovery import NodeInfo, discover, group_by_type
 from .estimators import diag as diag_est
@@ -112,11 +112,7 @@ def budget_for(nodes: Sequence[NodeInfo], mode: str, ratio: float | None, max_cl
     if mode == "tie" and ratio is not None:
         total = sum(n.params for n in nodes)
         need = sum(max(nodes[i].params for i in idx) for idx in types.values())
-        cap = math.floor((1 - ratio) * total)
-        if cap < need:
-            raise InputError(f"ratio {ratio} is too high: one tensor per type already stores {need} of {total} "
-                             f"parameters (the ratio can be at most {1 - need / total:.4f})")
-        out["max_params"] = cap
+        out["max_params"] = params_for_ratio(total, need, ratio)
     return out
 
 
@@ -191,6 +187,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
         raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
     opts.update(spec_options or {})
+    if progress is not None and isinstance(spec_or_model, str):    # a large model can take minutes to load
+        progress({"step": "load", "message": f"loading {spec_or_model}"})
     spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
     if provenance:
         ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..checker import evaluate
+from ..errors import InputError
 from ..instance import Instance, TypeBlock
 from ..options import SolveOptions
 from ..result import Termination
@@ -144,11 +145,35 @@ class ModelAnswer:
 SolveModel = Callable[[Model, "float | None", "list[np.ndarray] | None"], ModelAnswer]
 
 # native options read here, never passed on to the solver library
-OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint", "seed_heuristic")
+OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint", "seed_heuristic", "max_model_gb")
 
 
-def own_option(options: SolveOptions, key: str, default):
-    return options.native.get(key, default)
+def own_option(options: SolveOptions, key: str, default: bool) -> bool:
+    """One of ``OWN_OPTIONS`` (all true/false switches); any other value is bad input, not silently truthy."""
+    value = options.native.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"native option {key} must be true or false, got {value!r}")
+    return value
+
+
+def model_memory_limit(options: SolveOptions) -> float | None:
+    """Bytes one exact model may take to build (native ``max_model_gb``; default: budget.MEMORY_SHARE of the
+    memory available)."""
+    gb = options.native.get("max_model_gb")
+    if gb is None:
+        return None
+    if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not gb > 0:
+        from ..errors import InputError
+        raise InputError(f"native option max_model_gb must be a positive number of gigabytes, got {gb!r}")
+    return float(gb) * 2 ** 30
+
+
+def not_built_note(notes: list[str]) -> str:
+    """The result message when models were refused or cut short (budget.refusal, BuildTimeout)."""
+    if not notes:
+        return ""
+    more = f" (and {len(notes) - 1} more sub-model(s))" if len(notes) > 1 else ""
+    return f"{notes[0]}{more}; the best assignment found without it is kept"
 
 
 def solver_native(options: SolveOptions) -> dict:
@@ -526,6 +551,8 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
                     {"type": cv.part.type, "k": k, "reason": ans.stats["triangles_truncated"],
                      "triangles": ans.stats.get("triangles")})
             cv.record(k, ans)
+            if ans.stats.get("not_built"):
+                stats.setdefault("not_built", []).append(ans.stats["not_built"])
             ctx.log(f"type {cv.part.type!r} k={k}: {ans.status}, [{cv.lo[k]:.6g}, {cv.hi[k]:.6g}]")
             offer_incumbent()
             if ans.interrupted:
@@ -565,9 +592,10 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
     closed = hi_ks is not None and hi_val <= lo_val + 1e-9 * max(1.0, abs(hi_val))
     if closed:
         return Outcome(Termination.OPTIMAL, labels, min(lo_val, hi_val), "", stats)
+    note = not_built_note(stats.get("not_built", []))
     if stopped_early or ctx.expired() or ctx.deadline is not None:
-        return Outcome(Termination.TIME_LIMIT, labels, lo_val, "", stats)
-    return Outcome(Termination.COMPLETED, labels, lo_val, "a sub-solve ended without proof", stats)
+        return Outcome(Termination.TIME_LIMIT, labels, lo_val, note, stats)
+    return Outcome(Termination.COMPLETED, labels, lo_val, note or "a sub-solve ended without proof", stats)
 
 
 def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
@@ -598,7 +626,8 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
     if ans.status == "optimal" and labels is not None:  # proven: the bound is the objective itself
         return Outcome(Termination.OPTIMAL, labels, model.objective(ans.labels), "", stats)
     term = Termination.TIME_LIMIT if ctx.deadline is not None else Termination.COMPLETED
-    return Outcome(term, labels, bound if np.isfinite(bound) else None, "", stats)
+    note = not_built_note([ans.stats["not_built"]] if ans.stats.get("not_built") else [])
+    return Outcome(term, labels, bound if np.isfinite(bound) else None, note, stats)
 
 
 EXACT_MODEL_SOLVERS = {"cpsat": "geoshare_opt.solvers.cpsat", "highs": "geoshare_opt.solvers.highs",

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..instance import Instance
+from .budget import NO_CLOCK, BuildClock
 from .decompose import Model, Part, first_appearance, parts_of
 
 
@@ -116,14 +117,15 @@ def weight_scale(model: Model) -> float:
     return 1.0 if big == 0.0 else 2.0 ** -math.floor(math.log2(big))
 
 
-def build(model: Model, normalise: bool = True, cut_deadline: float | None = None) -> Milp:
+def build(model: Model, normalise: bool = True, cut_deadline: float | None = None, clock: BuildClock = NO_CLOCK) -> Milp:
     """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family). With
     ``normalise`` the objective is multiplied by ``weight_scale(model)`` (recorded as ``Milp.scale``; divide a
     solver's objective or bound by it); without, the costs are the weights themselves (``export``).
 
     The triangle rows are optional cuts, O(n^3) of them on a dense part: none is generated after ``cut_deadline``
     (``time.monotonic()`` seconds; see ``limited_triangles``), so a short time limit is not spent building them.
-    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added."""
+    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added.
+    ``clock`` (budget.BuildClock) raises ``BuildTimeout`` once its deadline passes mid-build."""
     sigma = weight_scale(model) if normalise else 1.0
     names: list[str] = []
     cost: list[float] = []
@@ -157,11 +159,13 @@ def build(model: Model, normalise: bool = True, cut_deadline: float | None = Non
             cs = xc[i][xc[i] >= 0]
             rows.add(cs, np.ones(len(cs)), 1.0, 1.0, f"assign_{t}_{i}")
         for e, (a, b) in enumerate(zip(p.hard_u.tolist(), p.hard_v.tolist())):
+            clock.tick(2 * C)
             for c in range(C):
                 if xc[a, c] >= 0 and xc[b, c] >= 0:
                     rows.add([xc[a, c], xc[b, c]], [1, 1], -inf, 1.0, f"hard_{t}_{e}_{c}")
         yc = np.empty(len(p.soft_w), dtype=np.int64)
         for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
+            clock.tick(3 * C)
             y = yc[e] = col(f"y_{t}_{e}", 0.0, 1.0, c=w * sigma)
             for c in range(C):
                 xa, xb = xc[a, c], xc[b, c]
@@ -187,6 +191,7 @@ def build(model: Model, normalise: bool = True, cut_deadline: float | None = Non
         if model.symmetry:  # slot c >= 1 may hold i only if slot c-1 holds an earlier node
             for c in range(1, C):
                 for i in range(c, p.n):
+                    clock.tick(i - c + 2)
                     prev = [xc[j, c - 1] for j in range(c - 1, i) if xc[j, c - 1] >= 0]
                     rows.add([xc[i, c]] + prev, [1] + [-1] * len(prev), -inf, 0.0, f"order_{t}_{i}_{c}")
         zc = sc = None

@@ -489,11 +489,12 @@ def can_decompose(instance: Instance) -> bool:
     return all(p.uniform_params for p in parts_of(instance))
 
 
-def solve_exact(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
+def solve_exact(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel,
+                full_curves: bool = False) -> Outcome:
     """The entry point of every exact backend: decomposition where exact (and not switched off with native
-    ``decompose=False``), else one monolithic model."""
+    ``decompose=False``), else one monolithic model. ``full_curves``: see ``solve_decomposed``."""
     if own_option(options, "decompose", True) and can_decompose(instance):
-        return solve_decomposed(instance, options, ctx, solve_model)
+        return solve_decomposed(instance, options, ctx, solve_model, full_curves)
     return solve_monolithic(instance, options, ctx, solve_model)
 
 
@@ -503,7 +504,11 @@ def model_flags(options: SolveOptions) -> dict:
             "triangles": bool(own_option(options, "triangles", True))}
 
 
-def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
+def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel,
+                     full_curves: bool = False) -> Outcome:
+    """The lazy curves and the DP (formulations/decomposition.md). With ``full_curves`` the first round solves
+    every k of every type from its cap down, for a backend whose sub-solves of one type share one model (colgen:
+    the large k are cheap and warm the small ones, where a DP on trivial bounds would climb from k = 1)."""
     parts = parts_of(instance)
     flags = model_flags(options)
     curves = [Curve(p) for p in parts]
@@ -532,15 +537,19 @@ def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContex
     offer_incumbent()
     # round 0: each type at its full cap (often all that is needed); later rounds: what the lower DP picks
     todo = [(t, cv.part.cap) for t, cv in enumerate(curves) if not cv.exact(cv.part.cap)]
+    if full_curves:
+        todo = [(t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)]
     stopped_early = interrupted = False
     while True:
         for pos, (t, k) in enumerate(todo):
+            cv = curves[t]
+            if cv.exact(k):             # settled by an earlier answer (a flat stretch of the curve)
+                continue
             if ctx.expired():
                 stopped_early = True
                 break
             left = ctx.time_left()
             share = None if left is None else left / (len(todo) - pos)
-            cv = curves[t]
             cv.given[k] = share
             model = Model((cv.part.with_cap(k),), k, None, **flags)
             hint = cv.hint(k)

@@ -1,4 +1,4 @@
-"""Compiled pricing kernels of the set-partitioning engine (numba, ``cache=True``; see formulations/colgen.md).
+"""Compiled pricing kernels of the set-partitioning engine (numba through ``solvers._jit``; formulations/colgen.md).
 
 Each kernel minimises the quadratic reduced cost of a class over the subsets ``S`` of ``m`` items,
 
@@ -15,10 +15,10 @@ dropping an item costs O(m).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .._jit import njit
 
 
-@njit(cache=True)
+@njit()
 def _insert(vals, sets, in_set, value, thresh):
     """Put the current set into the sorted keep-list if it beats the worst kept one. Returns the new cut-off (the
     worst kept value once the list is full, else ``thresh``)."""
@@ -35,7 +35,7 @@ def _insert(vals, sets, in_set, value, thresh):
     return min(thresh, vals[keep - 1])
 
 
-@njit(cache=True)
+@njit()
 def _flip(j, add, Q, conf, g, cc, in_set):
     """Add (``add``) or drop item ``j``: update the marginals ``g`` and the conflict counts ``cc``."""
     m = len(g)
@@ -48,7 +48,7 @@ def _flip(j, add, Q, conf, g, cc, in_set):
             cc[a] += c
 
 
-@njit(cache=True)
+@njit()
 def enumerate_best(Q, d, conf, keep, thresh):
     """Every subset in Gray-code order (one flip per step): exact, 2^m · m operations (m ≤ 30)."""
     m = len(d)
@@ -84,7 +84,7 @@ def enumerate_best(Q, d, conf, keep, thresh):
     return vals, sets, least
 
 
-@njit(cache=True)
+@njit()
 def _bound(depth, order, value, g, cc, neg_suffix):
     """A lower bound on ``r`` over every completion of the current set with items ``order[depth:]``: each free item
     adds at least ``min(0, g_j)`` plus its share of the negative ``Q`` among the undecided items."""
@@ -96,7 +96,7 @@ def _bound(depth, order, value, g, cc, neg_suffix):
     return b
 
 
-@njit(cache=True)
+@njit()
 def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
     """Depth-first search over include / exclude decisions (items by increasing ``d``), pruned by ``_bound``.
     Exact unless ``node_limit`` (> 0) search nodes are exceeded; returns ``(vals, sets, least, complete, nodes)``
@@ -162,7 +162,7 @@ def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
     return vals, sets, least, open_bound == np.inf, nodes
 
 
-@njit(cache=True)
+@njit()
 def local_search_best(Q, d, conf, starts, keep, thresh):
     """From each start item: greedy growth by the most negative marginal, then single add / drop moves until none
     improves. Heuristic; duplicates are dropped."""
@@ -203,7 +203,7 @@ def local_search_best(Q, d, conf, starts, keep, thresh):
     return vals, sets
 
 
-@njit(cache=True)
+@njit()
 def _kept(vals, sets, in_set):
     for r in range(len(vals)):
         if vals[r] == np.inf:

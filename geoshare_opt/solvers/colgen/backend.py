@@ -8,8 +8,9 @@ are not set-partitioning models of one type: they go to CP-SAT's model solver, a
 
 Native options (besides the shared ``decompose``, ``hint``, ``seed_heuristic``; ``symmetry`` and ``triangles`` do not
 apply): ``keep`` (classes per pricing call, default 24), ``smoothing`` (Wentges α in [0, 1), default 0.5),
-``mip_time`` (seconds of restricted-master MIP per call, default 0.5), ``enum_max`` (exact pricing by enumeration
-up to this many groups, default 20, at most 30).
+``mip_nodes`` (branch-and-bound nodes of each restricted-master MIP, default 200), ``enum_max`` (exact pricing by
+enumeration up to this many groups, default 12, at most 30), ``work_limit`` (a deterministic work budget for the
+whole run, ``pricing.WorkMeter`` units, default 0 = none: ``auto`` uses it when no time limit is given).
 """
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ from ...errors import InputError
 from ...instance import Instance
 from ...options import SolveOptions
 from ..base import Backend, Outcome, SolveContext
-from ..decompose import INF, Model, ModelAnswer, Part, solve_exact, solver_native
+from ..budget import MEMORY_SHARE, memory_available
+from ..decompose import INF, Model, ModelAnswer, Part, model_memory_limit, solve_exact, solver_native
 from .engine import Settings, TypeEngine
+from .pricing import WorkMeter
 
 _FLAGS = ("symmetry", "triangles")      # formulation switches of the assignment models: no meaning here
+#: bytes of dense matrices per pair of a type's nodes (W, hard, a node's group sums and products)
+BYTES_PER_PAIR = 48
 
 
 class ColgenBackend(Backend):
@@ -38,7 +43,7 @@ class ColgenBackend(Backend):
     distributions = ("highspy", "numba")
 
     def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
-        return solve_exact(instance, options, ctx, model_solver(options, ctx))
+        return solve_exact(instance, options, ctx, model_solver(options, ctx), full_curves=True)
 
 
 def settings_from(native: dict) -> Settings:
@@ -55,10 +60,25 @@ def settings_from(native: dict) -> Settings:
         except (TypeError, ValueError):
             raise InputError(f"colgen: native option {key!r} must be a number, got {value!r}") from None
         setattr(s, key, value)
-    if s.keep < 1 or not 0 <= s.smoothing < 1 or s.mip_time < 0 or not 1 <= s.enum_max <= 30:
-        raise InputError("colgen: native options need keep >= 1, 0 <= smoothing < 1, mip_time >= 0, "
-                         "1 <= enum_max <= 30")
+    if s.keep < 1 or not 0 <= s.smoothing < 1 or s.mip_nodes < 0 or not 1 <= s.enum_max <= 30 \
+            or s.work_limit < 0:
+        raise InputError("colgen: native options need keep >= 1, 0 <= smoothing < 1, mip_nodes >= 0, "
+                         "1 <= enum_max <= 30, work_limit >= 0")
     return s
+
+
+def refusal(part: Part, memory_limit: float | None) -> str:
+    """Why the engine of ``part`` should not be built ("" when it may): its dense matrices (pair weights, hard
+    pairs, a node's group sums) take about ``BYTES_PER_PAIR · n²`` bytes, compared with ``memory_limit`` (default
+    the share of the available memory that ``budget.MEMORY_SHARE`` allows)."""
+    need = BYTES_PER_PAIR * part.n ** 2
+    if memory_limit is None:
+        available = memory_available()
+        memory_limit = None if available is None else MEMORY_SHARE * available
+    if memory_limit is not None and need > memory_limit:
+        return (f"colgen: type {part.type!r} ({part.n} nodes) would need about {need / 2 ** 30:.2g} GB of dense "
+                f"matrices, more than the {memory_limit / 2 ** 30:.2g} GB it may use")
+    return ""
 
 
 def part_matrices(part: Part) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +96,8 @@ def part_matrices(part: Part) -> tuple[np.ndarray, np.ndarray]:
 def model_solver(options: SolveOptions, ctx: SolveContext):
     """A ``SolveModel`` (decompose.py) backed by one cached ``TypeEngine`` per type."""
     settings = settings_from(solver_native(options))
+    memory_limit = model_memory_limit(options)
+    work = WorkMeter(settings.work_limit)       # one budget for the whole run, across types and budgets
     engines: dict[tuple, TypeEngine] = {}
     fallback = []
 
@@ -83,13 +105,16 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         key = (part.type, part.nodes.tobytes())
         if key not in engines:
             W, hard = part_matrices(part)
-            engines[key] = TypeEngine(W, hard, settings=settings)
+            engines[key] = TypeEngine(W, hard, settings=settings, work=work)
         return engines[key]
 
     def solve(model: Model, time_limit: float | None, hint) -> ModelAnswer:
         if len(model.parts) != 1 or model.max_params is not None:
             return monolithic(model, time_limit, hint)
         part = model.parts[0]
+        why = refusal(part, memory_limit)
+        if why:
+            return ModelAnswer("unknown", None, -INF, {"not_built": why})
         k = min(part.cap, model.max_classes)
         deadline = None if time_limit is None else time.monotonic() + time_limit
         res = engine_of(part).solve(k, deadline, None if hint is None else np.asarray(hint[0]))

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .master import INF, ColumnPool, MasterLP, restricted_mip
-from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer
+from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer, WorkMeter
 
 #: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
 #: the engine closes at half of it so that the curve sees the point as exact
@@ -38,8 +38,9 @@ class Settings:
     """Tuning of the engine (native options of the ``colgen`` backend, see backend.py)."""
     keep: int = 24                  # classes kept per pricing call
     smoothing: float = 0.5          # Wentges: exact pricing at α·π_centre + (1 − α)·π_LP (0 = off)
-    mip_time: float = 0.5           # seconds of restricted-master MIP after the root and every 50 nodes
+    mip_nodes: int = 200            # branch-and-bound nodes of the restricted-master MIP (0 = none)
     enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
+    work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
 
 
 @dataclass
@@ -61,8 +62,10 @@ class TypeEngine:
     masks) makes a non-additive oracle's pricing exact; ``exact_costs`` False marks the costs as estimates."""
 
     def __init__(self, W: np.ndarray, hard: np.ndarray, *, cost_of: Callable[[list], np.ndarray] | None = None,
-                 table: np.ndarray | None = None, exact_costs: bool = True, settings: Settings | None = None):
+                 table: np.ndarray | None = None, exact_costs: bool = True, settings: Settings | None = None,
+                 work: WorkMeter | None = None):
         self.settings = settings or Settings()
+        self.work = work if work is not None else WorkMeter(self.settings.work_limit)
         self.n = n = len(W)
         self.hard = np.asarray(hard, dtype=bool)
         self.additive = cost_of is None
@@ -70,7 +73,7 @@ class TypeEngine:
         self.exact_costs = exact_costs
         self.scale = _cost_scale(W, table)
         self.W = W / self.scale
-        self.proposer = QuadraticPricer(self.settings.enum_max)
+        self.proposer = QuadraticPricer(self.settings.enum_max, self.work)
         w = self.W[np.triu_indices(n, 1)]
         if self.additive:
             self.pricer = self.proposer
@@ -162,11 +165,12 @@ class _Run:
         self.upper = engine.virtual_ub       # a bound above every feasible value until an incumbent exists
         self.labels: np.ndarray | None = None
         self.stats = {"k": k, "nodes": 0, "lp_solves": 0, "columns_heuristic": 0, "columns_exact": 0,
-                      "exact_pricings": 0, "mispricings": 0, "incumbent_from": None, "lp_s": 0.0, "exact_s": 0.0}
+                      "exact_pricings": 0, "mispricings": 0, "incumbent_from": None, "lp_s": 0.0, "exact_s": 0.0,
+                      "mip_s": 0.0}
         self.started = time.monotonic()
 
     def expired(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.e.work.exhausted or (self.deadline is not None and time.monotonic() >= self.deadline)
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
@@ -235,16 +239,17 @@ class _Run:
         if not e.proves:       # heuristic pricing: the root LP's columns, then the pool MIP; no tree
             self.mip_incumbent()
             return None
-        if node_bound >= self.upper - self.tol():
-            return None
         if self.stats["nodes"] == 1:
             self.stats["root_bound"] = node_bound * e.scale
-            self.mip_incumbent()
+        if node_bound >= self.upper - self.tol():
+            return None
         pair = self.branching_pair(node, x)
         if pair is None:
             if artificial <= INTEGRAL_TOL:
                 self.take_integral(x)
             return None
+        if self.stats["nodes"] == 1:      # a fractional root: the pool MIP for an incumbent before branching
+            self.mip_incumbent()
         return node_bound, pair, True
 
     def result(self, lower: float) -> PointResult:
@@ -269,6 +274,7 @@ class _Run:
         while True:
             t0 = time.monotonic()
             value, x, artificial, pi, mu = e.lp.solve(self.time_left())
+            e.work.spend(e.lp.last_iterations * (e.n + 1))
             self.stats["lp_solves"] += 1
             self.stats["lp_s"] += time.monotonic() - t0
             if self.expired() or not np.isfinite(value):    # no LP optimum: the node stays open
@@ -381,13 +387,13 @@ class _Run:
     def mip_incumbent(self) -> None:
         """The restricted-master MIP over every pool column (a heuristic: the pool may lack the optimum)."""
         e = self.e
-        limit = e.settings.mip_time
-        if self.deadline is not None:
-            limit = min(limit, max(0.0, self.deadline - time.monotonic()) / 4)
-        if limit <= 1e-3:
+        limit = None if self.deadline is None else max(0.0, self.deadline - time.monotonic()) / 4
+        if (limit is not None and limit <= 1e-3) or e.settings.mip_nodes <= 0:
             return
-        value, chosen = restricted_mip(e.pool, np.ones(len(e.pool), dtype=bool), self.k, limit,
-                                       self.upper if self.labels is not None else INF)
+        t0 = time.monotonic()
+        value, chosen = restricted_mip(e.pool, np.ones(len(e.pool), dtype=bool), self.k, e.settings.mip_nodes,
+                                       limit, self.upper if self.labels is not None else INF)
+        self.stats["mip_s"] += time.monotonic() - t0
         if chosen is None:
             return
         labels = np.full(e.n, -1, dtype=np.int64)

@@ -78,6 +78,7 @@ class MasterLP:
         h.addRows(self.n + 1, lower, upper, 0, none, none, np.zeros(0))
         h.addCol(float(penalty), 0.0, self._inf, 1, np.array([self.n], dtype=np.int32), np.array([-1.0]))
         self.n_cols = 0          # pool columns already in the LP (the artificial is LP column 0)
+        self.last_iterations = 0
         self.k = k
         self.sync()
 
@@ -114,8 +115,11 @@ class MasterLP:
         optimum (e.g. at ``time_limit``)."""
         import highspy
         self.sync()
-        self.h.setOptionValue("time_limit", self._inf if time_limit is None else max(float(time_limit), 1e-3))
+        # HiGHS compares its time limit with the run time accumulated over every run() of this object
+        limit = self._inf if time_limit is None else self.h.getRunTime() + max(float(time_limit), 1e-3)
+        self.h.setOptionValue("time_limit", limit)
         self.h.run()
+        self.last_iterations = int(self.h.getInfo().simplex_iteration_count)
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return INF, np.zeros(len(self.pool)), 0.0, np.zeros(self.n), 0.0
         sol = self.h.getSolution()
@@ -125,18 +129,21 @@ class MasterLP:
         return value, col[1:], float(col[0]), dual[:self.n], float(dual[self.n])
 
 
-def restricted_mip(pool: ColumnPool, allowed: np.ndarray, k: int, time_limit: float, cutoff: float
-                   ) -> tuple[float, np.ndarray | None]:
-    """HiGHS MIP on the allowed pool columns (a heuristic for incumbents: the pool may lack the optimum).
-    Returns ``(value, chosen column indices)`` or ``(inf, None)``."""
+def restricted_mip(pool: ColumnPool, allowed: np.ndarray, k: int, max_nodes: int, time_limit: float | None,
+                   cutoff: float) -> tuple[float, np.ndarray | None]:
+    """HiGHS MIP on the allowed pool columns (a heuristic for incumbents: the pool may lack the optimum), at most
+    ``max_nodes`` branch-and-bound nodes (deterministic) and ``time_limit`` seconds. Returns ``(value, chosen
+    column indices)`` or ``(inf, None)``."""
     import highspy
     from ..quiet import new_highs, stdout_to_stderr
     cols = np.flatnonzero(allowed)
     if len(cols) == 0:
         return INF, None
     h = new_highs()
-    for key, value in (("time_limit", max(float(time_limit), 1e-3)), ("threads", 1), ("mip_rel_gap", 1e-9),
-                       ("objective_bound", float(cutoff))):
+    settings = {"mip_max_nodes": int(max_nodes), "threads": 1, "mip_rel_gap": 1e-9, "objective_bound": float(cutoff)}
+    if time_limit is not None:
+        settings["time_limit"] = max(float(time_limit), 1e-3)
+    for key, value in settings.items():
         h.setOptionValue(key, value)
     inf = highspy.kHighsInf
     n = pool.n

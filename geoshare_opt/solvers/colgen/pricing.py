@@ -28,6 +28,26 @@ ENUM_MAX_ITEMS = 12
 BB_WORK_CHUNK = 50_000_000
 
 
+class WorkMeter:
+    """A deterministic work budget shared by a run's engines (0 = none), in search nodes × items: exact pricing
+    spends its search, heuristic pricing its starts × items², a master LP its simplex iterations × rows. A run
+    that spends it stops as at a deadline, at the same point on every machine."""
+
+    def __init__(self, limit: float = 0.0):
+        self.limit = float(limit)
+        self.used = 0.0
+
+    def spend(self, units: float) -> None:
+        self.used += float(units)
+
+    def left(self) -> float:
+        return float("inf") if self.limit <= 0 else max(0.0, self.limit - self.used)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left() <= 0
+
+
 @dataclass(frozen=True)
 class Rules:
     """The branching decisions of a node: pairs that must share a class and pairs that must not (local indices)."""
@@ -114,27 +134,33 @@ def _rows(node: NodeProblem, vals: np.ndarray, sets: np.ndarray) -> tuple[list, 
 class QuadraticPricer:
     """Pricing for additive costs ``c(S) = Σ_{i<j∈S} W_ij``."""
 
-    def __init__(self, enum_max: int = ENUM_MAX_ITEMS):
+    def __init__(self, enum_max: int = ENUM_MAX_ITEMS, work: WorkMeter | None = None):
         self.enum_max = enum_max
+        self.work = work if work is not None else WorkMeter()
 
     def heuristic(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int) -> Priced:
         d = node.linear(pi)
         starts = np.argsort(d)[:max(keep, 8)].astype(np.int64)
         vals, sets = _kernels.local_search_best(node.Q, d, node.conflict, starts, keep, thresh)
+        self.work.spend(len(starts) * node.m ** 2)
         return Priced(*_rows(node, vals, sets))
 
     def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None) -> Priced:
         d = node.linear(pi)
-        if node.m <= self.enum_max:
+        m = max(node.m, 1)
+        if node.m <= self.enum_max and self.work.left() >= m * 2 ** node.m:
             vals, sets, least = _kernels.enumerate_best(node.Q, d, node.conflict, keep, thresh)
+            self.work.spend(m * 2 ** node.m)
             return Priced(*_rows(node, vals, sets), least=float(least), exact=True)
-        limit = max(1000, BB_WORK_CHUNK // max(node.m, 1))
+        limit = max(1000, BB_WORK_CHUNK // m)
         while True:
+            limit = int(min(limit, self.work.left() // m))
             started = time.monotonic()
             vals, sets, least, complete, nodes = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep,
-                                                                                thresh, limit)
+                                                                                thresh, max(limit, 1))
+            self.work.spend(nodes * m)
             now = time.monotonic()
-            if complete or (deadline is not None and now >= deadline):
+            if complete or self.work.exhausted or (deadline is not None and now >= deadline):
                 return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
             limit *= 2
             if deadline is not None:    # the next try must end by the deadline, at the rate just measured

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .baselines import KINDS, baseline, check_ratio
+from .baselines import KINDS, baseline
 from .errors import InputError
+from .options import check_ratio
 
 DEFAULT_BASELINES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random")
 
@@ -135,7 +136,7 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     compressed network. With ``recover_steps`` every colouring is also recovered with the same budget
     (``materialize.recover``; ``recover_options``: lr, method, rank, batch_size, objective) and measured again:
     ``row["recovered"]``; the saved network is then the recovered one."""
-    from . import solve
+    from .api import solve
     from .frontend import analyze, load_curvature
     from .specs import ModelSpec
 

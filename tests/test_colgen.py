@@ -161,7 +161,7 @@ def test_true_class_cost_curves_are_exact_with_a_subset_table():
     curves = class_cost_curves(inst, oracle)
     for c in curves:
         nodes = np.array(c["nodes"])
-        ref = brute_curve(np.zeros((len(nodes),) * 2), inst.block(c["type"]).hard,
+        ref = brute_curve(np.zeros((len(nodes),) * 2), inst.part(c["type"]).hard,
                           cost=lambda members: oracle.cost(nodes[members]))
         assert c["pricing"] == "exact"
         for p, want in zip(c["points"], ref):
@@ -209,7 +209,7 @@ def test_sweep_proves_every_point_of_a_real_instance():
     res = sweep(inst, "colgen")
     assert res.complete and all(r["proven"] for r in res.rows + res.frontier)
     for t, curve in zip(inst.types, res.types):
-        blk = inst.block(t)
+        blk = inst.part(t)
         ref = brute_curve(blk.W, blk.hard)
         got = [p["objective"] for p in curve["points"]]
         assert got == pytest.approx(ref, rel=1e-9, abs=1e-15)

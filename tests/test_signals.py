@@ -169,8 +169,9 @@ def _cbc_running(pid):
                for c in _children(pid) if Path(f"/proc/{c}/cmdline").exists())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_pulp_stop_ends_cbc_and_removes_its_files(tmp_path, sig):
+def test_pulp_stop_ends_cbc_and_removes_its_files(tmp_path):
+    """SIGTERM (Ctrl-C takes the same path: both raise KeyboardInterrupt) while CBC runs."""
+    sig = signal.SIGTERM
     p = tmp_path / "dense.json"
     _signed(60, 0.9, k=8).save(p)
     proc = _start(["solve", p, "--solver", "pulp", "--time-limit", "120", "--native", "decompose=false"], tmp_path)
@@ -231,17 +232,17 @@ def test_sigterm_during_pipeline_keeps_the_rows_measured(tmp_path):
 
     def rows_done():
         try:
-            return len(json.loads(report.read_text())["rows"]) >= 2
+            return len(json.loads(report.read_text())["rows"]) >= 1
         except (OSError, ValueError):
             return False
 
-    proc = _start(["pipeline", "digits-mlp", "--solver", "cpsat", "--recover", "300", "-o", tmp_path / "o"], tmp_path)
+    proc = _start(["pipeline", "digits-mlp", "--solver", "cpsat", "--recover", "150", "-o", tmp_path / "o"], tmp_path)
     _wait_for(proc, rows_done, timeout=90)
     proc.send_signal(signal.SIGTERM)
     out, errs = proc.communicate(timeout=60)
     assert proc.returncode == 143 and out == "", errs[-2000:]
     assert "Traceback" not in errs and "rows measured so far" in errs
     saved = json.loads(report.read_text())
-    assert saved["complete"] is False and len(saved["rows"]) >= 2
+    assert saved["complete"] is False and len(saved["rows"]) >= 1
     assert all(r["recovered"]["metrics"] for r in saved["rows"])
     assert not (tmp_path / "o" / "tiemap.json").exists()           # no network of a run that did not finish

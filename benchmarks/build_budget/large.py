@@ -5,7 +5,9 @@ fresh `geoshare-opt solve` process measured by GNU time.
     python benchmarks/build_budget/large.py [--cases dense400,sparse20k] [--solvers cpsat,highs,pulp] [--limit 10]
 
 Writes the instances under benchmarks/build_budget/data/ (not committed; regenerated from the seed) and prints one
-JSON line per (case, solver): wall seconds, max RSS, termination, objective and the result's message."""
+JSON line per (case, solver): wall seconds of the process (reading a 1M-edge instance included), max RSS, the
+solve's own seconds (``solve_s``: what the time limit bounds), termination, objective and the result's message.
+``GEOSHARE_REPO=DIR`` runs another checkout's code (e.g. the commit before the fix) on the same instances."""
 from __future__ import annotations
 
 import argparse
@@ -47,9 +49,13 @@ def make(case: str) -> Path:
 
 
 def run(path: Path, solver: str, limit: float) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "geoshare_opt.cli", "solve", str(path), "--solver", solver,
-           "--time-limit", str(limit), "-q"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = ["/usr/bin/time", "-v", "timeout", "300", sys.executable, "-m", "geoshare_opt.cli", "solve", str(path),
+           "--solver", solver, "--time-limit", str(limit), "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cwd = None
+    if os.environ.get("GEOSHARE_REPO"):      # `-m` puts the working directory first on sys.path: run from there
+        env["PYTHONPATH"] = cwd = os.environ["GEOSHARE_REPO"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", out.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
     h, m, s = wall.groups()
@@ -58,7 +64,8 @@ def run(path: Path, solver: str, limit: float) -> dict:
            "max_rss_mb": round(int(rss.group(1)) / 1024)}
     try:
         res = json.loads(out.stdout)
-        row.update(termination=res["termination"], objective=res["objective"], message=res["message"][:160])
+        row.update(solve_s=round(res["wall_time_s"], 1), termination=res["termination"], objective=res["objective"],
+                   message=res["message"][:160])
     except ValueError:
         row["stderr"] = out.stderr.strip().splitlines()[:2]
     return row

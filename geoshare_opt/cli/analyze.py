@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, torch_threads
+from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, spec_paths, torch_threads
 
 
 class TqdmProgress:
@@ -101,6 +101,10 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
 
     if samples is not None and samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
+    if output is not None:
+        from .common import refuse_overwriting_inputs
+        refuse_overwriting_inputs(output, spec_paths(spec))
+        refuse_overwriting_inputs(sidecar_path(output), spec_paths(spec), "-o (its curvature sidecar)")
     progress = TqdmProgress(enabled=not quiet)
     try:
         inst = analyze(spec, estimator=estimator, mode=mode, ratio=ratio, max_classes=max_classes, rank=rank,

@@ -18,11 +18,8 @@ KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
 
 def _ratio(ctx, param, value):
     """One line and exit 2 (the group's InputError boundary), like every other bad input."""
-    if value is not None and not 0.0 < value < 1.0:
-        from ..errors import InputError
-        raise InputError(f"--ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), "
-                         f"got {value}")
-    return value
+    from ..options import check_ratio
+    return None if value is None else check_ratio(value, "--ratio")
 
 
 class PipelineProgress:
@@ -54,12 +51,12 @@ class PipelineProgress:
 
 
 def _instance_for_result(result, result_path, instance_path):
-    """The instance a result answers (``api.instance_answered``: also under the budget ``solve --ratio`` set) and
-    its file: ``--instance``, else the path the result records, else ``instance.json`` beside the result (as
+    """The instance a result answers (``checker.instance_answered``: also under the budget ``solve --ratio`` set)
+    and its file: ``--instance``, else the path the result records, else ``instance.json`` beside the result (as
     ``pipeline -o`` writes them)."""
     from pathlib import Path
 
-    from ..api import instance_answered
+    from ..checker import find_instance, instance_answered
     from ..errors import InputError
     from ..instance import Instance
     if instance_path is not None:
@@ -69,12 +66,10 @@ def _instance_for_result(result, result_path, instance_path):
             raise InputError(f"{result_path} answers instance {result.instance_sha256[:12]}…, not {instance_path} "
                              f"({inst.sha256[:12]}…)")
         return answered, instance_path
-    for cand in (result.instance_path, Path(result_path).parent / "instance.json"):
-        if cand and Path(cand).is_file():
-            answered = instance_answered(Instance.load(cand), result)
-            if answered is not None:
-                return answered, str(cand)
-    raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+    found = find_instance(result, Path(result_path).parent / "instance.json")
+    if found is None:
+        raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+    return found
 
 
 # ---------------------------------------------------------------------- apply
@@ -108,7 +103,6 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
     from ..result import Result
     from ..materialize import apply, save_compressed
     from ..materialize.save import prepare_outdir
-    from ..specs import load_spec
 
     if mode == "tie" and (ratio is not None or rank is not None):
         raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
@@ -154,12 +148,12 @@ def _curvature_or_none(inst, inst_path, mode):
     mean; basis mode cannot work without input covariances)."""
     from ..errors import InputError
     from ..materialize.apply import BASIS_NEEDS_COV
-    from ..materialize.common import read_curvature
+    from ..frontend import load_curvature
     if not (inst.meta.get("curvature") if isinstance(inst.meta, dict) else None):
         if mode == "basis":
             raise InputError(BASIS_NEEDS_COV)
         return None
-    return read_curvature(inst_path)
+    return load_curvature(inst_path)
 
 
 # ---------------------------------------------------------------------- baseline

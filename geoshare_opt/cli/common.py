@@ -309,12 +309,17 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def refuse_overwriting_inputs(output: str | os.PathLike | None, inputs: Iterable, flag: str = "-o") -> None:
-    """Bad input (exit 2, before any work) when an output file is one of the inputs: writing it would destroy
-    what the command reads. ``None`` and ``-`` (stdout) are never inputs."""
+    """Bad input (exit 2, before any work) when an output file is one of the inputs, or an existing file inside an
+    input directory (a model directory): writing it would destroy what the command reads. ``None`` and ``-``
+    (stdout) are never inputs."""
     if not output or str(output) == "-":
         return
     for src in inputs:
-        if src and str(src) != "-" and _same_file(output, src):
+        if not src or str(src) == "-":
+            continue
+        inside = os.path.isdir(src) and os.path.exists(output) and \
+            os.path.commonpath([os.path.realpath(src), os.path.realpath(output)]) == os.path.realpath(src)
+        if inside or _same_file(output, src):
             raise InputError(f"{flag} {output} is also an input of this command ({src}): refusing to overwrite it; "
                              "write the output elsewhere")
 

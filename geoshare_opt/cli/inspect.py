@@ -64,7 +64,7 @@ def validate_instance(data: dict, file: str) -> dict:
 
 
 def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
-    from ..api import check_result, instance_answered
+    from ..checker import check_result, find_instance, instance_answered
     from ..errors import InputError, ResultError
     from ..instance import Instance
     from ..result import Result, compute_gap
@@ -80,15 +80,11 @@ def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
     if (gap is None) != (res.gap is None) or (gap is not None and abs(gap - res.gap) > 1e-6):
         problems.append(f"gap {res.gap} does not match the recomputed {gap}")
     answered = None
-    if instance_path is None and res.instance_path and os.path.isfile(res.instance_path):
-        try:
-            answered = instance_answered(Instance.load(res.instance_path), res)
-        except InputError:
-            answered = None
-        # the file may have changed since the run; then it is not the instance this result answers
-        if answered is not None:
-            instance_path = res.instance_path
-    elif instance_path is not None:
+    if instance_path is None:
+        found = find_instance(res)
+        if found is not None:
+            answered, instance_path = found
+    else:
         given = Instance.load(instance_path)
         answered = instance_answered(given, res) or given     # a mismatch is reported by check_result
     if answered is not None:

@@ -81,20 +81,18 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
     result.instance_path = os.path.abspath(instance)  # lets `validate` find the instance later
     if override:
         result.stats["budget_override"] = override
+    if cc is not None:
+        from ..classcost import annotate_true_cost
+        annotate_true_cost(result, cc)
     payload = result.dumps()
-    if cc is not None and result.feasible:
-        import json
-        data = result.to_dict()
-        data["true_cost"] = cc.cost(result.assignment).to_dict()   # results may carry extra fields (schema)
-        payload = json.dumps(data, indent=1, allow_nan=False)
     if output and output != "-":
         write_output(output, payload + "\n")
     else:
         emit(payload)
     if not quiet:
         err(summary_line(result))
-        if cc is not None and result.feasible:
-            err(f"true class cost {cc(result.assignment):.8g}")
+        if result.true_cost is not None:
+            err(f"true class cost {result.true_cost['total']:.8g}")
     sys.exit(exit_code(result))
 
 
@@ -145,25 +143,14 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     names = [s.strip() for s in solvers.split(",") if s.strip()]
     if not names:
         raise InputError("--solvers needs at least one solver name")
-    per_solver: dict[str, dict] = {}
-    for item in native:
-        name, sep, pair = item.partition(":")
-        if not sep or name not in names:
-            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
-        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    per_solver = _native_per_solver(native, names)
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
     refuse_overwriting_inputs(csv_out, instances, "--csv")
     refuse_overwriting_inputs(json_out, instances, "--json")
     refuse_overwriting_inputs(json_out, [csv_out], "--json")
 
-    costs = {}
-    if true_cost:  # every instance needs its sidecar: checked before anything runs
-        from ..classcost import load_class_cost
-        from ..instance import Instance
-        costs = {os.path.basename(path): load_class_cost(Instance.load(path), path) for path in instances}
-        if len(costs) < len(set(instances)):   # rows name instances by file name
-            raise InputError("--true-cost: two instances share a file name; rename one")
+    costs = _class_costs(instances) if true_cost else {}   # every sidecar checked before anything runs
 
     def report(row, res):
         if true_cost:
@@ -179,12 +166,7 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if rows and rows[-1]["termination"] == "interrupted":
         err(f"{signals.stop_message()}: the comparison stopped after {len(rows)} run(s); writing those rows")
     if not quiet:
-        cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
-        cols += ["true_cost"] if true_cost else []
-        shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
-                 for r in rows]
-        err(format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
-                                       "termination", "best"] + (["true cost"] if true_cost else [])))
+        err(_compare_table(rows, true_cost))
     columns = list(COLUMNS) + (["true_cost"] if true_cost else [])
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(rows, columns))
@@ -194,3 +176,37 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         emit(rows_to_csv(rows, columns))
     elif json_out in (None, "-"):
         emit_rows(rows_to_json(rows), json_out == "-", not quiet, "or write them with --json FILE")
+
+
+def _native_per_solver(native, names: list[str]) -> dict[str, dict]:
+    """``--native SOLVER:KEY=VALUE`` options grouped by solver (each SOLVER must be among ``names``)."""
+    from ..errors import InputError
+    per_solver: dict[str, dict] = {}
+    for item in native:
+        name, sep, pair = item.partition(":")
+        if not sep or name not in names:
+            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
+        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    return per_solver
+
+
+def _class_costs(instances) -> dict:
+    """The true class cost of every instance, by file name (the rows name instances by it)."""
+    from ..classcost import load_class_cost
+    from ..errors import InputError
+    from ..instance import Instance
+    costs = {os.path.basename(path): load_class_cost(Instance.load(path), path) for path in instances}
+    if len(costs) < len(set(instances)):
+        raise InputError("--true-cost: two instances share a file name; rename one")
+    return costs
+
+
+def _compare_table(rows: list[dict], true_cost: bool) -> str:
+    cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
+    heads = ["instance", "solver", "rep", "objective", "bound", "gap", "time_s", "termination", "best"]
+    if true_cost:
+        cols.append("true_cost")
+        heads.append("true cost")
+    shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
+             for r in rows]
+    return format_table(shown, cols, heads)

@@ -60,31 +60,14 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     stderr is enough (--json - prints the JSON there too); stderr: a progress bar and the table.
     Exit codes: 0 done (also when stopped by the time limit or Ctrl-C: unproven rows say so), 2 bad input.
     """
-    from ..baselines import KINDS
     from ..errors import InputError
     from ..instance import Instance
+    from ..options import MAX_SEED
 
-    if csv_out == "-" and json_out == "-":
-        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
-    for flag, path in (("--csv", csv_out), ("--json", json_out)):
-        check_writable(path)
-        refuse_overwriting_inputs(path, [instance], flag)
-    refuse_overwriting_inputs(json_out, [csv_out], "--json")
-    refuse_overwriting_inputs(plot_out, [instance, csv_out, json_out], "--plot")
-    if plot_out:
-        check_writable(plot_out)
-        _require_matplotlib()
-        if os.path.splitext(plot_out)[1].lower() not in (".png", ".pdf", ".svg"):
-            raise InputError(f"--plot {plot_out}: use a .png, .pdf or .svg file name")
-    if random_seeds < 1:
-        raise InputError(f"--random-seeds must be at least 1, got {random_seeds}")
-    if heuristics is None:
-        kinds = list(KINDS) if plot_out else []
-    else:
-        kinds = [k.strip() for k in heuristics.split(",") if k.strip()]
-        unknown = [k for k in kinds if k not in KINDS]
-        if unknown:
-            raise InputError(f"--heuristics: unknown kind {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+    _check_outputs(instance, csv_out, json_out, plot_out)
+    if not 1 <= random_seeds <= MAX_SEED + 1:
+        raise InputError(f"--random-seeds must lie in 1..{MAX_SEED + 1} (seeds 0..2**31-1), got {random_seeds}")
+    kinds = _heuristic_kinds(heuristics, plot_out)
     inst = Instance.load(instance)
     cc = None
     if true_cost:
@@ -102,11 +85,47 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     payload = result.to_dict()
     if not quiet:
         err(_table(payload, cc is not None))
+    _write_outputs(payload, csv_out, json_out, plot_out, quiet)
+    sys.exit(exits.OK)
+
+
+def _check_outputs(instance: str, csv_out, json_out, plot_out) -> None:
+    """Every output can be written, none overwrites an input or another output, one at most goes to stdout."""
+    from ..errors import InputError
+    if csv_out == "-" and json_out == "-":
+        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+    for flag, path in (("--csv", csv_out), ("--json", json_out)):
+        check_writable(path)
+        refuse_overwriting_inputs(path, [instance], flag)
+    refuse_overwriting_inputs(json_out, [csv_out], "--json")
+    refuse_overwriting_inputs(plot_out, [instance, csv_out, json_out], "--plot")
+    if plot_out:
+        check_writable(plot_out)
+        _require_matplotlib()
+        if os.path.splitext(plot_out)[1].lower() not in (".png", ".pdf", ".svg"):
+            raise InputError(f"--plot {plot_out}: use a .png, .pdf or .svg file name")
+
+
+def _heuristic_kinds(heuristics: str | None, plot_out) -> list[str]:
+    """``--heuristics`` as a list of kinds (default: every kind with --plot, none otherwise)."""
+    from ..baselines import KINDS
+    from ..errors import InputError
+    if heuristics is None:
+        return list(KINDS) if plot_out else []
+    kinds = [k.strip() for k in heuristics.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InputError(f"--heuristics: unknown kind {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+    return kinds
+
+
+def _write_outputs(payload: dict, csv_out, json_out, plot_out, quiet: bool) -> None:
+    """The CSV, the plot and the JSON files; stdout gets the CSV with --csv -, else the JSON."""
+    import json
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(csv_rows(payload), CSV_COLUMNS))
     if plot_out:
         plot(payload, plot_out)
-    import json
     text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
     if json_out and json_out != "-":
         write_output(json_out, text)
@@ -114,7 +133,6 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
         emit(rows_to_csv(csv_rows(payload), CSV_COLUMNS))
     elif json_out in (None, "-"):
         emit_rows(text, json_out == "-", not quiet, "or write it with --json FILE")
-    sys.exit(exits.OK)
 
 
 def _require_matplotlib() -> None:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # decompose imports the builders, which import this module
-    from .decompose import Model, Part
+from .curves import Model, Part
+
+# any subset of the triangle rows is valid; past this many per part they cost more to build than they save (the
+# builders in milp.py and cpsat.py cap them here, and the size estimate below counts them so)
+MAX_TRIANGLES = 100_000
 
 #: backend -> (bytes, seconds) per model term while building (Python objects of the builder + the solver's copy)
 COSTS = {"cpsat": (700.0, 4.0e-6), "highs": (250.0, 2.0e-6), "pulp": (900.0, 20.0e-6)}
@@ -53,11 +55,10 @@ class ModelSize:
         return self.terms + self.optional
 
 
-def part_size(part: "Part", symmetry: bool, with_z: bool, with_s: bool, triangles: bool = True) -> ModelSize:
+def part_size(part: Part, symmetry: bool, with_z: bool, with_s: bool, triangles: bool = True) -> ModelSize:
     """Columns and non-zeros of one part's rows (every row family of milp.build / cpsat._Built; the optional
     triangle rows by their expected count on a random graph of the part's density, capped as the builders cap
     them)."""
-    from .milp import MAX_TRIANGLES
     n, C = part.n, part.cap
     x = sum(min(C, i + 1) for i in range(n)) if symmetry else n * C
     e_pos = int((part.soft_w > 0).sum())
@@ -80,7 +81,7 @@ def part_size(part: "Part", symmetry: bool, with_z: bool, with_s: bool, triangle
     return ModelSize(cols, nnz, optional)
 
 
-def model_size(model: "Model") -> ModelSize:
+def model_size(model: Model) -> ModelSize:
     with_z = model.needs_class_count or model.max_params is not None
     sizes = [part_size(p, model.symmetry, with_z, model.max_params is not None and not p.uniform_params,
                        model.triangles) for p in model.parts]
@@ -99,7 +100,7 @@ def memory_available() -> int | None:
     return None
 
 
-def refusal(backend: str, model: "Model", time_limit: float | None, memory_limit: float | None = None) -> str:
+def refusal(backend: str, model: Model, time_limit: float | None, memory_limit: float | None = None) -> str:
     """Why ``backend`` should not build ``model`` ("" when it may): the estimated memory above ``memory_limit``
     bytes (default ``MEMORY_SHARE`` of the memory available), or the estimated build time above ``BUILD_SHARE``
     of ``time_limit``."""

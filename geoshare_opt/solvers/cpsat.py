@@ -12,7 +12,8 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .budget import NO_CLOCK, BuildClock, BuildTimeout, refusal
-from .decompose import INF, Model, ModelAnswer, first_appearance, model_memory_limit, solve_exact, solver_native
+from .curves import INF, Model, ModelAnswer, first_appearance
+from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
 from .milp import cuts_until, limited_triangles
 
@@ -174,7 +175,7 @@ class _Built:
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for CP-SAT bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for CP-SAT bound to the run's options (see curves.SolveModel)."""
     native = solver_native(options)
 
     def configure(solver, time_limit: float | None) -> None:

@@ -11,7 +11,8 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .budget import BuildClock, BuildTimeout, refusal
-from .decompose import INF, Model, ModelAnswer, model_memory_limit, solve_exact, solver_native
+from .curves import INF, Model, ModelAnswer
+from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
 
 
@@ -29,7 +30,7 @@ class HighsBackend(Backend):
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for HiGHS bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for HiGHS bound to the run's options (see curves.SolveModel)."""
     import highspy
     from .milp import build, cuts_until, to_highs
     from .quiet import new_highs, stdout_to_stderr

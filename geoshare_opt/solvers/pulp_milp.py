@@ -21,7 +21,8 @@ from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
 from .budget import NO_CLOCK, BuildClock, BuildTimeout, refusal
-from .decompose import INF, Model, ModelAnswer, model_memory_limit, solve_exact, solver_native
+from .curves import INF, Model, ModelAnswer
+from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, child_processes, run_interruptible, terminate_new_children
 
 
@@ -135,7 +136,7 @@ def _check_native(which: str, native: dict) -> None:
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for PuLP bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for PuLP bound to the run's options (see curves.SolveModel)."""
     make_solver(options, None, False)  # bad native options fail now, even if no sub-solve ever runs
     memory_limit = model_memory_limit(options)
 

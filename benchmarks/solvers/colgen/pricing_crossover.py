@@ -23,7 +23,7 @@ REAL = Path(__file__).resolve().parents[1] / "real" / "instances" / "tiny-gpt-ti
 
 
 def tiny_gpt_problems() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    block = Instance.load(REAL).block("attn.q:64x64")
+    block = Instance.load(REAL).part("attn.q:64x64")
     engine = TypeEngine(block.W, block.hard)
     out = []
     for k in range(block.n - 1, 1, -1):

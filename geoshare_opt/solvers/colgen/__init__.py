@@ -6,7 +6,7 @@
 and ``combine_curves`` picks the class counts per type under a budget.
 """
 from .backend import ColgenBackend, model_solver
-from .curves import class_cost_curves, combine_curves, type_engine
+from .oracle_curves import class_cost_curves, combine_curves, type_engine
 from .engine import PointResult, Settings, TypeEngine
 
 __all__ = ["ColgenBackend", "model_solver", "TypeEngine", "Settings", "PointResult", "class_cost_curves",

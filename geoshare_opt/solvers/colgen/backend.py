@@ -23,7 +23,8 @@ from ...instance import Instance
 from ...options import SolveOptions
 from ..base import Backend, Outcome, SolveContext
 from ..budget import MEMORY_SHARE, memory_available
-from ..decompose import INF, Model, ModelAnswer, Part, model_memory_limit, solve_exact, solver_native
+from ..curves import INF, Model, ModelAnswer, Part
+from ..decompose import model_memory_limit, solve_exact, solver_native
 from .engine import Settings, TypeEngine
 from .pricing import WorkMeter
 
@@ -81,18 +82,6 @@ def refusal(part: Part, memory_limit: float | None) -> str:
     return ""
 
 
-def part_matrices(part: Part) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ``W`` (soft weights, symmetric) and ``hard`` of a part, local indices."""
-    n = part.n
-    W = np.zeros((n, n))
-    W[part.soft_u, part.soft_v] = part.soft_w
-    W[part.soft_v, part.soft_u] = part.soft_w
-    hard = np.zeros((n, n), dtype=bool)
-    hard[part.hard_u, part.hard_v] = True
-    hard[part.hard_v, part.hard_u] = True
-    return W, hard
-
-
 def model_solver(options: SolveOptions, ctx: SolveContext):
     """A ``SolveModel`` (decompose.py) backed by one cached ``TypeEngine`` per type."""
     settings = settings_from(solver_native(options))
@@ -104,8 +93,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     def engine_of(part: Part) -> TypeEngine:
         key = (part.type, part.nodes.tobytes())
         if key not in engines:
-            W, hard = part_matrices(part)
-            engines[key] = TypeEngine(W, hard, settings=settings, work=work)
+            engines[key] = TypeEngine(part.W, part.hard, settings=settings, work=work)
         return engines[key]
 
     def solve(model: Model, time_limit: float | None, hint) -> ModelAnswer:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...instance import Instance
 from ...oracle import ClassCostOracle, GraphObjective
-from ..decompose import INF, allocate
+from ..curves import INF, allocate
 from .engine import Settings, TypeEngine
 
 
@@ -27,7 +27,7 @@ def type_engine(instance: Instance, t: str, oracle: ClassCostOracle, surrogate: 
     """The engine of type ``t`` under ``oracle`` (``surrogate``: the additive oracle that proposes classes for a
     non-additive one; default the instance's graph objective)."""
     nodes = instance.type_members(t)
-    hard = instance.block(t).hard
+    hard = instance.part(t).hard
     if oracle.additive:
         return TypeEngine(oracle.pair_matrix(nodes), hard, exact_costs=oracle.exact, settings=settings)
     proposer = surrogate if surrogate is not None else GraphObjective(instance)

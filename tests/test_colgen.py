@@ -11,7 +11,7 @@ import pytest
 
 from geoshare_opt import DiagonalClassCost, InputError, Instance, solve, sweep
 from geoshare_opt.classcost import ClassCost
-from geoshare_opt.solvers.colgen import TypeEngine, class_cost_curves, combine_curves
+from geoshare_opt.solvers.colgen import Settings, TypeEngine, class_cost_curves, combine_curves
 from geoshare_opt.solvers.colgen import _kernels
 
 from exact_cases import case
@@ -81,14 +81,19 @@ def test_pricing_kernels_find_the_least_reduced_cost():
 
 
 # ---------------------------------------------------------------------- one type, every k
-def test_type_engine_proves_every_budget_against_brute_force():
+@pytest.mark.parametrize("settings", [Settings(), Settings(enum_max=2, smoothing=0.0, keep=3)],
+                         ids=["default", "branch-and-bound-pricing"])
+def test_type_engine_proves_every_budget_against_brute_force(settings):
     rng = np.random.default_rng(5)
-    for trial in range(60):
+    for trial in range(50):
         n = int(rng.integers(2, 9))
         W, hard = random_type(rng, n, signed=trial % 3 != 0, p_hard=0.2 * (trial % 2))
         ref = brute_curve(W, hard)
-        engine = TypeEngine(W, hard)
-        for k in range(n, 0, -1):     # one engine, one column pool, every k (as the sweep uses it)
+        engine = TypeEngine(W, hard, settings=settings)
+        # one engine, one column pool, every k: largest first (as the sweep asks) or in any order (a node's column
+        # bounds must never leak into the next budget's root)
+        order = range(n, 0, -1) if trial % 3 else rng.permutation(np.arange(1, n + 1)).tolist()
+        for k in order:
             res = engine.solve(k)
             if not np.isfinite(ref[k - 1]):
                 assert res.status == "infeasible", (trial, k, res.status)

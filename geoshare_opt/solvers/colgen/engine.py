@@ -284,14 +284,19 @@ class _Run:
             if e.pricer is None:        # heuristic pricing only: nothing more can be found or proven
                 return bound, x, artificial, True
             smoothed = centre is not None and smooth and s.smoothing > 0
-            duals = s.smoothing * centre + (1 - s.smoothing) * pi if smoothed else pi
+            duals, count_dual = pi, mu
+            if smoothed:
+                duals = s.smoothing * centre[0] + (1 - s.smoothing) * pi
+                count_dual = s.smoothing * centre[1] + (1 - s.smoothing) * mu
             t0 = time.monotonic()
-            priced = e.pricer.exact(node, duals, INF, s.keep, self.deadline)
+            # only classes of negative reduced cost at these duals are wanted: the search prunes at that threshold,
+            # and its ``least`` (the minimum, or the threshold when nothing is below it) still gives a valid bound
+            priced = e.pricer.exact(node, duals, count_dual - RC_TOL, s.keep, self.deadline)
             self.stats["exact_pricings"] += 1
             self.stats["exact_s"] += time.monotonic() - t0
             lagrangian = self.lagrangian(duals, priced)
             if lagrangian > centre_value:
-                centre, centre_value = duals, lagrangian
+                centre, centre_value = (duals, count_dual), lagrangian
             bound = max(bound, lagrangian)
             if bound >= self.upper - self.tol():     # the node cannot beat the incumbent: no need for its LP optimum
                 return bound, x, artificial, True

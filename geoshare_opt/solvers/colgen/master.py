@@ -106,9 +106,15 @@ class MasterLP:
 
     def set_allowed(self, allowed: np.ndarray) -> None:
         """Upper bound 1 for the allowed pool columns, 0 for the others (a node's branching rules)."""
+        import highspy
+        self.sync()        # columns the pool gained since the last solve must exist in the LP before their bounds
         allowed = np.asarray(allowed, dtype=bool)
+        if len(allowed) != self.n_cols:
+            raise ValueError(f"set_allowed: {len(allowed)} flags for {self.n_cols} pool columns")
         cols = np.arange(1, len(allowed) + 1, dtype=np.int32)
-        self.h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), np.where(allowed, self._inf, 0.0))
+        status = self.h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), np.where(allowed, self._inf, 0.0))
+        if status == highspy.HighsStatus.kError:
+            raise RuntimeError("HiGHS refused the column bounds of a branch-and-price node")
 
     def solve(self, time_limit: float | None = None) -> tuple[float, np.ndarray, float, np.ndarray, float]:
         """``(value, x over pool columns, artificial a, π over nodes, μ)``; value +inf if HiGHS stops without an

@@ -194,7 +194,7 @@ class TablePricer:
         r = self.table - _subset_sums(pi)
         r = np.where(self._node_valid(node), r, np.inf)
         r[0] = np.inf
-        least = float(r.min())
+        least = min(float(r.min()), thresh)
         best = np.argsort(r, kind="stable")[:keep]
         best = best[r[best] < thresh]
         classes = [np.flatnonzero((int(m) >> np.arange(self.n)) & 1) for m in best]

@@ -8,7 +8,7 @@ are not set-partitioning models of one type: they go to CP-SAT's model solver, a
 
 Native options (besides the shared ``decompose``, ``hint``, ``seed_heuristic``; ``symmetry`` and ``triangles`` do not
 apply): ``keep`` (classes per pricing call, default 24), ``smoothing`` (Wentges α in [0, 1), default 0.5),
-``mip_nodes`` (branch-and-bound nodes of each restricted-master MIP, default 200), ``enum_max`` (exact pricing by
+``mip_nodes`` (branch-and-bound nodes of each restricted-master MIP, default 50), ``enum_max`` (exact pricing by
 enumeration up to this many groups, default 12, at most 30), ``work_limit`` (a deterministic work budget for the
 whole run, ``pricing.WorkMeter`` units, default 0 = none: ``auto`` uses it when no time limit is given).
 """

@@ -38,7 +38,7 @@ class Settings:
     """Tuning of the engine (native options of the ``colgen`` backend, see backend.py)."""
     keep: int = 24                  # classes kept per pricing call
     smoothing: float = 0.5          # Wentges: exact pricing at α·π_centre + (1 − α)·π_LP (0 = off)
-    mip_nodes: int = 200            # branch-and-bound nodes of the restricted-master MIP (0 = none)
+    mip_nodes: int = 50             # branch-and-bound nodes of the restricted-master MIP (0 = none)
     enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
     work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
 

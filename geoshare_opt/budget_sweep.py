@@ -77,7 +77,7 @@ class SweepResult:
 
 # ---------------------------------------------------------------------- sub-solvers
 def model_solver(solver: str, options: SolveOptions, instance: Instance) -> Callable:
-    """A ``SolveModel`` for one type at a time: an exact backend's own (cpsat, highs, pulp), or any registered
+    """A ``SolveModel`` for one type at a time: an exact backend's own (colgen, cpsat, highs, pulp), or any registered
     backend run on the type alone as a one-type instance (heuristics give no bound: their points stay unproven)."""
     if solver in EXACT_MODEL_SOLVERS:
         return exact_model_solver(solver, options, ctx=SolveContext(instance, options))

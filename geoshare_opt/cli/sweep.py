@@ -20,7 +20,7 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
 @cli.command("sweep")
 @click.argument("instance", type=click.Path(dir_okay=False))
 @click.option("--solver", default="cpsat", show_default=True,
-              help="Backend for the per-type sub-solves: cpsat, highs or pulp prove each point; any other "
+              help="Backend for the per-type sub-solves: colgen, cpsat, highs or pulp prove each point; any other "
                    "registered backend (anneal, auto, ...) gives unproven points.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
               help="Seconds for the whole sweep (default: none); unsolved points keep their best known value.")

@@ -88,7 +88,7 @@ def _basis(rank, shape=(8, 8)):
     lambda m: m.__setitem__("parameters", {"before": {"params": "x"}}),
     _basis(-1),                                           # was RuntimeError: negative dimension
     _basis(10**12),                                       # was an allocation of 4 TB
-    _basis(9),                                            # above the layer's smaller side
+    _basis(9),                                            # above the class's full rank (8)
     _basis(True),
     _basis(2, shape=(True, 8)),
 ], ids=["fingerprint", "colouring", "colouring-bool", "version-true", "recovery", "params-before",
@@ -237,3 +237,13 @@ def test_an_unwritable_output_directory_is_refused_before_the_work(tmp_path, mon
                  ["analyze", f"{spec}:make", "-o", ro / "a.json", "-q"]):
         assert "not writable" in one_error_line(run(*args)), args         # was: all the work, then exit 1
         assert not marker.exists()
+
+
+def test_an_encoder_decoder_model_directory_is_one_line(tmp_path, monkeypatch):
+    """T5 (a plain `pip install transformers` model) was exit 1: its forward needs decoder inputs."""
+    pytest.importorskip("transformers")
+    import hf_models
+    monkeypatch.setitem(hf_models.ARCHITECTURES, "t5", ("T5Config", dict(d_model=hf_models.HIDDEN, d_ff=64,
+                                                                          num_layers=2, num_heads=2, d_kv=16), "bytes"))
+    directory = hf_models.make_model_dir("t5", tmp_path / "t5")
+    assert "encoder-decoder" in one_error_line(run("analyze", directory, "--ratio", "0.5", "-q"))

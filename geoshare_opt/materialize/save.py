@@ -33,7 +33,7 @@ from torch import nn
 
 from ..atomic import follow_umask
 from ..errors import InputError
-from .basis import SharedBasisLinear, skeleton_class
+from .basis import SharedBasisLinear, max_rank, skeleton_class
 from .common import owner
 from .corrections import add_corrections, corrections_of
 from .tie import retie
@@ -232,14 +232,16 @@ def _is_count(x, least: int = 1) -> bool:
 
 
 def _check_basis_class(c: dict, path: Path) -> None:
-    """A basis class: a side, a shape of two positive sizes and a rank from 1 to the smaller one (the rank sizes
-    the factors allocated on load: a rank beyond the layer would only ask for memory)."""
+    """A basis class: a side, a shape of two positive sizes and a rank from 1 to the class's full rank (the rank
+    sizes the factors allocated on load: a rank beyond it would only ask for memory)."""
     shape, rank = c.get("shape"), c.get("rank")
     if c.get("side") not in ("in", "out") or not isinstance(shape, list) or len(shape) != 2 \
             or not all(_is_count(d) for d in shape) or not _is_count(rank):
         raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
-    if rank > min(shape):
-        raise TieMapError(f"{path}: a basis class of shape {shape} has rank {rank}, above its smaller side")
+    full = max_rank(c["side"], len(c["members"]), *shape)
+    if rank > full:
+        raise TieMapError(f"{path}: a basis class of {len(c['members'])} {shape} layers has rank {rank}, above its "
+                          f"full rank {full}")
 
 
 def _check_records(m: dict, path: Path) -> None:

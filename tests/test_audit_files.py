@@ -247,3 +247,14 @@ def test_an_encoder_decoder_model_directory_is_one_line(tmp_path, monkeypatch):
                                                                           num_layers=2, num_heads=2, d_kv=16), "bytes"))
     directory = hf_models.make_model_dir("t5", tmp_path / "t5")
     assert "encoder-decoder" in one_error_line(run("analyze", directory, "--ratio", "0.5", "-q"))
+
+
+def test_a_key_repeated_in_a_json_object_is_refused(tmp_path):
+    """Readers differ on which of two values counts (the last, here; the first, elsewhere): was silently the last."""
+    p = tmp_path / "i.json"
+    text = signed(4).dumps()
+    p.write_text(text[:-1] + ', "budget": {"max_classes": 1}}')
+    assert "'budget' appears twice" in one_error_line(run("validate", p))
+    r = tmp_path / "r.json"
+    r.write_text('{"format": "geoshare-result", "version": 1, "version": 1}')
+    assert "appears twice" in one_error_line(run("validate", r))

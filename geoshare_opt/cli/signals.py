@@ -21,13 +21,13 @@ from .exits import INTERRUPTED, TERMINATED
 #: a signal this long after the first one interrupts again (whatever is still running did not stop)
 FORCE_AFTER_S = 10.0
 
-#: while a stop waits for an import to complete, the signal is sent again this often to look once more
+#: while a stop waits for an import or a compilation to return, the signal is sent again this often to look again
 RETRY_S = 0.05
 
 _received: list[tuple[int, float]] = []      # (signal, time.monotonic()) in order of arrival
 _finishing = False
 _installed: list[int] = []                   # signals whose handler is ours (command line only)
-_deferred: list[int] = []                    # a first signal not raised yet: it landed inside an import
+_deferred: list[int] = []                    # a first signal not raised yet (see _stop_or_defer)
 #: code a stop must not be raised in, found by file name anywhere on the stack: the import machinery (a library
 #: left half-imported cannot be imported again: numpy refuses, torch recurses; some libraries' import fallbacks
 #: swallow the exception) and numba's compiler (its ctypes callbacks print and drop the exception, and the command
@@ -58,6 +58,7 @@ def restore(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
     _installed.clear()
+    _deferred.clear()
 
 
 def _handle(signum, frame) -> None:
@@ -84,12 +85,17 @@ def _stop_or_defer(signum, frame) -> None:
     if _must_not_stop_in(frame) and time.monotonic() - _received[0][1] < FORCE_AFTER_S:
         if not _deferred:
             _deferred.append(signum)
-        retry = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        retry = threading.Timer(RETRY_S, _send_again, (signum,))
         retry.daemon = True
         retry.start()
         return
     _deferred.clear()
     raise KeyboardInterrupt
+
+
+def _send_again(signum) -> None:
+    if _deferred and signal.getsignal(signum) is _handle:     # not once the stop is over or the handlers restored
+        os.kill(os.getpid(), signum)
 
 
 def _must_not_stop_in(frame) -> bool:

@@ -499,7 +499,7 @@ def _ctrl_c_in_child(solver: str, delay: float, limit: float, timeout: float) ->
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{solver} still running {timeout:.0f}s after start, Ctrl-C at {delay}s ignored")
-    assert out.returncode == 0, f"KeyboardInterrupt or crash in solve: {out.stderr[-1500:]}"
+    assert out.returncode == 0, f"KeyboardInterrupt or crash in solve (exit {out.returncode}): {out.stderr[-1500:]}"
     payload = json.loads(out.stdout.strip().splitlines()[-1])
     return _spent_in_child(payload), Result.from_dict(payload["result"])
 

@@ -74,3 +74,40 @@ def test_a_stop_while_the_handlers_are_installed_is_one_line(monkeypatch, capsys
     assert exc.value.code == 130
     assert capsys.readouterr().err == "interrupted: during start-up\n"
 
+
+
+API_PROBE = """
+import importlib, sys
+import numpy as np
+from geoshare_opt import Instance, solve
+from geoshare_opt.solvers import Registry
+from geoshare_opt.solvers.base import Backend, Outcome
+
+class ImportsOnFirstUse(Backend):          # as the real backends do with their solver libraries
+    name, summary, exact, gives_bound, determinism = "lazy", "test double", False, False, "deterministic"
+
+    def run(self, instance, options, ctx):
+        ctx.offer(np.zeros(len(instance.nodes), dtype=np.int64))
+        importlib.import_module("stopping")
+        while True:
+            pass                           # the stop must land here, after the import
+
+sys.path.insert(0, sys.argv[1])
+registry = Registry({}, entry_points=False)
+registry.register("lazy", ImportsOnFirstUse)
+inst = Instance.build([{"id": "a", "type": "t"}, {"id": "b", "type": "t"}], [("a", "b", 1.0)], 1)
+res = solve(inst, "lazy", registry=registry)
+print(res.termination, res.status, "after" if getattr(sys.modules.get("stopping"), "DONE", False) else "inside")
+"""
+
+
+def test_a_ctrl_c_in_a_first_solve_import_waits_for_it_and_solve_returns(tmp_path):
+    """Python's own handler (a program calling ``solve``): a Ctrl-C raised inside an import left the library
+    half-imported, and CPython then killed the process by SIGINT at exit although ``solve`` had returned."""
+    (tmp_path / "stopping.py").write_text(STOPPING_BODY.format(sig="SIGINT"))
+    script = tmp_path / "probe.py"
+    script.write_text(API_PROBE)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.split() == ["interrupted", "feasible", "after"], (out.stdout, out.stderr[-2000:])

@@ -16,23 +16,13 @@ import sys
 import threading
 import time
 
+from ..interrupts import FORCE_AFTER_S, RETRY_S, must_not_stop_in   # a later signal forces the stop
 from .exits import INTERRUPTED, TERMINATED
-
-#: a signal this long after the first one interrupts again (whatever is still running did not stop)
-FORCE_AFTER_S = 10.0
-
-#: while a stop waits for an import or a compilation to return, the signal is sent again this often to look again
-RETRY_S = 0.05
 
 _received: list[tuple[int, float]] = []      # (signal, time.monotonic()) in order of arrival
 _finishing = False
 _installed: list[int] = []                   # signals whose handler is ours (command line only)
 _deferred: list[int] = []                    # a first signal not raised yet (see _stop_or_defer)
-#: code a stop must not be raised in, found by file name anywhere on the stack: the import machinery (a library
-#: left half-imported cannot be imported again: numpy refuses, torch recurses; some libraries' import fallbacks
-#: swallow the exception) and numba's compiler (its ctypes callbacks print and drop the exception, and the command
-#: would run on as if nothing was asked)
-_NO_STOP_IN = ("<frozen importlib._bootstrap", f"{os.sep}numba{os.sep}", f"{os.sep}llvmlite{os.sep}")
 
 
 def install() -> dict:
@@ -75,14 +65,14 @@ def _handle(signum, frame) -> None:
 
 
 def _stop_or_defer(signum, frame) -> None:
-    """Raise the stop, unless the main thread is inside code that cannot take it (``_NO_STOP_IN``: an import, a
-    numba compilation), where the command would end in an internal error instead of its one line, or not stop at
-    all. The stop then waits for that code to return (at most ``FORCE_AFTER_S``), the signal being sent again every
-    ``RETRY_S``."""
+    """Raise the stop, unless the main thread is inside code that cannot take it (``interrupts.NO_STOP_IN``: an
+    import, a numba compilation), where the command would end in an internal error instead of its one line, or not
+    stop at all. The stop then waits for that code to return (at most ``FORCE_AFTER_S``), the signal being sent
+    again every ``RETRY_S``."""
     if _finishing:
         _deferred.clear()
         return
-    if _must_not_stop_in(frame) and time.monotonic() - _received[0][1] < FORCE_AFTER_S:
+    if must_not_stop_in(frame) and time.monotonic() - _received[0][1] < FORCE_AFTER_S:
         if not _deferred:
             _deferred.append(signum)
         retry = threading.Timer(RETRY_S, _send_again, (signum,))
@@ -96,15 +86,6 @@ def _stop_or_defer(signum, frame) -> None:
 def _send_again(signum) -> None:
     if _deferred and signal.getsignal(signum) is _handle:     # not once the stop is over or the handlers restored
         os.kill(os.getpid(), signum)
-
-
-def _must_not_stop_in(frame) -> bool:
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if any(part in name for part in _NO_STOP_IN):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def finishing() -> None:

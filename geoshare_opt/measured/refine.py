@@ -1,0 +1,350 @@
+"""Measured refinement of a whole colouring: a local search scored by the spec's loss of the whole shared network.
+
+The quadratic criterion ranks single pairs well and whole colourings badly (damage saturates, and a change in an early
+layer propagates through every later one), so the colouring the package recommends is chosen by measuring. The
+search starts from every colouring it is given (the solved one and every heuristic at the same budget, all of them
+measured) and from the best of them moves through large neighbourhoods:
+
+* ``move`` one layer to another class of its type (or to a new class where the budget allows),
+* ``swap`` two layers of one type between their classes,
+* ``merge+split``: merge two classes of one type and split a class of any type in two (the best split under the
+  surrogate), which moves class budget between types where ``max_params`` allows,
+* ``pattern``: replace a type's whole partition by another known one of that type (another start's, the surrogate's
+  best at that class count, or another type's pattern laid over this type's layers in order).
+
+Candidates are tried in the order the surrogate (any ``ClassCostOracle``: measured class costs, or the diagonal
+model's true class cost) predicts them to be best. Every candidate is scored on the **search** batches by racing:
+batch by batch, stopping as soon as its paired mean loss is above the incumbent's; one that is better on all search
+batches must also be better on the **confirm** batches (a second calibration split) before it is accepted, so a move
+that only fits the search batches is not taken. Nothing held out is ever used. The search stops at a local optimum
+(no candidate accepted in a whole neighbourhood), at the forward-pass budget or at the time limit; the forward-pass
+budget makes the result the same on every machine. The answer is never worse than the best start on the
+calibration data it was measured on: the starts are candidates too.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..instance import Instance
+
+Partition = dict      # type -> tuple of classes, each a sorted tuple of global node indices (classes sorted)
+
+
+# ---------------------------------------------------------------------- partitions
+def partition_of(instance: Instance, labels: np.ndarray) -> Partition:
+    out: Partition = {}
+    for t in instance.types:
+        groups: dict[int, list[int]] = {}
+        for i in instance.type_members(t):
+            groups.setdefault(int(labels[i]), []).append(int(i))
+        out[t] = canonical_classes(groups.values())
+    return out
+
+
+def canonical_classes(classes) -> tuple[tuple[int, ...], ...]:
+    return tuple(sorted(tuple(sorted(c)) for c in classes if c))
+
+
+def labels_of(instance: Instance, partition: Partition) -> np.ndarray:
+    labels = np.empty(len(instance.nodes), dtype=np.int64)
+    c = 0
+    for t in instance.types:
+        for members in partition[t]:
+            labels[list(members)] = c
+            c += 1
+    return labels
+
+
+def all_classes(partition: Partition) -> list[tuple[int, ...]]:
+    return [c for t in partition for c in partition[t]]
+
+
+def freeze(partition: Partition) -> tuple:
+    return tuple(sorted(partition.items()))
+
+
+class Feasibility:
+    """The instance's budget for partitions: class caps, ``max_params`` (a class stores its largest member) and hard
+    pairs."""
+
+    def __init__(self, instance: Instance):
+        self.instance = instance
+        self.params = instance.params
+        self.caps = {t: instance.type_cap(t) for t in instance.types}
+        self.hard = {t: instance.block(t) for t in instance.types if instance.block(t).hard.any()}
+
+    def stored(self, partition: Partition) -> int:
+        return int(sum(self.params[list(c)].max() for c in all_classes(partition)))
+
+    def ok(self, partition: Partition) -> bool:
+        b = self.instance.budget
+        if sum(len(v) for v in partition.values()) > b.max_classes:
+            return False
+        if any(len(partition[t]) > self.caps[t] for t in partition):
+            return False
+        if b.max_params is not None and self.stored(partition) > b.max_params:
+            return False
+        for t, block in self.hard.items():
+            for c in partition[t]:
+                local = np.searchsorted(block.nodes, c)
+                if block.hard[np.ix_(local, local)].any():
+                    return False
+        return True
+
+
+# ---------------------------------------------------------------------- the surrogate
+class Surrogate:
+    """Predicted cost of a partition: the oracle's class costs summed (memoised per class)."""
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+        self._memo: dict[tuple[int, ...], float] = {}
+
+    def cls(self, members: tuple[int, ...]) -> float:
+        v = self._memo.get(members)
+        if v is None:
+            v = (self.oracle.singleton_cost(members[0]) if len(members) == 1
+                 else float(self.oracle.cost(list(members))))
+            self._memo[members] = v
+        return v
+
+    def type_cost(self, classes: tuple[tuple[int, ...], ...]) -> float:
+        return float(sum(self.cls(c) for c in classes))
+
+    def best_split(self, members: tuple[int, ...], limit: int = 10) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """The two-way split of a class with the lowest predicted cost (every split for up to ``limit`` members,
+        else the best single member split off)."""
+        if len(members) < 2:
+            return None
+        first, rest = members[0], members[1:]
+        if len(members) <= limit:
+            splits = ((tuple(sorted((first,) + a)), tuple(x for x in rest if x not in a))
+                      for r in range(0, len(rest)) for a in itertools.combinations(rest, r))
+        else:
+            splits = (((m,), tuple(x for x in members if x != m)) for m in members)
+        return min(splits, key=lambda s: self.cls(s[0]) + self.cls(s[1]))
+
+
+# ---------------------------------------------------------------------- neighbourhoods
+def _replace(partition: Partition, t: str, classes) -> Partition:
+    out = dict(partition)
+    out[t] = canonical_classes(classes)
+    return out
+
+
+def moves(partition: Partition) -> Iterator[tuple[str, Partition]]:
+    for t, classes in partition.items():
+        for a, A in enumerate(classes):
+            for i in A:
+                rest = [c for k, c in enumerate(classes) if k != a]
+                shrunk = tuple(x for x in A if x != i)
+                for b, B in enumerate(rest):
+                    yield "move", _replace(partition, t, [*rest[:b], B + (i,), *rest[b + 1:], shrunk])
+                if shrunk:
+                    yield "move", _replace(partition, t, [*rest, shrunk, (i,)])
+
+
+def swaps(partition: Partition) -> Iterator[tuple[str, Partition]]:
+    for t, classes in partition.items():
+        for a, b in itertools.combinations(range(len(classes)), 2):
+            A, B = classes[a], classes[b]
+            rest = [c for k, c in enumerate(classes) if k not in (a, b)]
+            for i in A:
+                for j in B:
+                    yield "swap", _replace(partition, t, [*rest, tuple(x for x in A if x != i) + (j,),
+                                                          tuple(x for x in B if x != j) + (i,)])
+
+
+def merge_splits(partition: Partition, surrogate: Surrogate) -> Iterator[tuple[str, Partition]]:
+    for t, classes in partition.items():
+        for a, b in itertools.combinations(range(len(classes)), 2):
+            merged = [c for k, c in enumerate(classes) if k not in (a, b)] + [classes[a] + classes[b]]
+            after = _replace(partition, t, merged)
+            for u, targets in after.items():
+                for c, C in enumerate(targets):
+                    split = surrogate.best_split(C)
+                    if split is not None:
+                        yield "merge+split", _replace(after, u, [*targets[:c], *targets[c + 1:], *split])
+
+
+def patterns(partition: Partition, pool: Mapping[str, Sequence[tuple]], layer_order: Mapping[str, np.ndarray]
+             ) -> Iterator[tuple[str, Partition]]:
+    """Whole-type replacements: every pool partition of the type, and every other type's pattern laid over this
+    type's layers in layer order."""
+    for t in partition:
+        for classes in pool.get(t, ()):
+            if classes != partition[t]:
+                yield "pattern", _replace(partition, t, classes)
+        for u in partition:
+            if u == t or len(layer_order[u]) != len(layer_order[t]):
+                continue
+            position = {int(n): k for k, n in enumerate(layer_order[u])}
+            mapped = [[int(layer_order[t][position[n]]) for n in c] for c in partition[u]]
+            classes = canonical_classes(mapped)
+            if classes != partition[t]:
+                yield "pattern", _replace(partition, t, classes)
+
+
+# ---------------------------------------------------------------------- the search
+@dataclass
+class Scored:
+    partition: Partition
+    search: np.ndarray            # loss per search batch
+    confirm: np.ndarray | None    # loss per confirm batch (None: not measured)
+
+
+@dataclass
+class RefineResult:
+    labels: np.ndarray
+    start: str                              # the start the answer descends from
+    search_loss: float
+    confirm_loss: float
+    starts: dict                            # name -> {"search": loss, "confirm": loss}
+    accepted: list = field(default_factory=list)    # one record per accepted move
+    evaluated: int = 0                      # candidates measured (at least one batch)
+    forward_passes: int = 0
+    time_s: float = 0.0
+    stopped: str = ""                       # "local optimum", "budget", "time limit"
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "search_loss": self.search_loss, "confirm_loss": self.confirm_loss,
+                "starts": self.starts, "accepted": self.accepted, "evaluated": self.evaluated,
+                "forward_passes": self.forward_passes, "time_s": round(self.time_s, 3), "stopped": self.stopped}
+
+
+class OutOfBudget(Exception):
+    pass
+
+
+class Refiner:
+    """See the module docstring. ``evaluator``: a ``ColouringEvaluator``; ``search``/``confirm``: its batch indices;
+    ``surrogate``: a ``ClassCostOracle`` ordering the candidates; ``max_passes``: forward passes (one batch each)
+    the search may spend after measuring the starts; ``time_limit``: seconds (None: no limit)."""
+
+    def __init__(self, evaluator, instance: Instance, search: Sequence[int], confirm: Sequence[int], surrogate, *,
+                 max_passes: int = 400, time_limit: float | None = None, min_gain: float = 0.0,
+                 pool: Mapping[str, Sequence[tuple]] | None = None,
+                 progress: Callable[[dict], None] | None = None):
+        if not search or not confirm or set(search) & set(confirm):
+            raise InputError("refinement needs two disjoint, non-empty sets of calibration batches")
+        from ..baselines import layer_order
+        self.ev, self.instance = evaluator, instance
+        self.search, self.confirm = list(search), list(confirm)
+        self.surrogate = Surrogate(surrogate)
+        self.feasible = Feasibility(instance)
+        self.max_passes, self.time_limit, self.min_gain = max_passes, time_limit, min_gain
+        self.pool = {t: list(v) for t, v in (pool or {}).items()}
+        self.order = {t: layer_order(instance, t) for t in instance.types}
+        self.say = progress or (lambda info: None)
+        self.passes = 0
+        self.evaluated = 0
+        self._seen: set = set()
+        self._t0 = time.perf_counter()
+        self._deadline = None if time_limit is None else self._t0 + time_limit
+
+    # ------------------------------------------------------------------ measuring
+    def _losses(self, indices: Sequence[int]) -> np.ndarray:
+        out = self.ev.batch_losses(indices)
+        self.passes += len(indices)
+        return out
+
+    def measure(self, partition: Partition) -> Scored:
+        """Full measurement (search and confirm batches), not charged to the budget: for the starts."""
+        self.ev.set_classes(all_classes(partition))
+        return Scored(partition, self._losses(self.search), self._losses(self.confirm))
+
+    def _check_budget(self, spent: int) -> None:
+        if spent >= self.max_passes:
+            raise OutOfBudget("budget")
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise OutOfBudget("time limit")
+
+    def race(self, partition: Partition, inc: Scored, spent_before: int) -> Scored | None:
+        """The candidate scored batch by batch against the incumbent (paired); None as soon as it is behind, or when
+        the confirm batches do not agree."""
+        self.ev.set_classes(all_classes(partition))
+        self.evaluated += 1
+        losses = np.empty(len(self.search))
+        for k, b in enumerate(self.search):
+            self._check_budget(self.passes - spent_before)
+            losses[k] = self._losses([b])[0]
+            gap = self.ev.mean(losses[:k + 1] - inc.search[:k + 1], self.search[:k + 1])
+            if gap > 0:
+                return None
+        if self.ev.mean(inc.search - losses, self.search) <= self.min_gain * abs(self.ev.mean(inc.search, self.search)):
+            return None
+        self._check_budget(self.passes - spent_before)
+        confirm = self._losses(self.confirm)
+        if self.ev.mean(confirm - inc.confirm, self.confirm) >= 0:
+            return None
+        return Scored(partition, losses, confirm)
+
+    # ------------------------------------------------------------------ the search
+    def candidates(self, inc: Partition) -> list[tuple[float, str, Partition]]:
+        """Every feasible unseen neighbour of ``inc`` with its predicted change, best predicted first."""
+        base = {t: self.surrogate.type_cost(c) for t, c in inc.items()}
+        out, keys = [], set()
+        gens = itertools.chain(patterns(inc, self.pool, self.order), moves(inc), swaps(inc),
+                               merge_splits(inc, self.surrogate))
+        for kind, cand in gens:
+            key = freeze(cand)
+            if key in self._seen or key in keys or not self.feasible.ok(cand):
+                continue
+            keys.add(key)
+            delta = sum(self.surrogate.type_cost(cand[t]) - base[t] for t in cand if cand[t] != inc[t])
+            out.append((delta, kind, cand))
+        out.sort(key=lambda x: x[0])
+        return out
+
+    def run(self, starts: Mapping[str, np.ndarray]) -> RefineResult:
+        if not starts:
+            raise InputError("refinement needs at least one start colouring")
+        scored = {}
+        for name, labels in starts.items():
+            part = partition_of(self.instance, labels)
+            if not self.feasible.ok(part):
+                continue
+            self.say({"step": "refine", "message": f"measuring start {name}"})
+            scored[name] = self.measure(part)
+            self._seen.add(freeze(part))
+            for t, classes in part.items():
+                if classes not in self.pool.setdefault(t, []):
+                    self.pool[t].append(classes)
+        if not scored:
+            raise InputError("no start colouring fits the instance's budget")
+        total = lambda s: self.ev.mean(np.concatenate([s.search, s.confirm]), self.search + self.confirm)
+        start = min(scored, key=lambda n: total(scored[n]))
+        inc, accepted, spent_before = scored[start], [], self.passes
+        stopped = "local optimum"
+        try:
+            improved = True
+            while improved:
+                improved = False
+                for delta, kind, cand in self.candidates(inc.partition):
+                    self._seen.add(freeze(cand))
+                    better = self.race(cand, inc, spent_before)
+                    if better is None:
+                        continue
+                    inc, improved = better, True
+                    accepted.append({"kind": kind, "predicted": delta,
+                                     "search": self.ev.mean(inc.search, self.search),
+                                     "confirm": self.ev.mean(inc.confirm, self.confirm),
+                                     "passes": self.passes - spent_before})
+                    self.say({"step": "refine", "message": f"accepted {kind}: search loss "
+                              f"{accepted[-1]['search']:.5g}, confirm {accepted[-1]['confirm']:.5g}"})
+                    break
+        except OutOfBudget as why:
+            stopped = str(why)
+        return RefineResult(labels=labels_of(self.instance, inc.partition), start=start,
+                            search_loss=self.ev.mean(inc.search, self.search),
+                            confirm_loss=self.ev.mean(inc.confirm, self.confirm),
+                            starts={n: {"search": self.ev.mean(s.search, self.search),
+                                        "confirm": self.ev.mean(s.confirm, self.confirm)} for n, s in scored.items()},
+                            accepted=accepted, evaluated=self.evaluated, forward_passes=self.passes,
+                            time_s=time.perf_counter() - self._t0, stopped=stopped)

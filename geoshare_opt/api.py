@@ -67,7 +67,10 @@ def run_backend(inst: Instance, backend_cls, options: SolveOptions, *, log=None,
     ctx = SolveContext(inst, options, log=log, progress=progress)
     t0 = time.perf_counter()
     try:
-        outcome = backend_cls().run(inst, options, ctx)
+        if not inst.nodes:    # nothing to colour: the empty assignment is optimal, whatever the backend
+            outcome = Outcome(Termination.OPTIMAL, np.zeros(0, dtype=np.int64), 0.0, "the instance has no nodes")
+        else:
+            outcome = backend_cls().run(inst, options, ctx)
     except KeyboardInterrupt:
         outcome = Outcome(Termination.INTERRUPTED, None, None, "interrupted by the user")
     except InputError:

@@ -31,6 +31,7 @@ import numpy as np
 from .checker import canonical, evaluate
 from .errors import InputError
 from .instance import Instance
+from .options import check_seed
 from .result import Result, Status, Termination
 
 KINDS = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
@@ -115,6 +116,8 @@ def uniform_counts(instance: Instance, ratio: float | None = None) -> dict[str, 
     else:
         limit = instance.budget.max_params
     caps = {t: instance.type_cap(t) for t in instance.types}
+    if not caps:
+        return {}                       # no nodes: nothing to count
     best = None
     for n in range(1, max(caps.values()) + 1):
         counts = {t: max(1, min(n, caps[t])) for t in instance.types}
@@ -163,7 +166,7 @@ def colouring(instance: Instance, kind: str, classes: int | Mapping[str, int] | 
     if kind not in KINDS:
         raise InputError(f"unknown baseline kind {kind!r}; choose one of: {', '.join(KINDS)}")
     counts = resolve_counts(instance, classes, ratio) if kind not in ("all", "none") else None
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     labels = np.empty(len(instance.nodes), dtype=np.int64)
     offset = 0
     for t in instance.types:

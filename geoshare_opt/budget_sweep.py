@@ -35,7 +35,7 @@ import numpy as np
 from .checker import canonical, evaluate
 from .errors import InputError
 from .instance import Instance
-from .options import SolveOptions
+from .options import SolveOptions, time_limit_or_none
 from .result import compute_gap
 from .solvers.base import SolveContext
 from .solvers.decompose import (EXACT_MODEL_SOLVERS, INF, Curve, Model, ModelAnswer, Part,
@@ -262,9 +262,11 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
     returns what is known (``interrupted`` true)."""
     from .api import as_instance
     inst = as_instance(instance)
+    if not inst.nodes:
+        raise InputError(f"instance {inst.name!r} has no nodes: there is no budget to sweep")
     options = SolveOptions(time_limit=time_limit, seed=seed, threads=threads, native=dict(native or {}))
-    if time_limit_per_solve is not None:
-        SolveOptions(time_limit=time_limit_per_solve)      # the same checks as a time limit
+    time_limit = options.time_limit                        # checked; inf or >= 1e9 s means none
+    time_limit_per_solve = time_limit_or_none(time_limit_per_solve, "time limit per solve")
     started = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     flags = {"symmetry": bool(options.native.get("symmetry", True)),
@@ -383,7 +385,7 @@ def _row(inst: Instance, parts: Sequence[Part], curves: Sequence[Curve], times, 
 def _unbounded(inst: Instance) -> Instance:
     """The instance with its class and parameter budgets lifted (per-type caps kept): rows are checked for hard
     edges and caps, not for the budget being swept."""
-    return inst.with_budget(max_classes=len(inst.nodes), keep_caps=False,
+    return inst.with_budget(max_classes=max(1, len(inst.nodes)), keep_caps=False,
                             max_classes_per_type=inst.budget.max_classes_per_type or None)
 
 
@@ -476,7 +478,7 @@ def heuristic_points(instance: Instance, kinds: Sequence[str], seeds: Sequence[i
         raise InputError(f"unknown heuristic {unknown[0]!r}; choose among: {', '.join(KINDS)}")
     free = _unbounded(instance)
     original = int(instance.params.sum())
-    largest = max(len(instance.type_members(t)) for t in instance.types)
+    largest = max((len(instance.type_members(t)) for t in instance.types), default=0)
     out = []
     for kind in kinds:
         counts = [None] if kind in ("all", "none") else range(1, largest + 1)

@@ -33,9 +33,12 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
     solver, an unreadable instance) raises before anything runs. A run interrupted by Ctrl-C ends the comparison:
     the rows so far are returned, the last one with termination ``interrupted``.
     """
+    from .errors import InputError
+    from .options import MAX_SEED, check_seed
     if repeats < 1:
-        from .errors import InputError
         raise InputError(f"repeats must be at least 1, got {repeats}")
+    if check_seed(seed) + repeats - 1 > MAX_SEED:
+        raise InputError(f"seed {seed} + {repeats - 1} (repeat r uses seed + r) exceeds {MAX_SEED} (2**31-1)")
     loaded = [(_label(src, i), as_instance(src)) for i, src in enumerate(instances)]
     from .solvers import default_registry
     registry = registry or default_registry

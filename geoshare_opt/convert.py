@@ -12,17 +12,28 @@ signed weights. The quirks of real files (shared/data/README.md) are handled her
 - Text encodings: UTF-8 (with or without BOM), UTF-16 LE/BE (with BOM, or detected from NUL bytes), CRLF/CR.
 
 Malformed lines raise ``GraphFormatError`` (an ``InputError``: CLI exit 2) naming the file and line number.
+
+Limits (docs/limits.md): the file is read through ``inputs.read_input_bytes`` (capped); a header may declare at
+most ``MAX_GRAPH_NODES`` nodes, and at most ``max(ISOLATED_SLACK, named)`` of them may be named by no edge
+(``named`` = the vertices the edges do name), so a lying header (``p edge 1000000000 1``) is refused before
+anything is allocated for it instead of becoming gigabytes of isolated nodes; numbers have at most
+``MAX_TOKEN_DIGITS`` digits.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
 from .errors import InputError
-from .instance import Budget, Edge, Instance, Node
+from .inputs import read_input_bytes
+from .instance import MAX_INT, Budget, Edge, Instance, Node
 
 NODE_TYPE = "v"
+MAX_GRAPH_NODES = 10_000_000
+ISOLATED_SLACK = 1000
+MAX_TOKEN_DIGITS = 18
 
 
 class GraphFormatError(InputError):
@@ -31,14 +42,7 @@ class GraphFormatError(InputError):
 
 # ---------------------------------------------------------------------- text decoding
 def _read_bytes(path: str | os.PathLike) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise GraphFormatError(f"graph file not found: {path}") from None
-    except IsADirectoryError:
-        raise GraphFormatError(f"graph path is a directory, not a file: {path}") from None
-    except OSError as exc:
-        raise GraphFormatError(f"cannot read graph file {path}: {exc.strerror}") from None
+    return read_input_bytes(path, "graph", GraphFormatError)
 
 
 def decode_text(data: bytes, path: str | os.PathLike = "<bytes>") -> str:
@@ -72,11 +76,34 @@ def _lines(text: str):
             yield no, s
 
 
+def _show(tok: str) -> str:
+    """A token for an error message, shortened: a 5000-digit number is not echoed back."""
+    return repr(tok) if len(tok) <= 24 else repr(tok[:20] + "...") + f" ({len(tok)} characters)"
+
+
 def _int(tok: str, path, no: int, what: str) -> int:
+    if len(tok.lstrip("+-")) > MAX_TOKEN_DIGITS:
+        raise GraphFormatError(f"{path}: line {no}: {what} {_show(tok)} is too large")
     try:
         return int(tok)
     except ValueError:
-        raise GraphFormatError(f"{path}: line {no}: {what} must be an integer, got {tok!r}") from None
+        raise GraphFormatError(f"{path}: line {no}: {what} must be an integer, got {_show(tok)}") from None
+
+
+def _node_count(tok: str, path, no: int) -> int:
+    n = _int(tok, path, no, "node count")
+    if not 1 <= n <= MAX_GRAPH_NODES:
+        raise GraphFormatError(f"{path}: line {no}: node count must lie in 1..{MAX_GRAPH_NODES:,} "
+                               f"(docs/limits.md), got {n}")
+    return n
+
+
+def _check_isolated(n: int, named: int, path) -> None:
+    """Refuse a header that declares far more nodes than its edges name (see the module docstring)."""
+    allowed = max(ISOLATED_SLACK, named)
+    if n - named > allowed:
+        raise GraphFormatError(f"{path}: the header declares {n} nodes but the edges name only {named}: at most "
+                               f"{allowed} vertices without edges are accepted (a lying header?)")
 
 
 # ---------------------------------------------------------------------- DIMACS
@@ -95,6 +122,7 @@ def parse_dimacs(text: str, path: str | os.PathLike = "<text>") -> tuple[int, li
     n = None
     header: dict = {}
     seen: set[tuple[int, int]] = set()
+    named: set[int] = set()
     edges: list[tuple[int, int]] = []
     lines_e = loops = dups = 0
     for no, s in _lines(text):
@@ -108,10 +136,8 @@ def parse_dimacs(text: str, path: str | os.PathLike = "<text>") -> tuple[int, li
                 raise GraphFormatError(f"{path}: line {no}: second 'p' line")
             if len(parts) < 4 or parts[1] not in ("edge", "edges", "col", "graph"):
                 raise GraphFormatError(f"{path}: line {no}: expected 'p edge <nodes> <edges> [chi]', got {s!r}")
-            n = _int(parts[2], path, no, "node count")
+            n = _node_count(parts[2], path, no)
             header["m_header"] = _int(parts[3], path, no, "edge count")
-            if n < 1:
-                raise GraphFormatError(f"{path}: line {no}: node count must be positive, got {n}")
             if len(parts) >= 5:
                 header["chi_header"] = _int(parts[4], path, no, "chromatic number")
         elif tag == "s":
@@ -127,6 +153,7 @@ def parse_dimacs(text: str, path: str | os.PathLike = "<text>") -> tuple[int, li
             v = _int(parts[2], path, no, "edge end")
             key = _edge_key(u, v, n, path, no)
             lines_e += 1
+            named.update((u, v))
             if key is None:
                 loops += 1
                 continue
@@ -141,6 +168,7 @@ def parse_dimacs(text: str, path: str | os.PathLike = "<text>") -> tuple[int, li
             raise GraphFormatError(f"{path}: line {no}: unknown line type {tag!r} (expected c, p, s or e)")
     if n is None:
         raise GraphFormatError(f"{path}: no 'p edge <nodes> <edges>' line: not a DIMACS graph")
+    _check_isolated(n, len(named), path)
     header.update(edge_lines=lines_e, self_loops_dropped=loops, duplicates_dropped=dups)
     return n, edges, header
 
@@ -167,11 +195,12 @@ def parse_gset(text: str, path: str | os.PathLike = "<text>") -> tuple[int, dict
     parts = first.split()
     if len(parts) != 2:
         raise GraphFormatError(f"{path}: line {no}: expected '<nodes> <edges>', got {first!r}")
-    n = _int(parts[0], path, no, "node count")
+    n = _node_count(parts[0], path, no)
     m = _int(parts[1], path, no, "edge count")
-    if n < 1 or m < 0:
-        raise GraphFormatError(f"{path}: line {no}: node count must be positive and edge count non-negative")
+    if m < 0:
+        raise GraphFormatError(f"{path}: line {no}: edge count must be non-negative, got {m}")
     weights: dict[tuple[int, int], float] = {}
+    named: set[int] = set()
     lines_e = loops = merged = 0
     for no, s in it:
         if s[0] in "c%#":
@@ -185,21 +214,26 @@ def parse_gset(text: str, path: str | os.PathLike = "<text>") -> tuple[int, dict
             try:
                 w = float(parts[2])
             except ValueError:
-                raise GraphFormatError(f"{path}: line {no}: weight must be a number, got {parts[2]!r}") from None
-            if w != w or w in (float("inf"), float("-inf")):
-                raise GraphFormatError(f"{path}: line {no}: weight {parts[2]!r} is not finite")
+                raise GraphFormatError(f"{path}: line {no}: weight must be a number, got {_show(parts[2])}") from None
+            if not math.isfinite(w):
+                raise GraphFormatError(f"{path}: line {no}: weight {_show(parts[2])} is not finite")
         else:
             w = 1.0
         key = _edge_key(u, v, n, path, no)
         lines_e += 1
+        named.update((u, v))
         if key is None:
             loops += 1
             continue
         if key in weights:
             merged += 1
             weights[key] += w
+            if not math.isfinite(weights[key]):
+                raise GraphFormatError(f"{path}: line {no}: the parallel edges between {u} and {v} add up to a "
+                                       "weight that is not finite")
         else:
             weights[key] = w
+    _check_isolated(n, len(named), path)
     header = {"m_header": m, "edge_lines": lines_e, "self_loops_dropped": loops, "parallel_edges_merged": merged}
     return n, weights, header
 
@@ -244,8 +278,9 @@ def read_graph(path: str | os.PathLike, k: int | None = None, hard: bool | None 
 
 # ---------------------------------------------------------------------- instance assembly
 def _instance(path, data: bytes, n: int, edges, k: int, name: str | None, meta: dict) -> Instance:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise GraphFormatError(f"number of classes k must be a positive integer, got {k!r}")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_INT:
+        raise GraphFormatError(f"number of classes k must be a positive integer (max_classes, at most 2**53-1), "
+                               f"got {k!r}")
     ids = [str(i + 1) for i in range(n)]
     nodes = [Node(i, NODE_TYPE, 1) for i in ids]
     edge_objs = [Edge(ids[u], ids[v], 0.0, True) if w is None else Edge(ids[u], ids[v], float(w), False)

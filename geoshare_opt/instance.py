@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .errors import InstanceError
+from .inputs import loads_json, read_input_bytes
 
 FORMAT = "geoshare-instance"
 VERSION = 1
@@ -184,7 +185,6 @@ class Instance:
         meta = d.get("meta", {})
         if not isinstance(meta, dict):
             raise InstanceError("instance: 'meta' must be an object")
-        _check_json_value(meta, "'meta'")
         raw_nodes = d.get("nodes")
         if not isinstance(raw_nodes, list):
             raise InstanceError("instance: 'nodes' must be a list")
@@ -198,15 +198,7 @@ class Instance:
 
     @classmethod
     def loads(cls, text: str) -> "Instance":
-        try:
-            d = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-        except _NonFinite as exc:
-            raise InstanceError(f"instance: non-finite number {exc} in JSON") from None
-        except json.JSONDecodeError as exc:
-            raise InstanceError(f"instance: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-        except RecursionError:
-            raise InstanceError("instance: JSON nested too deeply") from None
-        return cls.from_dict(d)
+        return cls.from_dict(loads_json(text, "instance", InstanceError))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Instance":
@@ -218,12 +210,32 @@ class Instance:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
+        """Every rule of the format, whichever constructor built the instance (a file, ``build``, a graph reader
+        or ``Instance(...)`` itself): numbers in range, ids unique, edges between known nodes, a budget that fits."""
+        seen = self._validate_nodes()
+        self._validate_edges(seen)
+        self._validate_budget()
+        _check_json_value(self.meta, "'meta'")
+
+    def _validate_nodes(self) -> dict[str, int]:
         seen: dict[str, int] = {}
+        total = 0
         for i, n in enumerate(self.nodes):
             if n.id in seen:
                 raise InstanceError(f"instance: duplicate node id {n.id!r}")
             seen[n.id] = i
+            if not _is_int(n.params) or not 0 <= n.params <= MAX_INT:
+                raise InstanceError(f"instance: node {n.id!r} has params={n.params!r}; it must be a non-negative "
+                                    "integer (at most 2**53-1)")
+            total += n.params
+        if total > MAX_INT:
+            raise InstanceError(f"instance: the parameters of all nodes sum to {total}, above 2**53-1 (the largest "
+                                "total that stored-parameter counts keep exact)")
+        return seen
+
+    def _validate_edges(self, seen: dict[str, int]) -> None:
         pairs: set[tuple[int, int]] = set()
+        magnitude = 0.0
         for k, e in enumerate(self.edges):
             if e.u not in seen:
                 raise InstanceError(f"instance: edge {k} names unknown node {e.u!r}")
@@ -236,13 +248,23 @@ class Instance:
             if key in pairs:
                 raise InstanceError(f"instance: duplicate edge between {e.u!r} and {e.v!r} (edge {k})")
             pairs.add(key)
+            if not e.hard:
+                if not isinstance(e.w, float) or not math.isfinite(e.w):
+                    raise InstanceError(f"instance: edge {k} ({e.u!r}, {e.v!r}) weight {e.w!r} is not a finite float")
+                magnitude += abs(e.w)
+        if not math.isfinite(magnitude):
+            raise InstanceError("instance: edge weights too large: the sum of their absolute values would overflow "
+                                "a float (about 1.8e308); scale the weights down")
+
+    def _validate_budget(self) -> None:
         b = self.budget
+        _check_budget_ranges(b)
         types = self.types
         if b.max_classes < len(types):
             raise InstanceError(
                 f"instance: budget max_classes={b.max_classes} is below the number of non-empty types ({len(types)}); "
                 "every type needs at least one class")
-        for t, cap in b.max_classes_per_type.items():
+        for t in b.max_classes_per_type:
             if t not in self._type_index:
                 raise InstanceError(f"instance: max_classes_per_type names unknown type {t!r}")
         if b.max_params is not None:
@@ -384,21 +406,6 @@ class Instance:
 
 
 # ---------------------------------------------------------------------- parsing helpers
-class _NonFinite(ValueError):
-    pass
-
-
-def _reject_constant(name: str):
-    raise _NonFinite(name)
-
-
-def _finite_float(text: str) -> float:
-    x = float(text)
-    if not math.isfinite(x):  # e.g. 1e400 overflows to inf
-        raise _NonFinite(text)
-    return x
-
-
 def _check_json_value(x: Any, where: str, depth: int = 0) -> None:
     """Free-form ``meta`` must survive a JSON round trip unchanged (the hash is taken over it)."""
     if depth > 64:
@@ -425,15 +432,7 @@ def _check_json_value(x: Any, where: str, depth: int = 0) -> None:
 
 
 def read_text(path: str | os.PathLike, what: str) -> str:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InstanceError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise InstanceError(f"{what} path is a directory, not a file: {path}") from None
-    except OSError as exc:
-        raise InstanceError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    data = read_input_bytes(path, what, InstanceError)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -515,17 +514,27 @@ def _parse_budget(b: Any) -> Budget:
     unknown = set(b) - {"max_classes", "max_classes_per_type", "max_params"}
     if unknown:
         raise InstanceError(f"instance: budget has unknown field {sorted(unknown)[0]!r}")
-    k = _integral(b.get("max_classes"))
-    if not _is_int(k) or not 1 <= k <= MAX_INT:
-        raise InstanceError(f"instance: budget max_classes must be a positive integer, got {k!r}")
     per = b.get("max_classes_per_type", {})
     if not isinstance(per, dict):
         raise InstanceError("instance: budget max_classes_per_type must be an object of type -> integer")
-    per = {t: _integral(c) for t, c in per.items()}
-    for t, c in per.items():
+    budget = Budget(_integral(b.get("max_classes")), {t: _integral(c) for t, c in per.items()},
+                    _integral(b.get("max_params")))
+    _check_budget_ranges(budget)
+    return Budget(int(budget.max_classes), {t: int(c) for t, c in budget.max_classes_per_type.items()},
+                  None if budget.max_params is None else int(budget.max_params))
+
+
+def _check_budget_ranges(b: Budget) -> None:
+    k = b.max_classes
+    if not _is_int(k) or not 1 <= k <= MAX_INT:
+        raise InstanceError(f"instance: budget max_classes must be a positive integer (at most 2**53-1), got {k!r}")
+    if not isinstance(b.max_classes_per_type, Mapping):
+        raise InstanceError("instance: budget max_classes_per_type must be an object of type -> integer")
+    for t, c in b.max_classes_per_type.items():
         if not _is_int(c) or not 1 <= c <= MAX_INT:
-            raise InstanceError(f"instance: budget max_classes_per_type[{t!r}] must be a positive integer, got {c!r}")
-    p = _integral(b.get("max_params"))
+            raise InstanceError(f"instance: budget max_classes_per_type[{t!r}] must be a positive integer "
+                                f"(at most 2**53-1), got {c!r}")
+    p = b.max_params
     if p is not None and (not _is_int(p) or not 0 <= p <= MAX_INT):
-        raise InstanceError(f"instance: budget max_params must be a non-negative integer, got {p!r}")
-    return Budget(int(k), {t: int(c) for t, c in per.items()}, None if p is None else int(p))
+        raise InstanceError(f"instance: budget max_params must be a non-negative integer (at most 2**53-1), "
+                            f"got {p!r}")

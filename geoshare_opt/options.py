@@ -9,10 +9,36 @@ import numpy as np
 
 from .errors import InputError
 
+#: seeds are 0 .. MAX_SEED on every backend and command (CP-SAT and HiGHS take a 32-bit signed seed)
+MAX_SEED = 2**31 - 1
+#: a time limit of this many seconds (about 32 years) or more, or ``inf``, means no limit
+NO_LIMIT_FROM = 1e9
+
+
+def time_limit_or_none(value: Any, what: str = "time limit") -> float | None:
+    """A checked time limit in seconds: None for none (also for ``inf`` and values >= ``NO_LIMIT_FROM``, which no
+    backend could take as a number); InputError for a negative, NaN or non-numeric value."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{what} must be a non-negative number of seconds, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or value < 0:
+        raise InputError(f"{what} must be a non-negative number of seconds, got {value!r}")
+    return None if value >= NO_LIMIT_FROM else value
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` when it is an integer in 0 .. MAX_SEED (the same range for every backend), else InputError."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        shown = seed if not isinstance(seed, int) or abs(seed) < 10**30 else f"a {len(str(abs(seed)))}-digit number"
+        raise InputError(f"{what} must be an integer from 0 to {MAX_SEED} (2**31-1), got {shown}")
+    return int(seed)
+
 
 @dataclass(frozen=True)
 class SolveOptions:
-    time_limit: float | None = None       # seconds of wall time; None = no limit
+    time_limit: float | None = None       # seconds of wall time; None = no limit (see time_limit_or_none)
     seed: int = 0
     threads: int = 1                       # 1 keeps CP-SAT and HiGHS deterministic
     warm_start: np.ndarray | None = None   # labels in node order (see api.solve for the accepted forms)
@@ -20,21 +46,31 @@ class SolveOptions:
     native: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.time_limit is not None:
-            if not isinstance(self.time_limit, (int, float)) or isinstance(self.time_limit, bool) \
-                    or math.isnan(self.time_limit) or self.time_limit < 0:
-                raise InputError(f"time limit must be a non-negative number of seconds, got {self.time_limit!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        # frozen: normalised values are set through object.__setattr__
+        object.__setattr__(self, "time_limit", time_limit_or_none(self.time_limit))
+        object.__setattr__(self, "seed", check_seed(self.seed))
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
             raise InputError(f"threads must be a positive integer, got {self.threads!r}")
         if not isinstance(self.native, Mapping):
             raise InputError("native options must be a mapping of option name -> value")
+        for key, value in self.native.items():   # the result echoes them as JSON, which has no inf/nan
+            if _has_non_finite(value):
+                raise InputError(f"native option {key!r} holds a non-finite number ({value!r})")
 
     def to_dict(self) -> dict:
         """What a result records (the warm start is summarised, not copied)."""
         return {"time_limit": self.time_limit, "seed": self.seed, "threads": self.threads,
                 "warm_start": self.warm_start is not None, "verbose": self.verbose, "native": dict(self.native)}
+
+
+def _has_non_finite(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, (float, np.floating)):
+        return not math.isfinite(value)
+    if depth < 32 and isinstance(value, Mapping):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if depth < 32 and isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    return False
 
 
 LogFn = Callable[[str], None]

@@ -50,10 +50,26 @@ class _Clock:
             self.times[stage] = self.times.get(stage, 0.0) + time.perf_counter() - t0
 
 
-def evaluate_model(spec, model) -> dict[str, float]:
+def evaluate_model(spec, model) -> dict[str, float | None]:
+    """The spec's metrics of ``model``: numbers, or None for a value that is not finite (NaN, inf: JSON holds
+    neither; it then shows as null). A metric that is not a number at all is the spec's mistake (InputError)."""
+    import math
     if spec.metrics is None:
         raise InputError(f"spec {spec.name!r} has no metrics: nothing to evaluate")
-    return {k: float(v) for k, v in spec.metrics(model).items()}
+    values = spec.metrics(model)
+    if not isinstance(values, dict):
+        raise InputError(f"spec {spec.name!r}: metrics() must return a dict of name -> number, "
+                         f"got {type(values).__name__}")
+    out: dict[str, float | None] = {}
+    for k, v in values.items():
+        try:
+            if isinstance(v, (bool, str)):
+                raise TypeError
+            x = float(v)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"spec {spec.name!r}: metric {k!r} is not a number, got {v!r}"[:300]) from None
+        out[str(k)] = x if math.isfinite(x) else None
+    return out
 
 
 REPORT = "pipeline.json"
@@ -77,10 +93,11 @@ class PipelineOutput:
         if self.out is None:
             return
         import shutil
-        from .atomic import write_json_atomic
+        from .atomic import follow_umask, write_json_atomic
         from .materialize.save import publish_dir
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
         try:
+            follow_umask(tmp)
             (tmp / "instance.json").write_text(instance.dumps() + "\n", encoding="utf-8")
             (tmp / "result.json").write_text(result.dumps() + "\n", encoding="utf-8")
             side = (instance.meta.get("curvature") or {}).get("file")
@@ -342,7 +359,7 @@ def best_heuristic(rows: list[dict], original: dict[str, float], recovered: bool
 
     def metrics(r):
         m = (r.get("recovered") or {}).get("metrics") if recovered else r.get("metrics")
-        return m if m and key in m else None
+        return m if m and m.get(key) is not None else None
     ok = [r for r in rows if metrics(r) and r["colouring"] not in ("solved", "all", "none")]
     solved = next((r for r in rows if r["colouring"] == "solved" and metrics(r)), None)
     if not ok or solved is None:

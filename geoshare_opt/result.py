@@ -141,13 +141,8 @@ class Result:
 
     @classmethod
     def loads(cls, text: str) -> "Result":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ResultError(f"result: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-        except RecursionError:
-            raise ResultError("result: JSON nested too deeply") from None
-        return cls.from_dict(d)
+        from .inputs import loads_json
+        return cls.from_dict(loads_json(text, "result", ResultError))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Result":

@@ -124,6 +124,8 @@ CASES: list[Case] = [
          ("a0", "a3", -1.0), ("b0", "b1", 1.0), ("b1", "b2", 1.0), ("b0", "b2", 1.0)], 4), 2.0, trivial=False,
          note="A's hard path a0-a1-a2-a3 has one 2-colouring, {a0,a2}{a1,a3} (2+3 = 5); with 3 classes "
               "{a0,a3}{a1}{a2} = -1. B = triangle of 1s: f_B(1)=3, f_B(2)=1. K=4: A3+B1 = 2 beats A2+B2 = 6"),
+    Case("no_nodes", lambda: Instance.build([], [], 1), 0.0,
+         note="nothing to colour: the empty assignment, objective 0"),
 ]
 
 

@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import parse_spec_options, spec_option
+from .common import check_seed_option, parse_spec_options, spec_option
 
 
 class TqdmProgress:
@@ -63,7 +63,8 @@ class TqdmProgress:
 @click.option("--exclude", multiple=True, metavar="PAT", help="Drop parameters matching this glob / re:REGEX.")
 @click.option("--device", default=None, help="cpu or cuda (default: where the model is).")
 @click.option("--dtype", default=None, help="float32, float64 or bfloat16 (default: the model's).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random probe vectors.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Seed of the random probe vectors (0 .. 2**31-1).")
 @click.option("--lanczos-steps", "lanczos_steps", type=int, default=10, show_default=True, metavar="M",
               help="Lanczos steps (Hessian-vector passes over the data) for --estimator lanczos.")
 @click.option("--diag-method", "diag_method", type=click.Choice(["auto", "ggn", "empirical", "hutchinson"]),

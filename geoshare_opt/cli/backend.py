@@ -11,7 +11,8 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import format_table, parse_spec_options, spec_option, write_output
+from .common import (check_seed_option, format_table, parse_spec_options, refuse_overwriting_inputs,
+                     refuse_replacing_inputs, spec_option, spec_paths, write_output)
 
 KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
 
@@ -97,6 +98,7 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
                          f"({inst.sha256[:12]}…)")
     if outdir:
+        refuse_replacing_inputs(outdir, [result, inst_path, *_sidecar_path(inst, inst_path), *spec_paths(spec)])
         prepare_outdir(outdir, force)
     if rank is not None and rank != "full":
         try:
@@ -116,6 +118,18 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
         err(f"{mode}: {len(report.classes)} classes; parameters {p['before']['params']} -> {p['after']['params']} "
             f"({100 * p['removed_fraction']:.1f}% removed; shareable layers "
             f"{100 * p.get('shareable_removed_fraction', 0):.1f}%)" + (f"; saved to {outdir}" if outdir else ""))
+
+
+def _sidecar_path(inst, inst_path) -> list:
+    """The curvature sidecar an instance names, as a list (empty when it names none)."""
+    from ..errors import InputError
+    from ..sidecar_ref import sidecar_for
+    if not (inst.meta.get("curvature") if isinstance(inst.meta, dict) else None):
+        return []
+    try:
+        return [sidecar_for(inst, inst_path)]
+    except InputError:
+        return []
 
 
 def _curvature_or_none(inst, inst_path, mode):
@@ -139,7 +153,8 @@ def _curvature_or_none(inst, inst_path, mode):
               help="Classes per type (default: the largest uniform number the budget or --ratio allows).")
 @click.option("--ratio", type=float, default=None, callback=_ratio,
               help="Fraction of stored parameters removed, to size --classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random kind.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Seed of the random kind (0 .. 2**31-1).")
 @click.option("-o", "--output", default=None, metavar="RESULT", help="Write the result here instead of stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
@@ -151,6 +166,7 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
     from ..baselines import baseline
     from ..instance import Instance
 
+    refuse_overwriting_inputs(output, [instance])
     inst = Instance.load(instance)
     res = baseline(inst, kind, classes=classes, ratio=ratio, seed=seed)
     payload = res.dumps()
@@ -193,6 +209,10 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
         rows = [{"metric": k, "original": v, "compressed": payload.get("compressed", {}).get(k)}
                 for k, v in original.items()]
         err(format_table(rows, ["metric", "original", "compressed"]))
+        for which in ("original", "compressed"):
+            for k, v in payload.get(which, {}).items():
+                if v is None:
+                    err(f"note: metric {k!r} of the {which} network is not a finite number (null in the JSON)")
 
 
 # ---------------------------------------------------------------------- pipeline
@@ -208,7 +228,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
               help="Solver wall-clock limit in seconds. Default: none; the solver then runs fixed work budgets, so "
                    "the colouring is the same on every machine.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option)
 @click.option("--baselines", default=",".join(("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
                                                 "random")), show_default=True,
               help="Comma-separated heuristic colourings to compare against.")
@@ -240,6 +260,7 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     """
     from ..pipeline import REPORT, pipeline
 
+    refuse_replacing_inputs(outdir, spec_paths(spec))
     kinds = [k.strip() for k in baselines.split(",") if k.strip()]
     options = {"lr": recover_lr, "method": recover_method, "rank": recover_rank, "batch_size": recover_batch}
     options = {k: v for k, v in options.items() if v is not None}

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -18,7 +19,10 @@ from ..errors import InputError
 # ---------------------------------------------------------------------- options
 def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]:
     """``KEY=VALUE`` strings -> dict. A value is read as JSON when it parses (``1``, ``true``, ``0.5``, ``[1,2]``,
-    ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work."""
+    ``"x"``), otherwise kept as the raw string, so ``--native presolve=off`` and ``--native workers=1`` both work.
+    Numbers JSON cannot hold (``NaN``, ``1e400``, integers of over 100 digits) stay strings too: the backend then
+    names the option whose value is not a usable number."""
+    from ..inputs import loads_json
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -26,15 +30,11 @@ def parse_native(pairs: Iterable[str], flag: str = "--native") -> dict[str, Any]
         if not sep or not key:
             raise InputError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
-            value = json.loads(raw, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
+            value = loads_json(raw, flag)
+        except InputError:
             value = raw
         out[key] = value
     return out
-
-
-def _no_constant(name: str):  # NaN/Infinity are not JSON: keep such values as strings
-    raise ValueError(name)
 
 
 def parse_spec_options(pairs: Iterable[str]) -> dict[str, Any]:
@@ -50,12 +50,19 @@ def spec_option(f: Callable) -> Callable:
                              "can be). Repeatable.")(f)
 
 
+def check_seed_option(ctx, param, value):
+    """``--seed``: 0 .. 2**31-1 on every command and backend (one line and exit 2 otherwise)."""
+    from ..options import check_seed
+    return check_seed(value, "--seed")
+
+
 def solver_options(f: Callable) -> Callable:
     """The run options every solving command takes (same names as ``geoshare_opt.solve``)."""
     decorators = [
         click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
                      help="Wall-clock limit in seconds per run (default: none). The best incumbent is kept."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed (seeded backends)."),
+        click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+                     help="Random seed (seeded backends), 0 .. 2**31-1."),
         click.option("--threads", type=int, default=1, show_default=True,
                      help="Worker threads; 1 keeps CP-SAT and HiGHS deterministic."),
         click.option("--native", "native", multiple=True, metavar="KEY=VALUE",
@@ -175,7 +182,6 @@ def summary_line(result) -> str:
 
 def check_writable(path: str | None) -> None:
     """Fail before a long run, not after it, when an output file cannot be created."""
-    import os
     if not path or path == "-":
         return
     parent = os.path.dirname(os.path.abspath(path))
@@ -185,6 +191,47 @@ def check_writable(path: str | None) -> None:
         raise InputError(f"cannot write {path}: it is a directory")
     if not os.access(parent, os.W_OK):
         raise InputError(f"cannot write {path}: directory {parent} is not writable")
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (through links too); a path that does not exist yet is compared by name."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(output: str | os.PathLike | None, inputs: Iterable, flag: str = "-o") -> None:
+    """Bad input (exit 2, before any work) when an output file is one of the inputs: writing it would destroy
+    what the command reads. ``None`` and ``-`` (stdout) are never inputs."""
+    if not output or str(output) == "-":
+        return
+    for src in inputs:
+        if src and str(src) != "-" and _same_file(output, src):
+            raise InputError(f"{flag} {output} is also an input of this command ({src}): refusing to overwrite it; "
+                             "write the output elsewhere")
+
+
+def refuse_replacing_inputs(outdir: str | os.PathLike | None, inputs: Iterable, flag: str = "-o") -> None:
+    """Bad input (exit 2, before any work) when an input lies inside the output directory that the command
+    replaces (``--force``): the new directory would delete it."""
+    if not outdir or not os.path.exists(outdir):
+        return
+    root = os.path.realpath(outdir)
+    for src in inputs:
+        if src and os.path.commonpath([root, os.path.realpath(src)]) == root:
+            raise InputError(f"{flag} {outdir} holds an input of this command ({src}): replacing the directory "
+                             "would delete it; write the output elsewhere")
+
+
+def spec_paths(spec: str) -> list[str]:
+    """The files a spec reference reads: ``file.py`` of ``file.py:make``, or a model directory."""
+    target, sep, _ = spec.rpartition(":")
+    if sep and (target.endswith(".py") or os.sep in target or target.startswith(".")):
+        return [target]
+    return [spec] if os.path.isdir(spec) else []
 
 
 def write_output(path: str, text: str) -> None:

@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import ProgressBar, parse_spec_options, spec_option
+from .common import ProgressBar, check_seed_option, parse_spec_options, spec_option
 
 RECOVERED_SUFFIX = "-recovered"
 
@@ -65,7 +65,8 @@ def default_output(outdir: str) -> Path:
               help="distill: match the original network's outputs (no labels needed); task: the spec's own loss.")
 @click.option("--batch-size", "batch_size", type=int, default=None, callback=_positive_int,
               help="Cut the spec's calibration batches into pieces of this many examples (default: as they are).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch order and correction init.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Seed of the batch order and correction init (0 .. 2**31-1).")
 @click.option("-o", "--output", "newdir", type=click.Path(file_okay=False), default=None,
               help="Directory for the recovered network (default: OUTDIR-recovered beside OUTDIR). "
                    "Pass OUTDIR itself with --force to replace it.")
@@ -103,8 +104,10 @@ def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, se
     new_map = recovered_tie_map(tie_map, model, report)
     for key in ("weights", "nodes", "corrections"):        # rewritten by save_compressed
         new_map.pop(key, None)
-    # the instance, result and curvature files beside the weights travel with the recovered copy
-    copies = {p.name: p for p in Path(outdir).iterdir() if p.is_file() and p.name not in (TIEMAP, WEIGHTS)}
+    # the instance, result and curvature files beside the weights travel with the recovered copy: regular files
+    # only (a symlink could pull in a file from anywhere on the machine as a plain copy)
+    copies = {p.name: p for p in Path(outdir).iterdir()
+              if not p.is_symlink() and p.is_file() and p.name not in (TIEMAP, WEIGHTS)}
     saved = save_compressed(model, target, new_map, force=force, copy_files=copies)
     payload = {"spec": spec, "input": str(outdir), "output": str(saved), **report.to_dict()}
     emit(json.dumps(payload, indent=1, allow_nan=False))

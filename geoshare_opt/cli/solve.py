@@ -8,8 +8,8 @@ import click
 
 from . import exits, signals
 from .app import cli, emit, err
-from .common import (ProgressLine, format_table, parse_native, rows_to_csv, rows_to_json, solver_options,
-                     summary_line, check_writable, write_output)
+from .common import (ProgressLine, check_seed_option, format_table, parse_native, rows_to_csv, rows_to_json,
+                     refuse_overwriting_inputs, solver_options, summary_line, check_writable, write_output)
 
 
 def exit_code(result) -> int:
@@ -46,6 +46,7 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
     from ..instance import Instance
 
     check_writable(output)
+    refuse_overwriting_inputs(output, [instance, init])
     inst = Instance.load(instance)
     native = parse_native(native)
     cc = None
@@ -89,7 +90,8 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
 @click.option("--solvers", "solvers", required=True, metavar="A,B,C", help="Comma-separated backend names.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Runs per (instance, solver); seed+r.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S", help="Seconds per run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first repeat.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Seed of the first repeat (0 .. 2**31-1).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Worker threads per run.")
 @click.option("--native", "native", multiple=True, metavar="SOLVER:KEY=VALUE",
               help="A native option for one solver (e.g. cpsat:num_search_workers=1). Repeatable.")
@@ -124,6 +126,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
         per_solver.setdefault(name, {}).update(parse_native([pair]))
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+    refuse_overwriting_inputs(csv_out, instances, "--csv")
+    refuse_overwriting_inputs(json_out, instances, "--json")
+    refuse_overwriting_inputs(json_out, [csv_out], "--json")
 
     costs = {}
     if true_cost:  # every instance needs its sidecar: checked before anything runs

@@ -8,7 +8,8 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import ProgressBar, check_writable, format_table, parse_native, rows_to_csv, write_output
+from .common import (ProgressBar, check_seed_option, check_writable, format_table, parse_native,
+                     refuse_overwriting_inputs, rows_to_csv, write_output)
 
 CSV_COLUMNS = ["frontier", "max_classes", "max_params", "n_classes", "stored_params", "compression", "damage",
                "bound", "gap", "proven", "infeasible", "time_s", "true_cost", "classes_per_type"]
@@ -25,7 +26,8 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
               help="Seconds for the whole sweep (default: none); unsolved points keep their best known value.")
 @click.option("--time-limit-per-solve", "per_solve", type=float, default=None, metavar="S",
               help="Seconds per sub-solve (one type at one class count).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the sub-solves.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option,
+              help="Random seed of the sub-solves (0 .. 2**31-1).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Worker threads per sub-solve.")
 @click.option("--native", "native", multiple=True, metavar="KEY=VALUE", help="Native option of the solver.")
 @click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
@@ -60,6 +62,8 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     from ..instance import Instance
 
     check_writable(csv_out)
+    refuse_overwriting_inputs(csv_out, [instance], "--csv")
+    refuse_overwriting_inputs(plot_out, [instance, csv_out], "--plot")
     if plot_out:
         check_writable(plot_out)
         _require_matplotlib()
@@ -151,6 +155,8 @@ def plot(payload: dict, path: str) -> None:
     import tempfile
 
     import matplotlib
+
+    from ..atomic import follow_umask
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -192,9 +198,7 @@ def plot(payload: dict, path: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)      # mkstemp makes 0600 files; give the plot the usual mode
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from ..atomic import follow_umask
 from ..errors import InputError
 from ..instance import Instance
 from ..sidecar_ref import file_sha256, sidecar_ref, verified_sidecar
@@ -67,8 +68,8 @@ def write_with_sidecar(instance_path: str | os.PathLike, tensors: dict[str, torc
         temps.append(tmp_inst)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(inst.dumps() + "\n")
-        for t in temps:  # mkstemp makes 0600 files; give them the usual mode
-            os.chmod(t, 0o666 & ~_umask())
+        for t in temps:
+            follow_umask(t)
         os.replace(tmp_side, side_path)
         renamed.append(side_path)
         os.replace(tmp_inst, inst_path)
@@ -85,12 +86,6 @@ def write_with_sidecar(instance_path: str | os.PathLike, tensors: dict[str, torc
             except FileNotFoundError:
                 pass
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_curvature(instance_path_or_instance, base_dir: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:

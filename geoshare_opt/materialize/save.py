@@ -6,7 +6,7 @@ are rebuilt from the map on a fresh copy of the original architecture, then the 
 checked by ``data_ptr``. The directory is written under a temporary name and renamed into place.
 
 ``tiemap.json`` fields: ``format``/``version``; ``mode`` (tie|basis); ``instance_sha256``, ``instance_name``;
-``spec`` (the spec ref, used by ``load_compressed`` when no model is given); ``fingerprint`` (of the original node
+``spec`` (the spec ref: provenance only, never imported by ``load_compressed``); ``fingerprint`` (of the original node
 weights, checked on load); ``result`` (solver, objective, termination); ``colouring`` (node id -> class);
 ``ratio`` (basis mode); ``classes`` (per class: ``members``, and ``merge`` for tie or ``side``/``rank``/``shape``/
 ``stored`` for basis); ``parameters`` (unique parameters and bytes before/after); ``versions`` (geoshare-opt, torch,
@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import follow_umask
 from ..errors import InputError
 from .basis import SharedBasisLinear, skeleton_class
 from .common import owner
@@ -48,18 +49,20 @@ class TieMapError(InputError):
     """A tie map (or the weights beside it) is missing, corrupt, or does not fit the model."""
 
 
-def _dealias(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """One tensor per distinct storage view, and every state-dict key -> the key that stores it."""
+def _dealias_names(state: dict[str, torch.Tensor]) -> tuple[list[str], dict[str, str]]:
+    """The first key of every distinct storage view, and every state-dict key -> that key."""
     canon: dict[tuple, str] = {}
-    tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     for key, t in state.items():
         ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
-        if ident not in canon:
-            canon[ident] = key
-            tensors[key] = t.detach().to("cpu").contiguous().clone()
-        aliases[key] = canon[ident]
-    return tensors, aliases
+        aliases[key] = canon.setdefault(ident, key)
+    return list(canon.values()), aliases
+
+
+def _dealias(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """One tensor per distinct storage view, and every state-dict key -> the key that stores it."""
+    keys, aliases = _dealias_names(state)
+    return {key: state[key].detach().to("cpu").contiguous().clone() for key in keys}, aliases
 
 
 def _node_tensors(model, tie_map: dict, aliases: dict[str, str]) -> dict[str, Any]:
@@ -119,6 +122,7 @@ def write_model_files(model: nn.Module, directory: str | os.PathLike, tie_map: d
     directory = Path(directory)
     tensors, aliases = _dealias(model.state_dict())
     save_file(tensors, str(directory / WEIGHTS), metadata={"format": FORMAT})
+    follow_umask(directory / WEIGHTS)          # safetensors writes 0600 files
     full = dict(tie_map)
     full["weights"] = {"file": WEIGHTS, "sha256": _sha256(directory / WEIGHTS), "tensors": aliases}
     full["nodes"] = _node_tensors(model, tie_map, aliases)
@@ -139,6 +143,7 @@ def save_compressed(model: nn.Module, outdir: str | os.PathLike, tie_map: dict, 
     out = prepare_outdir(outdir, force)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        follow_umask(tmp)
         write_model_files(model, tmp, tie_map)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -166,15 +171,21 @@ def add_model_files(model: nn.Module, outdir: str | os.PathLike, tie_map: dict) 
 
 
 def read_tie_map(outdir: str | os.PathLike) -> dict:
+    """The tie map of ``outdir``, checked for structure (never for the model: ``load_compressed`` does that)."""
+    from ..inputs import loads_json, read_input_bytes
     path = Path(outdir) / TIEMAP
     if not Path(outdir).is_dir():
         raise TieMapError(f"{outdir} is not a directory written by geoshare-opt apply")
     if not path.is_file():
         raise TieMapError(f"{outdir}: no {TIEMAP} (not a compressed model directory)")
     try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = read_input_bytes(path, "tie map", TieMapError).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise TieMapError(f"{path}: corrupt tie map ({exc})") from None
+    try:
+        m = loads_json(text, str(path), TieMapError)
+    except TieMapError as exc:
+        raise TieMapError(f"corrupt tie map: {exc}") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise TieMapError(f"{path}: not a {FORMAT} file")
     if m.get("version") not in VERSIONS:
@@ -182,17 +193,8 @@ def read_tie_map(outdir: str | os.PathLike) -> dict:
                           f"{', '.join(map(str, VERSIONS))})")
     if m.get("mode") not in ("tie", "basis"):
         raise TieMapError(f"{path}: unknown mode {m.get('mode')!r}")
-    classes = m.get("classes")
-    w = m.get("weights")
-    if not isinstance(classes, list) or not isinstance(w, dict) or not isinstance(w.get("tensors"), dict):
-        raise TieMapError(f"{path}: tie map lacks 'classes' or 'weights.tensors'")
-    for c in classes:
-        if not isinstance(c, dict) or not isinstance(c.get("members"), list) or not c["members"] \
-                or not all(isinstance(x, str) for x in c["members"]):
-            raise TieMapError(f"{path}: a class record has no list of member names")
-        if m["mode"] == "basis" and (not isinstance(c.get("rank"), int) or c.get("side") not in ("in", "out")
-                                     or not isinstance(c.get("shape"), list) or len(c["shape"]) != 2):
-            raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
+    _check_classes(m, path)
+    _check_weights_record(m.get("weights"), path)
     if "corrections" in m:
         c = m["corrections"]
         if m["version"] < 2 or not isinstance(c, dict) or c.get("method") != "lora" \
@@ -203,12 +205,45 @@ def read_tie_map(outdir: str | os.PathLike) -> dict:
     return m
 
 
-def _base_model(model, m: dict) -> nn.Module:
+def _check_classes(m: dict, path: Path) -> None:
+    classes = m.get("classes")
+    if not isinstance(classes, list):
+        raise TieMapError(f"{path}: tie map lacks 'classes'")
+    seen: set[str] = set()
+    for c in classes:
+        if not isinstance(c, dict) or not isinstance(c.get("members"), list) or not c["members"] \
+                or not all(isinstance(x, str) for x in c["members"]):
+            raise TieMapError(f"{path}: a class record has no list of member names")
+        for name in c["members"]:
+            if name in seen:
+                raise TieMapError(f"{path}: node {name!r} is listed in two classes (or twice in one)")
+            seen.add(name)
+        if m["mode"] == "basis" and (not isinstance(c.get("rank"), int) or c.get("side") not in ("in", "out")
+                                     or not isinstance(c.get("shape"), list) or len(c["shape"]) != 2):
+            raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
+
+
+def _check_weights_record(w, path: Path) -> None:
+    """``weights``: a plain file name inside the directory, its sha256, and a table of tensor names."""
+    if not isinstance(w, dict) or not isinstance(w.get("tensors"), dict):
+        raise TieMapError(f"{path}: tie map lacks 'weights.tensors'")
+    name = w.get("file", WEIGHTS)
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or os.path.isabs(name):
+        raise TieMapError(f"{path}: weights file {name!r} is not a plain file name inside the directory")
+    digest = w.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not all(ch in "0123456789abcdef" for ch in digest):
+        raise TieMapError(f"{path}: weights.sha256 is missing or not a sha256 digest: the weights cannot be checked")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in w["tensors"].items()):
+        raise TieMapError(f"{path}: weights.tensors must map tensor names to stored tensor names")
+
+
+def _base_model(model) -> nn.Module:
+    """A fresh copy of the original architecture. Never taken from the tie map: loading data never imports or
+    runs the code a file names (its ``spec`` is provenance only)."""
     if model is None:
-        if not m.get("spec"):
-            raise TieMapError("the tie map records no spec: pass the original model to load_compressed")
-        from ..specs import load_spec
-        return load_spec(m["spec"]).model
+        raise TieMapError("load_compressed needs the original network: pass model= (an nn.Module, a ModelSpec or "
+                          "a spec ref you trust); the spec recorded in the tie map is never imported or run")
     if isinstance(model, str):
         from ..specs import load_spec
         return load_spec(model).model
@@ -216,19 +251,16 @@ def _base_model(model, m: dict) -> nn.Module:
         return copy.deepcopy(model.model)
     if isinstance(model, nn.Module):
         return copy.deepcopy(model)
-    raise InputError(f"load_compressed: model must be None, a spec ref, a ModelSpec or an nn.Module, "
+    raise InputError(f"load_compressed: model must be a spec ref, a ModelSpec or an nn.Module, "
                      f"got {type(model).__name__}")
 
 
 def load_compressed(outdir: str | os.PathLike, model=None) -> nn.Module:
     """Rebuild a compressed network from ``outdir``: the original architecture (``model``: an ``nn.Module``, a
-    ``ModelSpec`` or spec ref; default the spec recorded in the map) is copied, re-tied from the tie map, and
-    loaded with the saved values. Raises ``TieMapError`` on a corrupt or mismatching map."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    ``ModelSpec`` or a spec ref; required) is copied, re-tied from the tie map, and loaded with the saved values.
+    Raises ``TieMapError`` on a corrupt or mismatching map, or without ``model``."""
     m = read_tie_map(outdir)
-    base = _base_model(model, m)
+    base = _base_model(model)
     names = [n for c in m["classes"] for n in c["members"]]
     params = dict(base.named_parameters(remove_duplicate=False))
     for n in names:
@@ -258,12 +290,32 @@ def load_compressed(outdir: str | os.PathLike, model=None) -> nn.Module:
             add_corrections(base, corr["members"], corr["rank"], scale=corr["scale"], empty=True)
         except InputError as exc:
             raise TieMapError(f"{outdir}: {exc}") from None
+    base.load_state_dict(_saved_state(base, m, outdir), strict=True)
+    _check_ties(base, m)
+    return base
 
+
+def _weights_path(outdir: str | os.PathLike, m: dict) -> Path:
+    """The weights file, checked: inside ``outdir`` (also after following links) and with the recorded sha256."""
     wfile = Path(outdir) / m["weights"].get("file", WEIGHTS)
     if not wfile.is_file():
         raise TieMapError(f"{outdir}: weights file {wfile.name} is missing")
-    if m["weights"].get("sha256") and _sha256(wfile) != m["weights"]["sha256"]:
+    root = os.path.realpath(outdir)
+    if os.path.commonpath([root, os.path.realpath(wfile)]) != root:
+        raise TieMapError(f"{wfile}: the weights file links outside {outdir}; refusing to read it")
+    if _sha256(wfile) != m["weights"]["sha256"]:
         raise TieMapError(f"{wfile}: contents do not match the sha256 in the tie map (corrupt or replaced)")
+    return wfile
+
+
+def _saved_state(base: nn.Module, m: dict, outdir) -> dict:
+    """The state dict to load: every key's value from the stored tensor the alias table names, after checking
+    that the table wires exactly the ties of the rebuilt model (keys that share storage read one stored tensor,
+    named after one of them; no other key reads it)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    wfile = _weights_path(outdir, m)
     try:
         stored = load_file(str(wfile))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -273,18 +325,28 @@ def load_compressed(outdir: str | os.PathLike, model=None) -> nn.Module:
     extra = set(aliases) - set(state)
     if extra:
         raise TieMapError(f"tie map lists tensor {sorted(extra)[0]!r}, which the rebuilt model does not have")
+    _, expected = _dealias_names(state)
+    groups: dict[str, list[str]] = {}
+    for key, canon in expected.items():
+        groups.setdefault(canon, []).append(key)
+    for keys in groups.values():
+        targets = {aliases.get(k) for k in keys}
+        if None in targets:
+            missing = next(k for k in keys if k not in aliases)
+            raise TieMapError(f"{outdir}: no saved value for {missing!r}")
+        if len(targets) != 1 or next(iter(targets)) not in keys:
+            raise TieMapError(f"{outdir}: weights.tensors does not match the classes: {keys[0]!r} (sharing with "
+                              f"{len(keys) - 1} other tensors) would read {sorted(targets)[0]!r}")
     full = {}
     for key, t in state.items():
-        src = aliases.get(key)
-        if src is None or src not in stored:
+        src = aliases[key]
+        if src not in stored:
             raise TieMapError(f"{outdir}: no saved value for {key!r}")
         if tuple(stored[src].shape) != tuple(t.shape):
             raise TieMapError(f"{outdir}: saved {src!r} has shape {list(stored[src].shape)}, the model needs "
                               f"{list(t.shape)}")
         full[key] = stored[src]
-    base.load_state_dict(full, strict=True)
-    _check_ties(base, m)
-    return base
+    return full
 
 
 def _check_ties(model, m: dict) -> None:

@@ -238,12 +238,37 @@ class _Sweeper:
                        self.thr, self.hub_now)
 
 
+_INT_NATIVE = ("sweeps", "rounds", "tabu_iters", "bls_iters", "bls_l0", "bls_lmax")
+_FLOAT_NATIVE = ("reheat", "t_start", "t_end", "kick", "bls_t")
+#: largest count a native option may ask for (the kernels count in int64)
+_MAX_COUNT = 1 << 62
+
+
+def _check_numbers(native: dict) -> None:
+    """Counts are integers in 0 .. 2**62 and the other numeric options finite numbers, checked before any work:
+    a value like 1e400 or "x" is bad input, not a failure halfway through the run."""
+    for key in _INT_NATIVE:
+        if key in native:
+            value = native[key]
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+                raise InputError(f"anneal: native option {key} must be an integer from 0 to 2**62, "
+                                 f"got {native[key]!r}")
+    for key in _FLOAT_NATIVE:
+        if key in native:
+            value = native[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"anneal: native option {key} must be a finite number, got {value!r}")
+
+
 def _checked_native(native: dict) -> dict:
     """The options whose values can be checked before any work, checked (bad input fails before the greedy start):
-    p_start, schedule, kernel, hub_temperature, population ("auto" or a positive integer), bls."""
+    p_start, schedule, kernel, hub_temperature, population ("auto" or a positive integer), bls, and the numbers."""
     unknown = set(native) - _NATIVE
     if unknown:
         raise InputError(f"anneal: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
+    _check_numbers(native)
     def number(key, default):
         value = native.get(key, default)
         try:

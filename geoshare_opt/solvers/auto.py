@@ -67,6 +67,10 @@ class AutoBackend(Backend):
         unknown = set(native) - _NATIVE
         if unknown:
             raise InputError(f"auto: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
+        for stage in ("anneal", "cpsat"):
+            if not isinstance(native.get(stage, {}), dict):
+                raise InputError(f"auto: native option {stage} must be an object of that stage's options, e.g. "
+                                 f"{stage}='{{\"key\": value}}', got {native[stage]!r}")
         largest = max((len(instance.type_members(t)) for t in instance.types), default=0)
         want_exact = bool(native.get("exact", largest <= EXACT_MAX_TYPE_NODES))
         exact_cls, exact_note = None, ""

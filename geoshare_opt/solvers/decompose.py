@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..checker import evaluate
+from ..errors import InputError
 from ..instance import Instance, TypeBlock
 from ..options import SolveOptions
 from ..result import Termination
@@ -147,8 +148,12 @@ SolveModel = Callable[[Model, "float | None", "list[np.ndarray] | None"], ModelA
 OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint", "seed_heuristic")
 
 
-def own_option(options: SolveOptions, key: str, default):
-    return options.native.get(key, default)
+def own_option(options: SolveOptions, key: str, default: bool) -> bool:
+    """One of ``OWN_OPTIONS`` (all true/false switches); any other value is bad input, not silently truthy."""
+    value = options.native.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"native option {key} must be true or false, got {value!r}")
+    return value
 
 
 def solver_native(options: SolveOptions) -> dict:

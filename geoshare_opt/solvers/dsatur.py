@@ -83,7 +83,10 @@ class DsaturBackend(Backend):
         if unknown:  # a misspelt option must not be silently ignored (conformance suite)
             from ..errors import InputError
             raise InputError(f"dsatur: unknown native option {sorted(unknown)[0]!r} (known: seed_order)")
-        seed = int(options.native.get("seed_order", 0))
+        seed = options.native.get("seed_order", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**63 - 1:
+            from ..errors import InputError
+            raise InputError(f"dsatur: native option seed_order must be a non-negative integer, got {seed!r}")
         labels, ok, stats = _run(instance, seed)
         if not ok:
             return Outcome(Termination.COMPLETED, None, None,

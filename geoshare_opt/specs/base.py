@@ -139,16 +139,30 @@ def _load_callable(ref: str) -> Callable:
 
 
 def _check_options(ref: str, fn: Callable, options: dict) -> None:
-    """Unknown options are the user's mistake: say which, and what the spec accepts."""
+    """Unknown and missing options are the user's mistake: say which, and what the spec accepts."""
     import inspect
 
     try:
-        inspect.signature(fn).bind(**options)
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):       # a builtin or C callable without a signature: let the call tell
+        return
+    try:
+        signature.bind(**options)
     except TypeError:
-        accepted = [p for p in inspect.signature(fn).parameters if p != "path"]
-        unknown = sorted(set(options) - set(accepted) - {"path"})
-        raise InputError(f"spec {ref!r}: unknown option {unknown[0] if unknown else sorted(options)[0]!r} "
-                         f"(accepts {', '.join(accepted)})") from None
+        params = signature.parameters
+        accepted = [p for p in params if p != "path"]
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        unknown = [] if takes_any else sorted(set(options) - set(params))
+        if unknown:
+            raise InputError(f"spec {ref!r}: unknown option {unknown[0]!r} "
+                             f"(accepts {', '.join(accepted) or 'no options'})") from None
+        missing = [name for name, p in params.items() if p.default is p.empty and name not in options
+                   and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if missing:
+            raise InputError(f"spec {ref!r}: make() needs argument {missing[0]!r}: pass --spec-option "
+                             f"{missing[0]}=VALUE") from None
+        raise InputError(f"spec {ref!r}: make() cannot take the options {sorted(options)} "
+                         f"(its signature is {signature})") from None
 
 
 def load_spec(ref: str, **options) -> ModelSpec:

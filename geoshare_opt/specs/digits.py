@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import follow_umask
 from ..errors import InputError
 from .base import ModelSpec, eval_mode, move_batch
 from .prose_distill import check_positive
@@ -171,6 +172,7 @@ def trained_model(hidden: int, depth: int, seed: int, x: torch.Tensor, y: torch.
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
             os.close(fd)
             torch.save(model.state_dict(), tmp)
+            follow_umask(tmp)
             os.replace(tmp, path)
         except OSError:  # an unwritable cache only costs a retrain next time
             pass

@@ -217,10 +217,12 @@ def _sha256_file(path: Path) -> str:
 
 def _write_atomic_bytes(path: Path, write: Callable[[str], None]) -> None:
     import tempfile
+    from ..atomic import follow_umask
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """geoshare-opt: cross-layer parameter sharing chosen by optimisation.
 
 The solver core (this package's top level, ``solvers``, ``cli`` for ``solve``) never imports torch. The curvature
-front end (``geoshare_opt.frontend``) and the back end (``geoshare_opt.materialize``) do, and are loaded only on use.
+front end (``geoshare_opt.frontend``), the back end (``geoshare_opt.materialize``) and the measured evaluation above
+both (``geoshare_opt.measured``) do, and are loaded only on use.
 Every name below is imported on first use, so that the command line can install its signal handlers before any
 heavy import (a Ctrl-C during start-up then ends in one line, not a traceback).
 """
@@ -16,13 +17,15 @@ _EXPORTS = {
     "evaluate": "checker", "solve": "api", "available_solvers": "solvers", "register": "solvers",
     "sweep": "budget_sweep", "load_compressed": "materialize", "recover": "materialize",
     "ClassCostOracle": "oracle", "GraphObjective": "oracle", "DiagonalClassCost": "oracle",
+    "evaluate_colouring": "measured",
 }
-_SUBPACKAGES = ("frontend", "materialize", "specs")
+_SUBPACKAGES = ("frontend", "materialize", "specs", "measured")
 
 __all__ = [
     "__version__", "solve", "sweep", "evaluate", "Instance", "Node", "Edge", "Budget", "Result", "Status", "Termination",
     "available_solvers", "register", "GeoshareError", "InputError", "InstanceError", "ResultError", "SolverError",
     "SolverUnavailableError", "load_compressed", "recover", "ClassCostOracle", "GraphObjective", "DiagonalClassCost",
+    "evaluate_colouring",
 ]
 
 

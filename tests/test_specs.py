@@ -142,7 +142,9 @@ def test_minilm_loss_is_zero_at_the_original_and_grows_with_damage(minilm):
 
 
 def check_loss_grows(minilm, batch):
-    assert float(minilm.loss(minilm.model, batch)) == 0.0
+    """The loss is the cosine distillation the metrics reward (zero at the original, growing with damage, the same
+    function recovery trains on); the curvature's output loss is the hidden-state MSE, also zero there."""
+    assert float(minilm.loss(minilm.model, batch)) == pytest.approx(0.0, abs=1e-6)
     assert float(minilm.output_loss(minilm.outputs(minilm.model, batch), batch)) == 0.0
     damaged = copy.deepcopy(minilm.model)
     with torch.no_grad():
@@ -151,16 +153,18 @@ def check_loss_grows(minilm, batch):
     small = float(minilm.loss(damaged, batch))
     with torch.no_grad():
         damaged.encoder.layer[1].attention.self.value.weight.mul_(0.0)
-    assert 0.0 < small < float(minilm.loss(damaged, batch))
+    assert 1e-5 < small < float(minilm.loss(damaged, batch))
+    teacher = minilm.outputs(minilm.model, batch)
     assert float(minilm.loss(damaged, batch)) == pytest.approx(
-        float(minilm.output_loss(minilm.outputs(damaged, batch), batch)))
+        float(minilm.distill_loss(minilm.outputs(damaged, batch), teacher, batch)), rel=1e-4)
+    assert float(minilm.output_loss(minilm.outputs(damaged, batch), batch)) > 0.0
 
 
 @needs_minilm
 def test_minilm_metrics_perfect_for_the_original_and_lower_when_damaged(minilm):
     original = minilm.metrics(minilm.model)
     assert original["embedding_cosine"] == pytest.approx(1.0, abs=1e-5)
-    assert original["heldout_loss"] < 1e-10
+    assert original["heldout_loss"] < 1e-5
     assert original["retrieval_top1"] == minilm.meta["original_retrieval_top1"] > 0.2
     assert 0 < original["retrieval_top1"] <= original["retrieval_mrr"] <= 1
     damaged = copy.deepcopy(minilm.model)
@@ -178,7 +182,7 @@ def test_minilm_meta_records_provenance(minilm):
     meta = minilm.meta
     assert len(meta["weights_sha256"]) == 64 and len(meta["data_sha256"]) == 64
     assert meta["seq_len"] == 32 and meta["n_calib"] == 4 and meta["seed"] == 0
-    assert "MSE" in meta["loss"]
+    assert "cosine" in meta["loss"] and "MSE" in meta["curvature_loss"]
 
 
 @needs_minilm
@@ -394,7 +398,7 @@ def test_hf_directory_spec_through_a_transformers_stand_in(monkeypatch):
     batch = next(iter(spec.batches()))
     assert batch["input_ids"].shape == (2, 16) and batch["input_ids"][0, 0] == 101
     with torch.no_grad():
-        assert float(spec.loss(spec.model, batch)) == 0.0
+        assert float(spec.loss(spec.model, batch)) == pytest.approx(0.0, abs=1e-6)
     assert spec.metrics(spec.model)["embedding_cosine"] == pytest.approx(1.0, abs=1e-5)
 
 

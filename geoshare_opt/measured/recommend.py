@@ -30,12 +30,12 @@ class RecommendOptions:
     docs/measured.md). ``max_passes`` counts forward passes over one piece, after the starts are measured; the
     default budget makes the result independent of the machine's speed; ``time_limit`` (seconds) caps it too."""
     chunks: int = 32
-    cost_chunks: int = 2
+    cost_chunks: int = 1
     search_chunks: int = 4
     confirm_chunks: int = 4
     max_passes: int = 400
     time_limit: float | None = None
-    class_costs: bool = True
+    class_costs: bool | None = None      # None: in tie mode (in basis mode a class's factorisation costs seconds)
     cache: bool = True
 
     @classmethod
@@ -152,7 +152,7 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
             except InputError:
                 continue                         # a heuristic the budget rejects is no start
         oracle, record = None, {"options": asdict(opts), "piece_examples": piece}
-        if opts.class_costs and cost_idx:
+        if (opts.class_costs if opts.class_costs is not None else mode == "tie") and cost_idx:
             oracle = MeasuredClassCost(evaluator, cost_idx, curvature=curvature, cache=opts.cache,
                                        progress=lambda info: say({"stage": "refine", **info}))
             optimum = measured_optimum(instance, oracle, say)

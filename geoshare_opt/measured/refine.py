@@ -70,8 +70,8 @@ def freeze(partition: Partition) -> tuple:
 
 
 class Feasibility:
-    """The instance's budget for partitions: class caps, ``max_params`` (a class stores its largest member) and hard
-    pairs."""
+    """The instance's budget for partitions and changes to them: class caps, ``max_params`` (a class stores its
+    largest member) and hard pairs."""
 
     def __init__(self, instance: Instance):
         self.instance = instance
@@ -79,23 +79,31 @@ class Feasibility:
         self.caps = {t: instance.type_cap(t) for t in instance.types}
         self.hard = {t: instance.block(t) for t in instance.types if instance.block(t).hard.any()}
 
-    def stored(self, partition: Partition) -> int:
-        return int(sum(self.params[list(c)].max() for c in all_classes(partition)))
+    def type_stored(self, classes) -> int:
+        return int(sum(self.params[list(c)].max() for c in classes))
 
     def ok(self, partition: Partition) -> bool:
+        return self.ok_change({t: () for t in partition}, tuple(partition.items()), 0, 0)
+
+    def ok_change(self, inc: Partition, change: "Change", n_classes: int, stored: int) -> bool:
+        """Whether ``inc`` (``n_classes`` classes storing ``stored`` parameters) with ``change`` applied fits."""
         b = self.instance.budget
-        if sum(len(v) for v in partition.values()) > b.max_classes:
+        for t, classes in change:
+            if len(classes) > self.caps[t] or self._holds_hard_pair(t, classes):
+                return False
+            n_classes += len(classes) - len(inc[t])
+            stored += self.type_stored(classes) - self.type_stored(inc[t])
+        return n_classes <= b.max_classes and (b.max_params is None or stored <= b.max_params)
+
+    def _holds_hard_pair(self, t: str, classes) -> bool:
+        block = self.hard.get(t)
+        if block is None:
             return False
-        if any(len(partition[t]) > self.caps[t] for t in partition):
-            return False
-        if b.max_params is not None and self.stored(partition) > b.max_params:
-            return False
-        for t, block in self.hard.items():
-            for c in partition[t]:
-                local = np.searchsorted(block.nodes, c)
-                if block.hard[np.ix_(local, local)].any():
-                    return False
-        return True
+        for c in classes:
+            local = np.searchsorted(block.nodes, c)
+            if block.hard[np.ix_(local, local)].any():
+                return True
+        return False
 
 
 # ---------------------------------------------------------------------- the surrogate
@@ -105,6 +113,7 @@ class Surrogate:
     def __init__(self, oracle):
         self.oracle = oracle
         self._memo: dict[tuple[int, ...], float] = {}
+        self._splits: dict[tuple[int, ...], tuple | None] = {}
 
     def cls(self, members: tuple[int, ...]) -> float:
         v = self._memo.get(members)
@@ -114,81 +123,121 @@ class Surrogate:
             self._memo[members] = v
         return v
 
-    def type_cost(self, classes: tuple[tuple[int, ...], ...]) -> float:
+    def type_cost(self, classes) -> float:
         return float(sum(self.cls(c) for c in classes))
 
     def best_split(self, members: tuple[int, ...], limit: int = 10) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
         """The two-way split of a class with the lowest predicted cost (every split for up to ``limit`` members,
-        else the best single member split off)."""
-        if len(members) < 2:
-            return None
-        first, rest = members[0], members[1:]
-        if len(members) <= limit:
-            splits = ((tuple(sorted((first,) + a)), tuple(x for x in rest if x not in a))
-                      for r in range(0, len(rest)) for a in itertools.combinations(rest, r))
-        else:
-            splits = (((m,), tuple(x for x in members if x != m)) for m in members)
-        return min(splits, key=lambda s: self.cls(s[0]) + self.cls(s[1]))
+        else the best single member split off); memoised."""
+        if members in self._splits:
+            return self._splits[members]
+        best = None
+        if len(members) >= 2:
+            first, rest = members[0], members[1:]
+            if len(members) <= limit:
+                splits = ((tuple(sorted((first,) + a)), tuple(x for x in rest if x not in a))
+                          for r in range(0, len(rest)) for a in itertools.combinations(rest, r))
+            else:
+                splits = (((m,), tuple(x for x in members if x != m)) for m in members)
+            best = min(splits, key=lambda s: self.cls(s[0]) + self.cls(s[1]))
+        self._splits[members] = best
+        return best
 
 
 # ---------------------------------------------------------------------- neighbourhoods
-def _replace(partition: Partition, t: str, classes) -> Partition:
+Change = tuple      # ((type, new classes of that type), ...): the types a candidate changes
+
+
+def apply_change(partition: Partition, change: Change) -> Partition:
     out = dict(partition)
-    out[t] = canonical_classes(classes)
+    for t, classes in change:
+        out[t] = classes
     return out
 
 
-def moves(partition: Partition) -> Iterator[tuple[str, Partition]]:
+def _change(t: str, classes) -> Change:
+    return ((t, canonical_classes(classes)),)
+
+
+def moves(partition: Partition) -> Iterator[tuple[str, Change]]:
+    """One layer to another class of its type, or alone into a new class."""
     for t, classes in partition.items():
         for a, A in enumerate(classes):
             for i in A:
                 rest = [c for k, c in enumerate(classes) if k != a]
                 shrunk = tuple(x for x in A if x != i)
                 for b, B in enumerate(rest):
-                    yield "move", _replace(partition, t, [*rest[:b], B + (i,), *rest[b + 1:], shrunk])
+                    yield "move", _change(t, [*rest[:b], B + (i,), *rest[b + 1:], shrunk])
                 if shrunk:
-                    yield "move", _replace(partition, t, [*rest, shrunk, (i,)])
+                    yield "move", _change(t, [*rest, shrunk, (i,)])
 
 
-def swaps(partition: Partition) -> Iterator[tuple[str, Partition]]:
+def swaps(partition: Partition) -> Iterator[tuple[str, Change]]:
+    """Two layers of one type exchange their classes."""
     for t, classes in partition.items():
         for a, b in itertools.combinations(range(len(classes)), 2):
             A, B = classes[a], classes[b]
+            if len(A) == 1 and len(B) == 1:             # two singletons swapped: the same partition
+                continue
             rest = [c for k, c in enumerate(classes) if k not in (a, b)]
             for i in A:
                 for j in B:
-                    yield "swap", _replace(partition, t, [*rest, tuple(x for x in A if x != i) + (j,),
-                                                          tuple(x for x in B if x != j) + (i,)])
+                    yield "swap", _change(t, [*rest, tuple(x for x in A if x != i) + (j,),
+                                              tuple(x for x in B if x != j) + (i,)])
 
 
-def merge_splits(partition: Partition, surrogate: Surrogate) -> Iterator[tuple[str, Partition]]:
+def merge_splits(partition: Partition, surrogate: Surrogate, params: np.ndarray, slack: float,
+                 limit: int = 24) -> Iterator[tuple[str, Change]]:
+    """Two classes of one type merged and one class (of any type) split in two by the surrogate's best split: the
+    class budget moves between types. Each of the ``limit`` merges the surrogate rates best is paired with the
+    ``limit`` best splits whose stored parameters fit ``slack`` plus what the merge frees."""
+    stored = lambda c: int(params[list(c)].max())
+    merges, splits = [], []
     for t, classes in partition.items():
         for a, b in itertools.combinations(range(len(classes)), 2):
-            merged = [c for k, c in enumerate(classes) if k not in (a, b)] + [classes[a] + classes[b]]
-            after = _replace(partition, t, merged)
-            for u, targets in after.items():
-                for c, C in enumerate(targets):
-                    split = surrogate.best_split(C)
-                    if split is not None:
-                        yield "merge+split", _replace(after, u, [*targets[:c], *targets[c + 1:], *split])
+            merged = tuple(sorted(classes[a] + classes[b]))
+            delta = surrogate.cls(merged) - surrogate.cls(classes[a]) - surrogate.cls(classes[b])
+            merges.append((delta, t, a, b, stored(classes[a]) + stored(classes[b]) - stored(merged)))
+        for c, C in enumerate(classes):
+            split = surrogate.best_split(C)
+            if split is not None:
+                splits.append((surrogate.cls(split[0]) + surrogate.cls(split[1]) - surrogate.cls(C), t, c, split,
+                               stored(split[0]) + stored(split[1]) - stored(C)))
+    merges.sort(key=lambda m: m[0])
+    splits.sort(key=lambda x: x[0])
+    for _, t, a, b, freed in merges[:limit]:
+        classes = partition[t]
+        rest = [x for k, x in enumerate(classes) if k not in (a, b)] + [classes[a] + classes[b]]
+        paired = 0
+        for _, u, c, split, cost in splits:
+            if paired == limit:
+                break
+            if cost > slack + freed or (u == t and c in (a, b)):     # over budget, or merged and split back
+                continue
+            paired += 1
+            if u != t:
+                targets = partition[u]
+                yield "merge+split", _change(t, rest) + _change(u, [*targets[:c], *targets[c + 1:], *split])
+            else:
+                yield "merge+split", _change(t, [x for k, x in enumerate(classes) if k not in (a, b, c)]
+                                             + [classes[a] + classes[b], *split])
 
 
 def patterns(partition: Partition, pool: Mapping[str, Sequence[tuple]], layer_order: Mapping[str, np.ndarray]
-             ) -> Iterator[tuple[str, Partition]]:
+             ) -> Iterator[tuple[str, Change]]:
     """Whole-type replacements: every pool partition of the type, and every other type's pattern laid over this
     type's layers in layer order."""
     for t in partition:
         for classes in pool.get(t, ()):
             if classes != partition[t]:
-                yield "pattern", _replace(partition, t, classes)
+                yield "pattern", ((t, classes),)
         for u in partition:
             if u == t or len(layer_order[u]) != len(layer_order[t]):
                 continue
             position = {int(n): k for k, n in enumerate(layer_order[u])}
-            mapped = [[int(layer_order[t][position[n]]) for n in c] for c in partition[u]]
-            classes = canonical_classes(mapped)
-            if classes != partition[t]:
-                yield "pattern", _replace(partition, t, classes)
+            mapped = canonical_classes([[int(layer_order[t][position[n]]) for n in c] for c in partition[u]])
+            if mapped != partition[t]:
+                yield "pattern", ((t, mapped),)
 
 
 # ---------------------------------------------------------------------- the search
@@ -286,23 +335,39 @@ class Refiner:
         return Scored(partition, losses, confirm)
 
     # ------------------------------------------------------------------ the search
-    def candidates(self, inc: Partition) -> list[tuple[float, str, Partition]]:
-        """Every feasible unseen neighbour of ``inc`` with its predicted change, best predicted first."""
+    def candidates(self, inc: Partition) -> list[tuple[float, str, Change]]:
+        """Every feasible change of ``inc`` with its predicted change of the surrogate cost, best predicted first."""
+        n_classes = sum(len(c) for c in inc.values())
+        stored = sum(self.feasible.type_stored(c) for c in inc.values())
         base = {t: self.surrogate.type_cost(c) for t, c in inc.items()}
         out, keys = [], set()
+        max_params = self.instance.budget.max_params
+        slack = float("inf") if max_params is None else max_params - stored
         gens = itertools.chain(patterns(inc, self.pool, self.order), moves(inc), swaps(inc),
-                               merge_splits(inc, self.surrogate))
-        for kind, cand in gens:
-            key = freeze(cand)
-            if key in self._seen or key in keys or not self.feasible.ok(cand):
+                               merge_splits(inc, self.surrogate, self.feasible.params, slack))
+        for kind, change in gens:
+            if change in keys or not self.feasible.ok_change(inc, change, n_classes, stored):
                 continue
-            keys.add(key)
-            delta = sum(self.surrogate.type_cost(cand[t]) - base[t] for t in cand if cand[t] != inc[t])
-            out.append((delta, kind, cand))
+            keys.add(change)
+            out.append((sum(self.surrogate.type_cost(c) - base[t] for t, c in change), kind, change))
         out.sort(key=lambda x: x[0])
         return out
 
     def run(self, starts: Mapping[str, np.ndarray]) -> RefineResult:
+        scored = self.measure_starts(starts)
+        total = lambda s: self.ev.mean(np.concatenate([s.search, s.confirm]), self.search + self.confirm)
+        start = min(scored, key=lambda n: total(scored[n]))
+        inc, accepted, stopped = self.descend(scored[start])
+        return RefineResult(labels=labels_of(self.instance, inc.partition), start=start,
+                            search_loss=self.ev.mean(inc.search, self.search),
+                            confirm_loss=self.ev.mean(inc.confirm, self.confirm),
+                            starts={n: {"search": self.ev.mean(s.search, self.search),
+                                        "confirm": self.ev.mean(s.confirm, self.confirm)} for n, s in scored.items()},
+                            accepted=accepted, evaluated=self.evaluated, forward_passes=self.passes,
+                            time_s=time.perf_counter() - self._t0, stopped=stopped)
+
+    def measure_starts(self, starts: Mapping[str, np.ndarray]) -> dict[str, Scored]:
+        """Every feasible start measured on all search and confirm batches; their type partitions join the pool."""
         if not starts:
             raise InputError("refinement needs at least one start colouring")
         scored = {}
@@ -318,33 +383,40 @@ class Refiner:
                     self.pool[t].append(classes)
         if not scored:
             raise InputError("no start colouring fits the instance's budget")
-        total = lambda s: self.ev.mean(np.concatenate([s.search, s.confirm]), self.search + self.confirm)
-        start = min(scored, key=lambda n: total(scored[n]))
-        inc, accepted, spent_before = scored[start], [], self.passes
-        stopped = "local optimum"
+        return scored
+
+    def descend(self, inc: Scored) -> tuple[Scored, list[dict], str]:
+        """First-improvement descent in sweeps: within a sweep a change of a type's partition that was rejected is
+        not tried again after another type changed (the effects of changes to different types mostly add up);
+        the next sweep tries everything again against the new incumbent; a sweep without an accepted move ends
+        the search at a local optimum."""
+        accepted, spent_before = [], self.passes
         try:
-            improved = True
-            while improved:
-                improved = False
-                for delta, kind, cand in self.candidates(inc.partition):
-                    self._seen.add(freeze(cand))
-                    better = self.race(cand, inc, spent_before)
-                    if better is None:
-                        continue
-                    inc, improved = better, True
-                    accepted.append({"kind": kind, "predicted": delta,
-                                     "search": self.ev.mean(inc.search, self.search),
-                                     "confirm": self.ev.mean(inc.confirm, self.confirm),
-                                     "passes": self.passes - spent_before})
-                    self.say({"step": "refine", "message": f"accepted {kind}: search loss "
-                              f"{accepted[-1]['search']:.5g}, confirm {accepted[-1]['confirm']:.5g}"})
-                    break
+            while True:
+                tried: set = set()
+                before = len(accepted)
+                while self._first_improvement(inc, tried, accepted, spent_before):
+                    inc = accepted[-1].pop("scored")
+                if len(accepted) == before:
+                    return inc, accepted, "local optimum"
         except OutOfBudget as why:
-            stopped = str(why)
-        return RefineResult(labels=labels_of(self.instance, inc.partition), start=start,
-                            search_loss=self.ev.mean(inc.search, self.search),
-                            confirm_loss=self.ev.mean(inc.confirm, self.confirm),
-                            starts={n: {"search": self.ev.mean(s.search, self.search),
-                                        "confirm": self.ev.mean(s.confirm, self.confirm)} for n, s in scored.items()},
-                            accepted=accepted, evaluated=self.evaluated, forward_passes=self.passes,
-                            time_s=time.perf_counter() - self._t0, stopped=stopped)
+            return inc, accepted, str(why)
+
+    def _first_improvement(self, inc: Scored, tried: set, accepted: list, spent_before: int) -> bool:
+        for delta, kind, change in self.candidates(inc.partition):
+            key = tuple((t, inc.partition[t], classes) for t, classes in change)
+            cand = apply_change(inc.partition, change)
+            if key in tried or freeze(cand) in self._seen:
+                continue
+            tried.add(key)
+            self._seen.add(freeze(cand))
+            better = self.race(cand, inc, spent_before)
+            if better is None:
+                continue
+            accepted.append({"kind": kind, "predicted": delta, "search": self.ev.mean(better.search, self.search),
+                             "confirm": self.ev.mean(better.confirm, self.confirm),
+                             "passes": self.passes - spent_before, "scored": better})
+            self.say({"step": "refine", "message": f"accepted {kind}: search loss "
+                      f"{accepted[-1]['search']:.5g}, confirm {accepted[-1]['confirm']:.5g}"})
+            return True
+        return False

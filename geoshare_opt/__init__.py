@@ -6,10 +6,10 @@ both (``geoshare_opt.measured``) do, and are loaded only on use.
 Every name below is imported on first use, so that the command line can install its signal handlers before any
 heavy import (a Ctrl-C during start-up then ends in one line, not a traceback).
 """
-__version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "__version__": "provenance",
     "GeoshareError": "errors", "InputError": "errors", "InstanceError": "errors", "ResultError": "errors",
     "SolverError": "errors", "SolverUnavailableError": "errors",
     "Budget": "instance", "Edge": "instance", "Instance": "instance", "Node": "instance",

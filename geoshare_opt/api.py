@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .checker import canonical, evaluate, labels_from_assignment
+from .checker import canonical, check_result, evaluate, labels_from_assignment  # noqa: F401 (check_result: public here too)
 from .errors import InputError, ResultError
 from .instance import Instance
 from .options import SolveOptions
@@ -150,30 +150,3 @@ def finish(inst: Instance, backend_cls, options: SolveOptions, outcome: Outcome,
         message="; ".join(m for m in messages if m),
         stats=dict(outcome.stats),
     )
-
-
-def check_result(instance: Instance, result: Result) -> list[str]:
-    """Problems with a result against its instance (empty list = consistent): hash, assignment, objective."""
-    problems = []
-    if not result.feasible and (result.assignment or result.objective is not None):
-        problems.append("status 'none' but an assignment or objective is present")
-    if result.termination == Termination.INFEASIBLE.value and result.feasible:
-        problems.append("termination 'infeasible' with a feasible assignment")
-    if result.instance_sha256 != instance.sha256:
-        problems.append(f"result answers instance {result.instance_sha256[:12]}…, not this one ({instance.sha256[:12]}…)")
-        return problems
-    if result.feasible:
-        try:
-            ev = evaluate(instance, result.assignment)
-        except ResultError as exc:
-            return [str(exc)]
-        if not ev.feasible:
-            problems.append(f"assignment is infeasible: {ev.violations[0]}")
-        if result.objective is None or abs(ev.objective - result.objective) > 1e-6 * max(1.0, abs(ev.objective)):
-            problems.append(f"objective {result.objective} does not match the recomputed {ev.objective}")
-        if result.bound is not None and result.bound > ev.objective + 1e-6 * max(1.0, abs(ev.objective)):
-            problems.append(f"bound {result.bound} exceeds the objective {ev.objective}")
-        gap = compute_gap(ev.objective, result.bound)
-        if (gap is None) != (result.gap is None) or (gap is not None and abs(gap - result.gap) > 1e-6):
-            problems.append(f"gap {result.gap} does not match the recomputed {gap}")
-    return problems

@@ -2,7 +2,7 @@
 ``apply``/``evaluate`` path as a solved colouring (torch-free: part of the solver core).
 
 Within each type the nodes are put in layer order (``layer`` index, then node order) and numbered l = 0..L−1;
-with N classes for that type (shared/design/materialize.md):
+with N classes for that type (formulations/heuristics.md):
 
 =========  ==================================================================================================
 all        0 for every layer (ALBERT); always one class
@@ -31,7 +31,8 @@ import numpy as np
 from .checker import canonical, evaluate
 from .errors import InputError
 from .instance import Instance
-from .options import check_seed
+from .options import check_ratio, check_seed
+from .provenance import __version__
 from .result import Result, Status, Termination
 
 KINDS = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
@@ -132,11 +133,6 @@ def uniform_counts(instance: Instance, ratio: float | None = None) -> dict[str, 
     return best
 
 
-def check_ratio(ratio: float) -> None:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) < 1.0:
-        raise InputError(f"ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), got {ratio!r}")
-
-
 def resolve_counts(instance: Instance, classes: int | Mapping[str, int] | None = None,
                    ratio: float | None = None) -> dict[str, int]:
     if classes is None:
@@ -189,7 +185,6 @@ def baseline(instance: Instance, kind: str, classes: int | Mapping[str, int] | N
     options = {"kind": kind, "classes": classes if not isinstance(classes, Mapping) else dict(classes),
                "ratio": ratio, "seed": seed}
     assignment = {n.id: int(c) for n, c in zip(instance.nodes, labels)}
-    from . import __version__
     if not ev.feasible:
         return Result(instance_sha256=instance.sha256, instance_name=instance.name, solver=f"baseline:{kind}",
                       solver_version=__version__, termination=Termination.COMPLETED.value,

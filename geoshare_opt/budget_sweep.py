@@ -1,12 +1,12 @@
 """``sweep``: the optimal predicted damage for every budget, from one class per type up to no sharing.
 
-It exploits the exact decomposition by type (formulations/decomposition.md, ``solvers/decompose.py``): per type t the
+It exploits the exact decomposition by type (formulations/decomposition.md, ``solvers/curves.py``): per type t the
 optimum ``f_t(k)`` for every ``k = 1..cap_t`` (``cap_t`` = the type's size, or its per-type cap), solved from large k
 down so that each sub-solve is warm-started from its neighbour's solution (the cheapest merge of two of its classes,
 or single linkage or the greedy when better); every point starts with a proven lower bound from the lightest
 spanning forest (``forest_bounds``), which settles points without a solve where a hint meets it; then
-the DP over types (``decompose.allocate``'s, run once for every budget) combines the curves. Two frontiers come out of the same
-curves:
+the DP over types (``curves.by_class_count`` and ``curves.param_front``: ``allocate``'s, run once for every budget)
+combines the curves. Two frontiers come out of the same curves:
 
 - ``rows``: for every total number of classes K (from one per type to no sharing) the best damage with at most K
   classes;
@@ -25,7 +25,6 @@ bound on storage) and ``params_exact`` is false.
 """
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -38,8 +37,9 @@ from .instance import Instance
 from .options import SolveOptions, time_limit_or_none
 from .result import compute_gap
 from .solvers.base import SolveContext
-from .solvers.decompose import (EXACT_MODEL_SOLVERS, INF, Curve, Model, ModelAnswer, Part,
-                                first_appearance, global_labels, part_greedy, parts_of)
+from .solvers.curves import (INF, Curve, Model, ModelAnswer, Part, best_within, by_class_count, first_appearance,
+                             global_labels, merge_down, param_front, part_greedy, part_instance, parts_of)
+from .solvers.decompose import EXACT_MODEL_SOLVERS, exact_model_solver
 
 FORMAT = "geoshare-sweep"
 VERSION = 1
@@ -79,8 +79,7 @@ def model_solver(solver: str, options: SolveOptions, instance: Instance) -> Call
     """A ``SolveModel`` for one type at a time: an exact backend's own (cpsat, highs, pulp), or any registered
     backend run on the type alone as a one-type instance (heuristics give no bound: their points stay unproven)."""
     if solver in EXACT_MODEL_SOLVERS:
-        ctx = SolveContext(instance, options)
-        return importlib.import_module(EXACT_MODEL_SOLVERS[solver]).model_solver(options, ctx)
+        return exact_model_solver(solver, options, ctx=SolveContext(instance, options))
     from .api import run_backend
     from .solvers import get_backend
     backend_cls = get_backend(solver)
@@ -105,49 +104,7 @@ def model_solver(solver: str, options: SolveOptions, instance: Instance) -> Call
     return solve
 
 
-def part_instance(part: Part, k: int) -> Instance:
-    """One type alone as an instance with at most ``k`` classes (node ids are local indices)."""
-    nodes = [{"id": str(i), "type": part.type, "params": int(p)} for i, p in enumerate(part.params)]
-    edges = [(str(a), str(b), float(w)) for a, b, w in zip(part.soft_u, part.soft_v, part.soft_w)]
-    edges += [(str(a), str(b), "hard") for a, b in zip(part.hard_u, part.hard_v)]
-    return Instance.build(nodes, edges, int(k), name=f"type {part.type}")
-
-
 # ---------------------------------------------------------------------- warm starts between neighbours
-def merge_down(part: Part, labels: np.ndarray, k: int) -> np.ndarray | None:
-    """``labels`` with classes merged, cheapest pair first (by the soft weight between them), until at most ``k``
-    remain; merges across a hard edge are never made. None when no allowed merge is left."""
-    labels = first_appearance(labels)
-    m = int(labels.max()) + 1 if len(labels) else 0
-    if m <= k:
-        return labels
-    between = np.zeros((m, m))
-    np.add.at(between, (labels[part.soft_u], labels[part.soft_v]), part.soft_w)
-    between = between + between.T
-    blocked = np.zeros((m, m), dtype=bool)
-    blocked[labels[part.hard_u], labels[part.hard_v]] = True
-    blocked |= blocked.T
-    alive = list(range(m))
-    while len(alive) > k:
-        best, pair = INF, None
-        for x in range(len(alive)):
-            for y in range(x + 1, len(alive)):
-                a, b = alive[x], alive[y]
-                if not blocked[a, b] and between[a, b] < best:
-                    best, pair = between[a, b], (a, b)
-        if pair is None:
-            return None
-        a, b = pair
-        labels[labels == b] = a
-        between[a] += between[b]
-        between[:, a] += between[:, b]
-        between[a, a] = 0.0
-        blocked[a] |= blocked[b]
-        blocked[:, a] |= blocked[:, b]
-        alive.remove(b)
-    return first_appearance(labels)
-
-
 # ---------------------------------------------------------------------- the spanning-forest bound
 FOREST_MAX_NODES = 2000     # the bound looks at every pair of a type
 
@@ -238,14 +195,7 @@ def _best_hint(cv: Curve, k: int, forest: list | None = None) -> np.ndarray | No
 
 # ---------------------------------------------------------------------- the curves
 def _curve_points(cv: Curve, times: dict[int, float]) -> list[dict]:
-    out = []
-    for k in range(1, cv.part.cap + 1):
-        hi, lo = cv.hi[k], cv.lo[k]
-        out.append({"k": k, "objective": float(hi) if np.isfinite(hi) else None,
-                    "bound": float(lo) if np.isfinite(lo) else None,
-                    "proven": bool(cv.exact(k)), "infeasible": bool(lo == INF),
-                    "time_s": round(times.get(k, 0.0), 4)})
-    return out
+    return [{**point, "time_s": round(times.get(point["k"], 0.0), 4)} for point in cv.points()]
 
 
 def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_limit: float | None = None,
@@ -272,9 +222,18 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
     flags = {"symmetry": bool(options.native.get("symmetry", True)),
              "triangles": bool(options.native.get("triangles", True))}
     solve_model = model_solver(solver, options, inst)
-
     per_type_cap = inst.budget.max_classes_per_type
     parts = [p.with_cap(min(p.n, per_type_cap.get(p.type, p.n))) for p in parts_of(inst)]
+    curves, forests = _bounded_curves(parts)
+    times, interrupted = _fill_curves(curves, forests, solve_model, flags, deadline, time_limit_per_solve, progress)
+    settings = {"time_limit": time_limit, "time_limit_per_solve": time_limit_per_solve, "seed": seed,
+                "threads": threads, "native": dict(options.native)}
+    return _sweep_result(inst, solver, settings, curves, times, interrupted, class_cost, started)
+
+
+def _bounded_curves(parts: Sequence[Part]) -> tuple[list[Curve], list]:
+    """A curve per part starting from the spanning-forest bounds (points they prove infeasible are settled), and
+    each part's forest."""
     curves = [Curve(p) for p in parts]
     forests = [lightest_forest(p) for p in parts]
     for cv, forest in zip(curves, forests):
@@ -283,16 +242,22 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
                 cv.raise_lo(k, b)
                 if b == INF:
                     cv.proven[1:k + 1] = True
-    times: list[dict[int, float]] = [{} for _ in parts]
-    total_points = sum(p.cap for p in parts)
-    done = 0
-    interrupted = False
-    pending = [(t, k) for t, p in enumerate(parts) for k in range(p.cap, 0, -1)]
+    return curves, forests
+
+
+def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, deadline: float | None,
+                 time_limit_per_solve: float | None, progress) -> tuple[list[dict[int, float]], bool]:
+    """Every point of every curve, large k first, from its best hint; a point not settled by its hint is solved
+    with an equal share of the time left. Returns the sub-solve time per point and whether Ctrl-C stopped it."""
+    times: list[dict[int, float]] = [{} for _ in curves]
+    total_points = sum(cv.part.cap for cv in curves)
+    pending = [(t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)]
     for pos, (t, k) in enumerate(pending):
         cv = curves[t]
         hint = _best_hint(cv, k, forests[t])
         if hint is not None:
             cv.offer(hint)
+        interrupted, status = False, "settled"
         if not cv.exact(k):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if left is not None and left <= 0:
@@ -301,26 +266,28 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
                 unsettled = sum(1 for tt, kk in pending[pos:] if not curves[tt].exact(kk))
                 share = None if left is None else left / max(unsettled, 1)
                 limit = _min_limit(time_limit_per_solve, share)
-                model = Model((cv.part.with_cap(k),), k, None, **flags)
                 t0 = time.perf_counter()
                 try:
-                    ans = solve_model(model, limit, None if hint is None else [hint])
+                    ans = solve_model(Model((cv.part.with_cap(k),), k, None, **flags), limit,
+                                      None if hint is None else [hint])
                 except KeyboardInterrupt:
                     ans = ModelAnswer("unknown", None, -INF, {}, True)
                 times[t][k] = time.perf_counter() - t0
                 cv.record(k, ans)
-                status = ans.status
-                if ans.interrupted:
-                    interrupted = True
-        else:
-            status = "settled"
-        done += 1
+                status, interrupted = ans.status, ans.interrupted
         if progress is not None:
-            progress({"event": "point", "type": cv.part.type, "k": k, "done": done, "total": total_points,
+            progress({"event": "point", "type": cv.part.type, "k": k, "done": pos + 1, "total": total_points,
                       "status": status})
         if interrupted:
-            break
+            return times, True
+    return times, False
 
+
+def _sweep_result(inst: Instance, solver: str, settings: dict, curves: Sequence[Curve], times, interrupted: bool,
+                  class_cost, started: float) -> SweepResult:
+    """The table: rows per class count, the parameter frontier, the curves, and notes on what they assume
+    (``started``: ``time.perf_counter()`` at the start of the sweep)."""
+    parts = [cv.part for cv in curves]
     original = int(inst.params.sum())
     params_exact = all(p.uniform_params for p in parts)
     type_params = [p.max_param for p in parts]
@@ -335,11 +302,8 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
         notes.append("per-type caps of the instance are honoured: the last row is the most classes they allow")
     types = [{"type": p.type, "n": p.n, "cap": p.cap, "params": p.max_param, "points": _curve_points(cv, tm)}
              for p, cv, tm in zip(parts, curves, times)]
-    return SweepResult(inst.sha256, inst.name, solver,
-                       {"time_limit": time_limit, "time_limit_per_solve": time_limit_per_solve, "seed": seed,
-                        "threads": threads, "native": dict(options.native)},
-                       original, types, rows, frontier, params_exact, complete, interrupted,
-                       round(time.perf_counter() - started, 4), notes)
+    return SweepResult(inst.sha256, inst.name, solver, settings, original, types, rows, frontier, params_exact,
+                       complete, interrupted, round(time.perf_counter() - started, 4), notes)
 
 
 def _min_limit(a: float | None, b: float | None) -> float | None:
@@ -391,78 +355,28 @@ def _unbounded(inst: Instance) -> Instance:
 
 def _class_rows(inst, parts, curves, times, original, class_cost) -> list[dict]:
     """Best damage with at most K classes for every K; the bound is the same on the lower values."""
-    upper = _by_classes([cv.hi for cv in curves])
-    lower = _by_classes([cv.lo for cv in curves])
+    upper = by_class_count([cv.hi for cv in curves])
+    lower = by_class_count([cv.lo for cv in curves])
     rows = []
     for K in range(len(parts), sum(p.cap for p in parts) + 1):
-        ks_hi = _best_within(upper, K)
-        lo = _best_within(lower, K)
+        ks_hi = best_within(upper, K)
+        lo = best_within(lower, K)
         rows.append(_row(inst, parts, curves, times, original, ks_hi and list(ks_hi[1]),
                          None if lo is None else lo[0], {"max_classes": K}, class_cost))
     return rows
 
 
-def _by_classes(values: Sequence[np.ndarray]) -> dict[int, tuple[float, tuple]]:
-    """For every total class count c: the least ``Σ values[t][k_t]`` with ``Σ k_t = c`` and its choice (a DP over
-    types, as ``decompose.allocate`` but for every budget in one pass)."""
-    states: dict[int, tuple[float, tuple]] = {0: (0.0, ())}
-    for vals in values:
-        nxt: dict[int, tuple[float, tuple]] = {}
-        for c, (val, ch) in states.items():
-            for k in range(1, len(vals)):
-                if np.isfinite(vals[k]):
-                    cand = (val + float(vals[k]), ch + (k,))
-                    if c + k not in nxt or cand[0] < nxt[c + k][0]:
-                        nxt[c + k] = cand
-        states = nxt
-    return states
-
-
-def _best_within(states: dict[int, tuple[float, tuple]], K: int) -> tuple[float, tuple] | None:
-    """The best state using at most K classes (ties: fewest classes)."""
-    best = None
-    for c in sorted(states):
-        if c > K:
-            break
-        if best is None or states[c][0] < best[0] - 1e-12 * max(1.0, abs(best[0])):
-            best = states[c]
-    return best
-
-
 def _param_rows(inst, parts, curves, times, original, type_params, class_cost) -> list[dict]:
     """The Pareto front (stored params, damage) over every allocation of class counts, by a DP over types; each
     point's bound is the same front computed on the lower values, read at the point's stored parameters."""
-    upper = _front([cv.hi for cv in curves], type_params)
-    lower = _front([cv.lo for cv in curves], type_params)
+    upper = param_front([cv.hi for cv in curves], type_params)
+    lower = param_front([cv.lo for cv in curves], type_params)
     rows = []
     for par, _, ks in upper:
         below = [val for p, val, _ in lower if p <= par]     # lower is sorted by params, values decreasing
         rows.append(_row(inst, parts, curves, times, original, list(ks), below[-1] if below else None,
                          {"max_params": int(par)}, class_cost))
     return rows
-
-
-def _front(values: Sequence[np.ndarray], type_params: Sequence[int]) -> list:
-    """Pareto states ``(params, value, choice)`` of ``min Σ values[t][k_t]`` against ``Σ k_t p_t``, sorted by
-    params (so values decrease). Dropping dominated states after each type is exact: both quantities add up."""
-    states = [(0, 0.0, ())]
-    for vals, p_t in zip(values, type_params):
-        states = _pareto([(par + k * p_t, val + float(vals[k]), ch + (k,))
-                          for par, val, ch in states for k in range(1, len(vals)) if np.isfinite(vals[k])])
-        if not states:
-            return []
-    return states
-
-
-def _pareto(states: list) -> list:
-    """Keep the states no other state beats on both stored params and value (fewest params first)."""
-    states.sort(key=lambda s: (s[0], s[1], sum(s[2])))
-    kept, best = [], INF
-    for s in states:
-        if s[1] < best - 1e-12 * max(1.0, abs(best) if np.isfinite(best) else 1.0):
-            kept.append(s)
-            best = s[1]
-    return kept
 
 
 # ---------------------------------------------------------------------- heuristics on the same axes

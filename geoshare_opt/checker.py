@@ -5,13 +5,15 @@ integer labels; the canonical form relabels them 0..k-1 in order of first appear
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import ResultError
+from .errors import InputError, ResultError
 from .instance import Instance
+from .result import Result, Termination, compute_gap
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,78 @@ def objective_of_labels(instance: Instance, labels: np.ndarray) -> float:
     u, v, w, hard = instance.edge_arrays
     same = labels[u] == labels[v]
     return float(np.sum(w[same & ~hard]))
+
+
+def instance_answered(instance: Instance, result: Result) -> Instance | None:
+    """The instance ``result`` answers, given the instance file it was solved from: ``instance`` itself, or
+    ``instance`` under the budget ``solve --ratio/--max-classes`` set (``stats.budget_override``); None when the
+    result answers neither."""
+    if instance.sha256 == result.instance_sha256:
+        return instance
+    override = (result.stats or {}).get("budget_override")
+    if isinstance(override, dict):
+        try:
+            candidate = instance.with_budget_dict(override)
+        except InputError:
+            return None
+        if candidate.sha256 == result.instance_sha256:
+            return candidate
+    return None
+
+
+def find_instance(result: Result, *also: str | os.PathLike) -> tuple[Instance, str] | None:
+    """``(instance answered, its file)`` for a result, found on disk: the file it records (``instance_path``), then
+    each of ``also``. A file counts only if it reads as an instance that the result answers (``instance_answered``;
+    the file may have changed since the run); None when none does."""
+    for candidate in (result.instance_path, *also):
+        if not candidate or not os.path.isfile(candidate):
+            continue
+        try:
+            answered = instance_answered(Instance.load(candidate), result)
+        except InputError:
+            continue
+        if answered is not None:
+            return answered, os.fspath(candidate)
+    return None
+
+
+def check_result(instance: Instance, result: Result) -> list[str]:
+    """Problems with a result against its instance (empty list = consistent): hash, assignment, objective."""
+    problems = []
+    if not result.feasible and (result.assignment or result.objective is not None):
+        problems.append("status 'none' but an assignment or objective is present")
+    if result.termination == Termination.INFEASIBLE.value and result.feasible:
+        problems.append("termination 'infeasible' with a feasible assignment")
+    if result.instance_sha256 != instance.sha256:
+        problems.append(f"result answers instance {result.instance_sha256[:12]}…, not this one ({instance.sha256[:12]}…)")
+        return problems
+    if result.feasible:
+        try:
+            ev = evaluate(instance, result.assignment)
+        except ResultError as exc:
+            return [str(exc)]
+        if not ev.feasible:
+            problems.append(f"assignment is infeasible: {ev.violations[0]}")
+        if result.objective is None or abs(ev.objective - result.objective) > 1e-6 * max(1.0, abs(ev.objective)):
+            problems.append(f"objective {result.objective} does not match the recomputed {ev.objective}")
+        if result.bound is not None and result.bound > ev.objective + 1e-6 * max(1.0, abs(ev.objective)):
+            problems.append(f"bound {result.bound} exceeds the objective {ev.objective}")
+        gap = compute_gap(ev.objective, result.bound)
+        if (gap is None) != (result.gap is None) or (gap is not None and abs(gap - result.gap) > 1e-6):
+            problems.append(f"gap {result.gap} does not match the recomputed {gap}")
+    return problems
+
+
+def checked_labels(instance: Instance, result: Result) -> np.ndarray:
+    """Labels (node order) of a feasible result that answers ``instance`` (for applying it); ``ResultError``
+    naming the first problem otherwise."""
+    if result.instance_sha256 != instance.sha256:
+        raise ResultError(f"the result answers instance {result.instance_sha256[:12]}…, not this one "
+                          f"({instance.sha256[:12]}…): pass the instance it was solved from")
+    if not result.feasible:
+        raise ResultError(f"the result holds no feasible assignment (termination {result.termination!r}) — "
+                          "nothing to apply")
+    problems = check_result(instance, result)
+    if problems:
+        raise ResultError(f"the result does not fit its instance: {problems[0]}")
+    return labels_from_assignment(instance, result.assignment)

@@ -7,7 +7,7 @@ the diagonal quadratic model charges
 
 (``materialize.tie.class_cost`` computes the same number with torch, member by member). For a pair this is exactly the
 pair weight the front end writes; for larger classes the instance's graph objective (the sum of pair weights) only
-models it (shared/design/curvature.md): with equal curvature the class cost is ``2/|C|`` times that sum.
+models it (formulations/sweep-and-classcost.md): with equal curvature the class cost is ``2/|C|`` times that sum.
 
 Each node keeps ``h_l`` and ``h_l w_l`` (float64 vectors) and the scalar ``q_l = Σ_p h_lp w_lp²``; a class is then
 three running sums (``Σh``, ``Σhw``, ``Σq``), so adding or removing a member and pricing the result cost a few
@@ -215,3 +215,11 @@ def has_sidecar(instance: Instance) -> bool:
     except InputError:
         return False
     return True
+
+
+def annotate_true_cost(result, class_cost: ClassCost):
+    """``result`` with its declared ``true_cost`` field set to ``class_cost``'s total and per-type cost of its
+    assignment (left None when the result holds no assignment). Returns the result."""
+    if result.feasible:
+        result.true_cost = class_cost.cost(result.assignment).to_dict()
+    return result

@@ -15,7 +15,7 @@ import json
 import math
 import numbers
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import InstanceError
 from .inputs import loads_json, read_input_bytes
+from .options import check_ratio
 
 FORMAT = "geoshare-instance"
 VERSION = 1
@@ -78,20 +79,24 @@ class Budget:
 
 
 @dataclass(frozen=True)
-class TypeBlock:
-    """One type's sub-problem in local indices: the unit the exact per-type decomposition works on.
+class Part:
+    """One type's sub-problem, sparse, in local indices ``0..n-1`` (``nodes`` maps them to global indices).
 
-    ``W`` is the dense symmetric soft-weight matrix (zero diagonal, zero where hard), ``hard`` the symmetric boolean
-    conflict matrix, ``params`` the parameter counts, ``nodes`` the global node indices, ``max_classes`` the cap
-    that applies to this type alone (min of the per-type cap, the global cap and the node count).
+    ``soft_*`` hold the non-zero soft edges with ``u < v``; ``hard_*`` the hard ones; ``cap`` is the number of class
+    slots the part may use in the model at hand (``Instance.part``: the most the instance's budget allows the type).
+    ``W`` and ``hard`` are dense views for small parts (computed on first use). The arrays are read-only: an
+    instance hands out the same part to every caller.
     """
 
     type: str
     nodes: np.ndarray
-    W: np.ndarray
-    hard: np.ndarray
     params: np.ndarray
-    max_classes: int
+    soft_u: np.ndarray
+    soft_v: np.ndarray
+    soft_w: np.ndarray
+    hard_u: np.ndarray
+    hard_v: np.ndarray
+    cap: int
 
     @property
     def n(self) -> int:
@@ -100,6 +105,51 @@ class TypeBlock:
     @property
     def uniform_params(self) -> bool:
         return bool(self.n == 0 or np.all(self.params == self.params[0]))
+
+    @property
+    def max_param(self) -> int:
+        return int(self.params.max()) if self.n else 0
+
+    @property
+    def trivial_bound(self) -> float:
+        """Every negative edge inside a class: no partition can do better."""
+        return float(self.soft_w[self.soft_w < 0].sum())
+
+    def with_cap(self, cap: int) -> "Part":
+        return replace(self, cap=int(cap))
+
+    def objective(self, labels: np.ndarray) -> float:
+        same = labels[self.soft_u] == labels[self.soft_v]
+        return float(self.soft_w[same].sum())
+
+    def feasible(self, labels: np.ndarray, k: int) -> bool:
+        """Proper on the hard edges and at most ``k`` distinct classes."""
+        if len(labels) != self.n:
+            return False
+        if np.any(labels[self.hard_u] == labels[self.hard_v]):
+            return False
+        return len(np.unique(labels)) <= k
+
+    @cached_property
+    def W(self) -> np.ndarray:
+        """The dense symmetric soft-weight matrix (zero diagonal, zero where hard)."""
+        W = np.zeros((self.n, self.n))
+        W[self.soft_u, self.soft_v] = self.soft_w
+        W[self.soft_v, self.soft_u] = self.soft_w
+        return _read_only(W)
+
+    @cached_property
+    def hard(self) -> np.ndarray:
+        """The dense symmetric boolean matrix of hard edges."""
+        H = np.zeros((self.n, self.n), dtype=bool)
+        H[self.hard_u, self.hard_v] = True
+        H[self.hard_v, self.hard_u] = True
+        return _read_only(H)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def _is_int(x: Any) -> bool:
@@ -324,13 +374,26 @@ class Instance:
             cap = min(cap, self.budget.max_classes_per_type[t])
         return max(cap, 0)
 
-    def block(self, t: str) -> TypeBlock:
-        """The dense sub-problem of type ``t`` (see ``TypeBlock``). Cross-type edges never matter and are dropped."""
-        return self._blocks[t]
+    def part(self, t: str) -> Part:
+        """Type ``t``'s sub-problem (``Part``) with ``cap = type_cap(t)``: sparse, and the same object on every call.
+        Cross-type edges never matter and are dropped."""
+        return self._parts[t]
+
+    @cached_property
+    def _parts(self) -> dict[str, Part]:
+        out = {}
+        for t in self.types:
+            members = self.type_members(t)
+            lu, lv, ws, hs = self.type_edges(t)
+            a, b = np.minimum(lu, lv), np.maximum(lu, lv)
+            soft = ~hs & (ws != 0.0)
+            arrays = [_read_only(x) for x in (members, self.params[members], a[soft], b[soft], ws[soft], a[hs], b[hs])]
+            out[t] = Part(t, *arrays, self.type_cap(t))
+        return out
 
     def type_edges(self, t: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Type ``t``'s edges in the local indices of ``type_members(t)``: ``(u, v, w, hard)`` arrays, sparse (the
-        one place that maps global edges to a type's sub-problem; ``block`` and the solvers' parts build on it)."""
+        one place that maps global edges to a type's sub-problem; ``part`` builds on it)."""
         return self._type_edges[t]
 
     @cached_property
@@ -344,22 +407,6 @@ class Instance:
             local[members] = np.arange(len(members))
             sel = same & (self.type_of[u] == self._type_index[t])
             out[t] = (local[u[sel]], local[v[sel]], w[sel], h[sel])
-        return out
-
-    @cached_property
-    def _blocks(self) -> dict[str, TypeBlock]:
-        out = {}
-        for t in self.types:
-            members = self.type_members(t)
-            lu, lv, ws, hs = self.type_edges(t)
-            n = len(members)
-            W = np.zeros((n, n))
-            H = np.zeros((n, n), dtype=bool)
-            W[lu[~hs], lv[~hs]] = ws[~hs]
-            W[lv[~hs], lu[~hs]] = ws[~hs]
-            H[lu[hs], lv[hs]] = True
-            H[lv[hs], lu[hs]] = True
-            out[t] = TypeBlock(t, members, W, H, self.params[members], self.type_cap(t))
         return out
 
     @cached_property
@@ -385,6 +432,26 @@ class Instance:
         from .atomic import write_text_atomic
         write_text_atomic(path, self.dumps(indent=None) + "\n")
 
+    @property
+    def budget_is_slack(self) -> bool:
+        """True when the budget lets every node keep a class of its own: nothing has to be shared."""
+        b = self.budget
+        if b.max_classes < len(self.nodes) or (b.max_params is not None and b.max_params < int(self.params.sum())):
+            return False
+        return all(len(self.type_members(t)) <= cap for t, cap in b.max_classes_per_type.items()
+                   if t in self._type_index)
+
+    def with_ratio(self, ratio: float, max_classes: int | None = None) -> "Instance":
+        """The same graph with ``max_params = params_for_ratio(Σ params, ratio)`` (``max_classes`` too when given;
+        the other caps kept): the budget ``analyze --ratio`` writes, set without re-running analyze."""
+        total = int(self.params.sum())
+        need = sum(int(self.params[self.type_members(t)].max()) for t in self.types)
+        return self.with_budget(max_classes, max_params=params_for_ratio(total, need, ratio), keep_caps=True)
+
+    def with_budget_dict(self, budget: Mapping) -> "Instance":
+        """The same graph under a budget in its JSON form (``Budget.to_dict()``), checked like a file's budget."""
+        return Instance(self.name, self.nodes, self.edges, _parse_budget(dict(budget)), self.meta)
+
     def with_budget(self, max_classes: int | None = None, *, max_classes_per_type: Mapping[str, int] | None = None,
                     max_params: int | None = None, keep_caps: bool = False) -> "Instance":
         """The same graph under another budget (unset caps are dropped unless ``keep_caps``)."""
@@ -403,6 +470,17 @@ class Instance:
     def __repr__(self) -> str:
         return (f"Instance({self.name!r}, nodes={len(self.nodes)}, edges={len(self.edges)}, types={len(self.types)}, "
                 f"max_classes={self.budget.max_classes})")
+
+
+def params_for_ratio(total: int, need: int, ratio: float) -> int:
+    """``max_params`` that removes the fraction ``ratio`` (0 < ratio < 1) of ``total`` stored parameters:
+    ``⌊(1 − ratio) · total⌋``. InputError when that is below ``need`` (one class per type)."""
+    check_ratio(ratio, error=InstanceError)
+    cap = math.floor((1.0 - float(ratio)) * total)
+    if cap < need:
+        raise InstanceError(f"ratio {ratio} is too high: one tensor per type already stores {need} of {total} "
+                            f"parameters (the ratio can be at most {1 - need / total:.4f})")
+    return cap
 
 
 # ---------------------------------------------------------------------- parsing helpers

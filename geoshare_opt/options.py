@@ -36,6 +36,15 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return int(seed)
 
 
+def check_ratio(ratio: Any, what: str = "ratio", error: type[InputError] = InputError) -> float:
+    """A compression ratio (the fraction of stored parameters removed) strictly between 0 and 1, else ``error``:
+    the one check behind every ``ratio`` and ``--ratio``."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) < 1.0:
+        raise error(f"{what} must lie strictly between 0 and 1 (fraction of stored parameters removed), "
+                         f"got {ratio!r}")
+    return float(ratio)
+
+
 @dataclass(frozen=True)
 class SolveOptions:
     time_limit: float | None = None       # seconds of wall time; None = no limit (see time_limit_or_none)

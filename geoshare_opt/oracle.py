@@ -88,7 +88,7 @@ class GraphObjective(ClassCostOracle):
         types = np.unique(self.instance.type_of[nodes])
         if len(types) > 1:
             raise InputError("class cost: a class mixes node types")
-        return self.instance.block(self.instance.types[int(types[0])]), self._local[nodes]
+        return self.instance.part(self.instance.types[int(types[0])]), self._local[nodes]
 
     def pair_matrix(self, nodes: Sequence[int]) -> np.ndarray:
         block, local = self._block_of(nodes)

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .baselines import KINDS, baseline, check_ratio
+from .baselines import KINDS, baseline
 from .errors import InputError
+from .options import check_ratio
 
 DEFAULT_BASELINES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random")
 
@@ -199,7 +200,7 @@ def analyze_and_solve(spec, inst_path: Path, clock: _Clock, say: Callable[[dict]
                       spec_options: dict, solver: str, mode: str, estimator: str, ratio: float, seed: int,
                       samples: int | None, time_limit: float | None, sidecar: str, analyze_options: dict | None):
     """The instance (written to ``inst_path`` with its sidecar), its curvature and the solver's feasible result."""
-    from . import solve
+    from .api import solve
     from .frontend import analyze, load_curvature
     say({"stage": "analyze", "message": f"curvature ({estimator}, mode {mode})"})
     aopts = dict(analyze_options or {})
@@ -210,8 +211,9 @@ def analyze_and_solve(spec, inst_path: Path, clock: _Clock, say: Callable[[dict]
                          sidecar="full" if sidecar == "full" else "diag",
                          provenance={"spec": ref, "spec_options": spec_options}, **aopts)
     curvature = load_curvature(inst_path)
-    say({"stage": "solve", "message": f"solver {solver}" + ("" if time_limit is not None else
-                                                             " (fixed work budget: reproducible)")})
+    limit = (f"time limit {time_limit:g} s" if time_limit is not None
+             else "work budgets, reproducible" if solver == "auto" else "no time limit")
+    say({"stage": "solve", "message": f"solver {solver} ({limit})"})
     result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
     if not result.feasible:
         raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")

@@ -69,6 +69,7 @@ class Result:
     message: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
     instance_path: str = ""   # where the instance was read from, when it came from a file (lets validate find it)
+    true_cost: dict[str, Any] | None = None   # {"total", "per_type"}: classcost.annotate_true_cost; written when set
     format: str = FORMAT
     version: int = VERSION
 
@@ -85,6 +86,8 @@ class Result:
         order = ["format", "version", "instance_sha256", "instance_name", "solver", "solver_version", "termination",
                  "status", "objective", "bound", "gap", "wall_time_s", "n_classes", "classes_per_type",
                  "stored_params", "objective_per_type", "assignment", "options", "message", "stats", "instance_path"]
+        if self.true_cost is not None:
+            order.append("true_cost")
         return {k: _finite(d[k]) for k in order}
 
     def dumps(self, indent: int | None = 1) -> str:
@@ -119,6 +122,8 @@ class Result:
             raise ResultError("result: 'options' and 'stats' must be objects")
         if not isinstance(d.get("instance_path", ""), str):
             raise ResultError("result: 'instance_path' must be a string")
+        if d.get("true_cost") is not None and not isinstance(d["true_cost"], dict):
+            raise ResultError("result: 'true_cost' must be an object or null")
         if d["status"] == Status.FEASIBLE.value and d.get("objective") is None:
             raise ResultError("result: status 'feasible' needs a numeric 'objective'")
         a = d.get("assignment")

@@ -47,10 +47,11 @@ import numpy as np
 import pytest
 
 from geoshare_opt import InputError, Instance, evaluate, solve
-from geoshare_opt.api import check_result
+from geoshare_opt.checker import check_result
 from geoshare_opt.result import Result
 from geoshare_opt.solvers import default_registry
 from geoshare_opt.solvers.base import Backend, Outcome
+from geoshare_opt.solvers.curves import parts_of
 
 #: time limit given to every run of the suite (seconds); heuristics that run to the deadline use all of it
 TIME_LIMIT = 2.0
@@ -150,8 +151,7 @@ def brute_force_solve(inst: Instance, expired: Callable[[], bool] = lambda: Fals
     """Optimum and an optimal labelling by enumeration: every partition of each type (restricted growth strings,
     Bell(n_t) of them), then every combination of per-type choices under the budget. Exponential: <= ~10 per type."""
     per_type = []
-    for t in inst.types:
-        blk = inst.block(t)
+    for blk in parts_of(inst):
         options = {}  # (classes, stored params) -> (cost, labels) of the best hard-feasible partition
         for count, rgs in enumerate(_restricted_growth(blk.n)):
             if count % 512 == 0 and expired():
@@ -183,8 +183,8 @@ def brute_force_solve(inst: Instance, expired: Callable[[], bool] = lambda: Fals
         return None, None
     labels = np.zeros(len(inst.nodes), dtype=np.int64)
     offset = 0
-    for t, (k, _, _, lab) in zip(inst.types, best_combo):
-        labels[inst.block(t).nodes] = lab + offset
+    for part, (k, _, _, lab) in zip(parts_of(inst), best_combo):
+        labels[part.nodes] = lab + offset
         offset += k
     return best, labels
 
@@ -543,8 +543,7 @@ def greedy_labels(inst: Instance) -> np.ndarray:
     first-fit colouring; the caps of ``medium_instance`` leave room for it (asserted by the caller)."""
     labels = np.full(len(inst.nodes), -1, dtype=np.int64)
     next_class = 0
-    for t in inst.types:
-        blk = inst.block(t)
+    for blk in parts_of(inst):
         local = np.full(blk.n, -1)
         for i in range(blk.n):
             used = {local[j] for j in np.flatnonzero(blk.hard[i]) if local[j] >= 0}

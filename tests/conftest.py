@@ -9,7 +9,8 @@ import pytest
 from geoshare_opt import Instance
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO / ".." / "shared" / "data"
+#: the reference graphs and published values the tests use, carried by the project (instances/reference/README.md)
+REFERENCE_DATA = REPO / "instances" / "reference"
 
 
 def tiny() -> Instance:
@@ -34,7 +35,5 @@ def instance_file(tmp_path, tiny_instance) -> Path:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    if not (SHARED_DATA / "best_known_values.csv").is_file():
-        pytest.skip("shared reference data not present (../shared/data)")
-    return SHARED_DATA.resolve()
+def reference_data() -> Path:
+    return REFERENCE_DATA

@@ -103,7 +103,7 @@ def test_pairs_cost_their_edge_weight_and_equal_curvature_gives_two_over_size(tm
     for a, b, x in zip(u, v, w):
         assert cc.class_cost([a, b]) == pytest.approx(x, rel=1e-9)
     assert cc.class_cost([0]) == 0.0 and cc(np.arange(len(inst.nodes))) == 0.0
-    # equal curvature: the class costs 2/|C| times its pair sum (shared/design/curvature.md)
+    # equal curvature: the class costs 2/|C| times its pair sum (formulations/sweep-and-classcost.md)
     path = write_tied_instance(tmp_path, equal_curvature=True, name="flat")
     inst = Instance.load(path)
     cc = load_class_cost(inst, path)
@@ -266,6 +266,21 @@ def test_cli_solve_true_cost_and_sidecar_filled_in(tmp_path):
     assert set(out["true_cost"]["per_type"]) == set(Instance.load(path).types)
     assert out["options"]["native"]["sidecar"].endswith("net.curvature.safetensors")
     assert out["stats"]["objective"] == "true class cost"
+
+
+def test_true_cost_is_a_declared_result_field(tmp_path):
+    """``annotate_true_cost`` fills ``Result.true_cost``; it survives a save and load and is absent when unset."""
+    from geoshare_opt.classcost import annotate_true_cost
+    from geoshare_opt.result import Result
+    path = write_tied_instance(tmp_path, max_classes=5)
+    inst = Instance.load(path)
+    cc = load_class_cost(inst, path)
+    plain = solve(inst, "dsatur")
+    assert "true_cost" not in plain.to_dict()
+    res = annotate_true_cost(solve(inst, "dsatur"), cc)
+    assert res.true_cost["total"] == pytest.approx(cc(res.assignment))
+    res.save(tmp_path / "r.json")
+    assert Result.load(tmp_path / "r.json").true_cost == res.true_cost
 
 
 def test_cli_true_cost_without_sidecar_is_bad_input(tmp_path, instance_file):

@@ -423,10 +423,10 @@ def test_parse_native_and_table():
     assert rows_to_csv(rows, ["name", "v"]).splitlines() == ["name,v", "a,1.5", "bb,"]
 
 
-def test_convert_and_solve_shared_dimacs(tmp_path, shared_data):
+def test_convert_and_solve_shared_dimacs(tmp_path, reference_data):
     """myciel3 (chi = 4): converted with hard edges at K = 4 it is colourable (optimum 0); with unit soft
-    weights at K = 3 its optimum is 1 (shared/data/best_known_values.csv)."""
-    src = shared_data / "dimacs" / "myciel3.col"
+    weights at K = 3 its optimum is 1 (instances/reference/best_known_values.csv)."""
+    src = reference_data / "dimacs" / "myciel3.col"
     hard, soft = tmp_path / "hard.json", tmp_path / "soft.json"
     assert run("convert", src, "-o", hard, "--k", "4").exit_code == 0
     assert run("convert", src, "-o", soft, "--k", "3", "--soft").exit_code == 0

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from geoshare_opt import Instance, InstanceError, ResultError, evaluate
-from geoshare_opt.api import check_result, run_backend, solve, warm_start_labels
-from geoshare_opt.checker import canonical, labels_from_assignment, objective_of_labels
+from geoshare_opt.api import run_backend, solve, warm_start_labels
+from geoshare_opt.checker import canonical, check_result, find_instance, labels_from_assignment, objective_of_labels
 from geoshare_opt.options import SolveOptions
 from geoshare_opt.result import Result, compute_gap
 from geoshare_opt.solvers import Registry
@@ -134,14 +134,15 @@ def test_numpy_scalars_from_python_callers():
     json.dumps(inst.to_dict())  # still plain JSON
 
 
-def test_blocks_and_type_caps(tiny_instance):
-    blk = tiny_instance.block("A")
+def test_parts_and_type_caps(tiny_instance):
+    blk = tiny_instance.part("A")
     assert blk.n == 3 and np.allclose(blk.W, blk.W.T) and np.all(np.diag(blk.W) == 0)
     assert blk.hard[0, 2] and blk.hard[2, 0] and blk.W[0, 2] == 0
     assert blk.W[0, 1] == 1.0 and blk.W[1, 2] == -0.5
-    assert blk.max_classes == 2            # per-type cap
-    assert tiny_instance.block("B").max_classes == 2  # global 3 minus one class for A
-    assert tiny_instance.block("B").W[0, 1] == 2.5    # the cross-type edge a-x is dropped
+    assert blk.cap == 2            # per-type cap
+    assert tiny_instance.part("B").cap == 2  # global 3 minus one class for A
+    assert tiny_instance.part("B").W[0, 1] == 2.5    # the cross-type edge a-x is dropped
+    assert tiny_instance.part("A") is blk and not blk.W.flags.writeable   # one shared, read-only part per type
 
 
 def test_with_budget_goes_through_validation(tiny_instance):
@@ -394,3 +395,20 @@ def test_compare_rows_mark_best_and_bounds(tiny_instance):
     assert by[("tiny", "ok")]["best_bound"] == 2.0 and by[("tiny", "ok")]["gap"] == pytest.approx(2.0 / 3.5, rel=1e-6)
     with pytest.raises(Exception, match="unknown solver"):
         compare([tiny_instance], ["nope"], registry=reg)
+
+
+def test_a_result_finds_the_instance_it_records_and_only_that_one(tmp_path, instance_file, tiny_instance):
+    """``checker.find_instance`` (used by ``validate`` and ``apply``): the recorded ``instance_path`` first, then
+    the files given, each only while it has the recorded hash."""
+    res = solve(str(instance_file), "dsatur")
+    assert res.instance_path == str(instance_file.resolve())
+    inst, path = find_instance(res)
+    assert inst.sha256 == tiny_instance.sha256 and path == res.instance_path
+    beside = tmp_path / "beside" / "instance.json"
+    beside.parent.mkdir()
+    tiny_instance.save(beside)
+    tiny_instance.with_budget(4).save(instance_file)          # the recorded file changed since the run
+    assert find_instance(res) is None
+    assert find_instance(res, beside)[1] == str(beside)
+    instance_file.write_text("{not json")                     # an unreadable candidate is skipped, not an error
+    assert find_instance(res, tmp_path / "missing.json") is None

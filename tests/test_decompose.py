@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import subprocess
 import sys
 
@@ -11,13 +10,13 @@ import numpy as np
 import pytest
 
 from geoshare_opt import solve
-from geoshare_opt.api import check_result, run_backend
+from geoshare_opt.checker import check_result
 from geoshare_opt.instance import Instance
 from geoshare_opt.options import SolveOptions
-from geoshare_opt.solvers.base import Backend, SolveContext
+from geoshare_opt.solvers.base import SolveContext
 from geoshare_opt.solvers.bruteforce import brute_force
-from geoshare_opt.solvers.decompose import (INF, Model, ModelAnswer, Part, allocate, can_decompose, part_greedy,
-                                            parts_of, solve_decomposed, solve_exact, type_curve)
+from geoshare_opt.solvers.curves import INF, Model, ModelAnswer, allocate, part_greedy, part_instance, parts_of
+from geoshare_opt.solvers.decompose import can_decompose, solve_decomposed, type_curve
 
 from exact_cases import case
 
@@ -95,13 +94,6 @@ def reference_solver(model: Model, time_limit, hint) -> ModelAnswer:
     if bf is None:
         return ModelAnswer("infeasible", None, INF)
     return ModelAnswer("optimal", [bf[1]], bf[0])
-
-
-def part_instance(part: Part, k: int) -> Instance:
-    nodes = [{"id": str(i), "type": "t"} for i in range(part.n)]
-    edges = [(str(a), str(b), w) for a, b, w in zip(part.soft_u.tolist(), part.soft_v.tolist(), part.soft_w.tolist())]
-    edges += [(str(a), str(b), "hard") for a, b in zip(part.hard_u.tolist(), part.hard_v.tolist())]
-    return Instance.build(nodes, edges, k)
 
 
 def decomposed(inst: Instance, sub=reference_solver, time_limit=None, native=None):
@@ -255,7 +247,7 @@ def test_nonuniform_params_under_a_cap_fall_back_to_one_model():
 @pytest.mark.parametrize("solver", ["cpsat", "highs"])
 def test_type_curve_matches_bruteforce_and_is_monotone(solver):
     inst = dense_signed(7, 3, 7)
-    block = inst.block("t0")
+    block = inst.part("t0")
     curve = type_curve(block, [1, 2, 3, 4, 5], solver)
     values = [pt["objective"] for pt in curve]
     assert [pt["k"] for pt in curve] == [1, 2, 3, 4, 5]
@@ -358,7 +350,7 @@ def test_cpsat_unknown_subsolve_gives_no_bound():
 
 
 def test_curve_ignores_a_bound_above_the_answer_itself():
-    from geoshare_opt.solvers.decompose import Curve
+    from geoshare_opt.solvers.curves import Curve
     inst = Instance.build([{"id": f"n{i}", "type": "t"} for i in range(3)], [("n0", "n1", -1.0), ("n1", "n2", -1.0)], 3)
     part = parts_of(inst)[0]
     cv = Curve(part)

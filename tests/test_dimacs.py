@@ -1,4 +1,5 @@
-"""External checks on the DIMACS colouring graphs of shared/data (skipped cleanly when the folder is absent)."""
+"""External checks on DIMACS colouring graphs and a Gset graph against their published values (the subset the
+project carries in instances/reference)."""
 from __future__ import annotations
 
 import pytest
@@ -6,10 +7,9 @@ import pytest
 from geoshare_opt.api import solve
 from geoshare_opt.checker import evaluate
 from geoshare_opt.convert import read_dimacs
-from geoshare_opt.reference import references, shared_data_dir
+from geoshare_opt.reference import references
 
-DATA = shared_data_dir()
-pytestmark = pytest.mark.skipif(DATA is None, reason="shared/data (DIMACS graphs) not available")
+from conftest import REFERENCE_DATA as DATA
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,9 @@ def test_one_conflict_below_chi(refs, name):
 
 
 def test_every_dimacs_file_converts_with_the_csv_counts(refs):
-    for r in refs.values():
-        if r.family == "Gset" or r.n > 200:
-            continue
+    dimacs = [r for r in refs.values() if r.family != "Gset"]
+    assert len(dimacs) == 12
+    for r in dimacs:
         inst = read_dimacs(DATA / r.file)
         assert (len(inst.nodes), len(inst.edges)) == (r.n, r.m), r.instance
 

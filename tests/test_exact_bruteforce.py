@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from geoshare_opt import solve
-from geoshare_opt.api import check_result
+from geoshare_opt.checker import check_result
 from geoshare_opt.solvers.bruteforce import brute_force
 
 from exact_cases import N_CASES, all_cases, case

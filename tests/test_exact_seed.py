@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from geoshare_opt import Instance, solve
-from geoshare_opt.api import check_result
+from geoshare_opt.checker import check_result
 from geoshare_opt.solvers import decompose
-from geoshare_opt.solvers.decompose import Model, parts_of
+from geoshare_opt.solvers.curves import Model, parts_of
 from geoshare_opt.solvers.milp import build
 
 from exact_cases import case

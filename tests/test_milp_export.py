@@ -13,7 +13,7 @@ from geoshare_opt.checker import evaluate
 from geoshare_opt.errors import InputError
 from geoshare_opt.instance import Instance
 from geoshare_opt.solvers.bruteforce import brute_force
-from geoshare_opt.solvers.decompose import global_labels
+from geoshare_opt.solvers.curves import global_labels
 from geoshare_opt.solvers.milp import build, export, instance_model
 
 from exact_cases import case

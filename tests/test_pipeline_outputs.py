@@ -75,15 +75,15 @@ def test_pipeline_without_output_says_nothing_is_saved():
 
 def test_pipeline_default_solve_has_no_wall_clock_limit(monkeypatch):
     seen = {}
-    import geoshare_opt
+    import geoshare_opt.api
 
-    real = geoshare_opt.solve
+    real = geoshare_opt.api.solve
 
     def spy(instance, solver, **kw):
         seen.update(kw, solver=solver)
         return real(instance, solver, **kw)
 
-    monkeypatch.setattr(geoshare_opt, "solve", spy)
+    monkeypatch.setattr(geoshare_opt.api, "solve", spy)
     out = pipeline_mod.pipeline("digits-mlp", 0.5, baselines=("sequence",))
     assert seen["solver"] == "auto" and seen["time_limit"] is None
     assert out["time_limit"] is None

@@ -38,12 +38,10 @@ def test_generated_instances_validate(tmp_path):
     INSTANCE.validate(json.loads(medium_instance().dumps()))
 
 
-def test_converted_graphs_validate(shared_data):
+def test_converted_graphs_validate(reference_data):
     from geoshare_opt.convert import read_graph
     for rel in ("dimacs/myciel3.col", "gset/G14.txt"):
-        path = shared_data / rel
-        if path.is_file():
-            INSTANCE.validate(read_graph(path).to_dict())
+        INSTANCE.validate(read_graph(reference_data / rel).to_dict())
 
 
 @pytest.mark.parametrize("solver", ["dsatur", "cpsat"])

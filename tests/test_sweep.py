@@ -15,8 +15,8 @@ from conformance import brute_force_optimum
 import geoshare_opt
 from geoshare_opt import InputError, Instance
 from geoshare_opt.cli import cli
-from geoshare_opt.budget_sweep import best_at, heuristic_points, merge_down, sweep
-from geoshare_opt.solvers.decompose import parts_of
+from geoshare_opt.budget_sweep import best_at, heuristic_points, sweep
+from geoshare_opt.solvers.curves import merge_down, parts_of
 from test_classcost import write_tied_instance
 
 

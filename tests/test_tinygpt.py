@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 from geoshare_opt import Instance  # noqa: E402
 from geoshare_opt.errors import InputError  # noqa: E402
 from geoshare_opt.specs import tinygpt  # noqa: E402
-from geoshare_opt.specs.base import load_spec, lower_is_better  # noqa: E402
+from geoshare_opt.specs.base import lower_is_better  # noqa: E402
+from geoshare_opt.specs.load import load_spec  # noqa: E402
 
 ROLES = {"attn.q", "attn.k", "attn.v", "attn.o", "mlp.up", "mlp.down"}
 

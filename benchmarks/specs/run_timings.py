@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from geoshare_opt.specs.base import load_spec
+from geoshare_opt.specs import load_spec
 
 HERE = Path(__file__).resolve().parent
 

@@ -31,7 +31,7 @@ def main() -> int:
         os.environ["GEOSHARE_OPT_CACHE"] = args.cache
     import torch
 
-    from geoshare_opt.specs.base import load_spec
+    from geoshare_opt.specs import load_spec
     from geoshare_opt.specs.tinygpt import build_model
 
     load_before = os.getloadavg()

@@ -15,11 +15,7 @@ def load():
 
     from .app import cli as group
     for mod in COMMAND_MODULES:  # each adds its commands to the group on import
-        try:
-            importlib.import_module(f".{mod}", __name__)
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name != f"{__name__}.{mod}":
-                raise
+        importlib.import_module(f".{mod}", __name__)
     return group
 
 

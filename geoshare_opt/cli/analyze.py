@@ -8,39 +8,55 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import check_seed_option, parse_spec_options, spec_option
+from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, torch_threads
 
 
 class TqdmProgress:
-    """One tqdm bar per step on stderr (the ``progress`` callback of ``analyze``); nothing when disabled."""
+    """The ``progress`` callback of ``analyze``: a tqdm bar on stderr for the step running now, closed when the
+    next step starts (bars left open stack up and fill logs with cursor-up escapes). No rate is shown: steps count
+    batches, passes or pairs, and a step reported all at once would show an absurd one. Before the first bar, while
+    the spec loads (a message event), a ``Ticker`` shows the time going by. Nothing when disabled."""
 
-    def __init__(self, enabled: bool):
+    BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+
+    def __init__(self, enabled: bool, stream=None):
+        from .common import Ticker
         self.enabled = enabled
-        self.bars: dict[str, object] = {}
+        self.stream = stream
+        self.step: str | None = None
+        self.bar = None
+        self.ticker = Ticker(enabled, stream=stream)
 
     def __call__(self, info: dict) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
+        if "message" in info:     # a line from the first second on (bad input found at once stays one line)
+            self.ticker.update(f"{info.get('step', 'analyze')}: {info['message']} ...")
+            return
+        self.ticker.stop()
         step = info.get("step", "")
-        bar = self.bars.get(step)
-        if bar is None:
-            bar = self.bars[step] = tqdm(total=info.get("total"), desc=step, unit="batch", leave=True,
-                                         dynamic_ncols=True)
-        if info.get("total") is not None and bar.total != info["total"]:
-            bar.total = info["total"]
-        bar.n = info.get("done", bar.n)
-        bar.refresh()
+        if step != self.step:
+            self.close()
+            self.step = step
+            self.bar = tqdm(total=info.get("total"), desc=step, leave=True, dynamic_ncols=True,
+                            bar_format=self.BAR_FORMAT, file=self.stream)
+        if info.get("total") is not None and self.bar.total != info["total"]:
+            self.bar.total = info["total"]
+        self.bar.n = info.get("done", self.bar.n)
+        self.bar.refresh()
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.bars.clear()
+        self.ticker.close()
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.step = None, None
 
 
 @cli.command("analyze")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write the instance here and the curvature sidecar beside it (<stem>.curvature.safetensors); "
@@ -95,6 +111,9 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
                        sidecar=sidecar)
     finally:
         progress.close()
+    if inst.budget_is_slack and not quiet:
+        err(f"note: no --ratio or --max-classes: {SLACK_NOTE} here or at solve time (solve --ratio R / "
+            "--max-classes K), or see every budget at once with `geoshare-opt sweep`")
     if output is None:
         emit(inst.dumps())
         return

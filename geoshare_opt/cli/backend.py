@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -12,55 +11,71 @@ import click
 from . import exits
 from .app import cli, emit, err
 from .common import (check_seed_option, format_table, parse_spec_options, refuse_overwriting_inputs,
-                     refuse_replacing_inputs, spec_option, spec_paths, write_output)
+                     refuse_replacing_inputs, spec_option, spec_paths, torch_threads, write_output)
 
 KIND_CHOICES = ("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich", "random", "none")
 
 
 def _ratio(ctx, param, value):
     """One line and exit 2 (the group's InputError boundary), like every other bad input."""
-    if value is not None and not 0.0 < value < 1.0:
-        from ..errors import InputError
-        raise InputError(f"--ratio must lie strictly between 0 and 1 (fraction of stored parameters removed), "
-                         f"got {value}")
-    return value
+    from ..options import check_ratio
+    return None if value is None else check_ratio(value, "--ratio")
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    t0 = time.perf_counter()
+class PipelineProgress:
+    """The pipeline's progress on stderr: a line per stage and per finished step, and between them a ``Ticker``
+    with the stage's latest step (``diag 12/128``), so that no stage is silent, not even the first seconds of
+    loading a large model."""
 
-    def show(info: dict) -> None:
+    def __init__(self, enabled: bool):
+        from .common import Ticker
+        self.ticker = Ticker(enabled)
+        self.stage = ""
+
+    def __call__(self, info: dict) -> None:
+        stage = info.get("stage", self.stage)
         msg = info.get("message")
-        if msg is None and "step" in info and info.get("done") == info.get("total"):
-            msg = f"{info['step']} done ({info.get('total')} steps)"     # the front end's per-step progress
-        if msg:
-            err(f"[{time.perf_counter() - t0:6.1f}s] {info.get('stage', '')}: {msg}")
-    return show
+        if msg is not None:
+            self.stage = stage
+            self.ticker.say(f"{stage}: {msg}")
+            self.ticker.update(f"{stage}: {msg} ...")
+            return
+        if "step" in info:
+            done, total = info.get("done"), info.get("total")
+            if total is not None and done == total:
+                self.ticker.say(f"{stage}: {info['step']} done ({total} steps)")
+            self.ticker.update(f"{stage}: {info['step']} {done}/{total if total is not None else '?'}")
+
+    def close(self) -> None:
+        self.ticker.close()
 
 
 def _instance_for_result(result, result_path, instance_path):
-    """The instance a result answers: ``--instance``, else a path the result records (``stats.instance_path``),
-    else ``instance.json`` beside the result (as ``pipeline -o`` writes them) when its sha256 matches."""
+    """The instance a result answers (``checker.instance_answered``: also under the budget ``solve --ratio`` set)
+    and its file: ``--instance``, else the path the result records, else ``instance.json`` beside the result (as
+    ``pipeline -o`` writes them)."""
     from pathlib import Path
 
+    from ..checker import find_instance, instance_answered
     from ..errors import InputError
     from ..instance import Instance
     if instance_path is not None:
-        return Instance.load(instance_path), instance_path
-    candidates = [(result.stats or {}).get("instance_path"), Path(result_path).parent / "instance.json"]
-    for cand in candidates:
-        if cand and Path(cand).is_file():
-            inst = Instance.load(cand)
-            if inst.sha256 == result.instance_sha256:
-                return inst, str(cand)
-    raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+        inst = Instance.load(instance_path)
+        answered = instance_answered(inst, result)
+        if answered is None:
+            raise InputError(f"{result_path} answers instance {result.instance_sha256[:12]}…, not {instance_path} "
+                             f"({inst.sha256[:12]}…)")
+        return answered, instance_path
+    found = find_instance(result, Path(result_path).parent / "instance.json")
+    if found is None:
+        raise InputError("pass --instance INSTANCE: the result records only the instance hash")
+    return found
 
 
 # ---------------------------------------------------------------------- apply
 @cli.command("apply")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("result", type=click.Path())
 @click.option("--instance", "instance_path", type=click.Path(), default=None,
@@ -88,15 +103,11 @@ def apply_cmd(spec, result, instance_path, mode, ratio, rank, side, outdir, forc
     from ..result import Result
     from ..materialize import apply, save_compressed
     from ..materialize.save import prepare_outdir
-    from ..specs import load_spec
 
     if mode == "tie" and (ratio is not None or rank is not None):
         raise InputError("--ratio and --rank apply to --mode basis (in tie mode the colouring fixes the storage)")
     res = Result.load(result)
     inst, inst_path = _instance_for_result(res, result, instance_path)
-    if res.instance_sha256 != inst.sha256:
-        raise InputError(f"{result} answers instance {res.instance_sha256[:12]}…, not {inst_path} "
-                         f"({inst.sha256[:12]}…)")
     if outdir:
         refuse_replacing_inputs(outdir, [result, inst_path, *_sidecar_path(inst, inst_path), *spec_paths(spec)])
         prepare_outdir(outdir, force)
@@ -137,12 +148,12 @@ def _curvature_or_none(inst, inst_path, mode):
     mean; basis mode cannot work without input covariances)."""
     from ..errors import InputError
     from ..materialize.apply import BASIS_NEEDS_COV
-    from ..materialize.common import read_curvature
+    from ..frontend import load_curvature
     if not (inst.meta.get("curvature") if isinstance(inst.meta, dict) else None):
         if mode == "basis":
             raise InputError(BASIS_NEEDS_COV)
         return None
-    return read_curvature(inst_path)
+    return load_curvature(inst_path)
 
 
 # ---------------------------------------------------------------------- baseline
@@ -187,6 +198,7 @@ def baseline_cmd(instance, kind, classes, ratio, seed, output, quiet):
 # ---------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("outdir", required=False, type=click.Path(file_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
@@ -218,6 +230,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 # ---------------------------------------------------------------------- pipeline
 @cli.command("pipeline")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.option("--ratio", type=float, default=0.5, show_default=True, callback=_ratio,
               help="Fraction of the shareable layers' stored parameters removed.")
@@ -276,16 +289,20 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     if outdir is None and not quiet:
         err("pipeline: no -o DIR: the compressed network and the rows are not saved (the report goes to stdout "
             "at the end)")
+    progress = PipelineProgress(enabled=not quiet)
     try:
         out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
                        samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
                        recover_options=options or None, spec_options=parse_spec_options(spec_options),
                        refine=refine, refine_options=refine_cli_options(refine_passes, refine_time_limit),
-                       sidecar=sidecar, progress=_progress(quiet))
+                       sidecar=sidecar, progress=progress)
     except KeyboardInterrupt:
+        progress.close()
         if outdir and _partial_report(Path(outdir) / REPORT):
             err(f"pipeline: stopped; the rows measured so far are in {Path(outdir) / REPORT}")
         raise
+    finally:
+        progress.close()
     emit(json.dumps(out, indent=1, allow_nan=False))
     if not quiet:
         err(pipeline_table(out))

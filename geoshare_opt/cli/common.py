@@ -50,6 +50,35 @@ def spec_option(f: Callable) -> Callable:
                              "can be). Repeatable.")(f)
 
 
+#: torch's intra-op threads for the torch commands unless --threads or GEOSHARE_THREADS says otherwise: one thread
+#: never oversubscribes a shared machine and gives the same bits whatever the machine's core count (see
+#: benchmarks/threads/README.md for the measurements behind it)
+DEFAULT_TORCH_THREADS = 1
+
+
+def _set_torch_threads(ctx, param, value):
+    import os
+    if value is None:
+        env = os.environ.get("GEOSHARE_THREADS")
+        try:
+            value = int(env) if env else DEFAULT_TORCH_THREADS
+        except ValueError:
+            raise InputError(f"GEOSHARE_THREADS must be a positive integer, got {env!r}") from None
+    if value < 1:
+        raise InputError(f"--threads must be a positive integer, got {value}")
+    import torch
+    torch.set_num_threads(value)
+    return value
+
+
+def torch_threads(f: Callable) -> Callable:
+    """``--threads N`` for the commands that run torch (set before the command starts)."""
+    return click.option("--threads", type=int, default=None, expose_value=False, callback=_set_torch_threads,
+                        metavar="N", help=f"torch threads (default: $GEOSHARE_THREADS, else "
+                                          f"{DEFAULT_TORCH_THREADS}: no oversubscription of a shared machine, the "
+                                          f"same numbers on every machine).")(f)
+
+
 def check_seed_option(ctx, param, value):
     """``--seed``: 0 .. 2**31-1 on every command and backend (one line and exit 2 otherwise)."""
     from ..options import check_seed
@@ -74,6 +103,11 @@ def solver_options(f: Callable) -> Callable:
     for dec in reversed(decorators):
         f = dec(f)
     return f
+
+
+#: said on stderr when an instance's budget forces no sharing (analyze without --ratio/--max-classes)
+SLACK_NOTE = ("the budget lets every tensor keep a class of its own, so a solve shares only where sharing lowers "
+              "the objective (often nothing); set a budget")
 
 
 # ---------------------------------------------------------------------- progress and summaries
@@ -157,6 +191,77 @@ class ProgressBar:
             self.bar.close()
 
 
+class Ticker:
+    """Shows that a long stage is alive from its first second, whatever news the stage itself gives: a line
+    ``[elapsed] status``, first ``first`` seconds after the status was set (something that fails at once, e.g. bad
+    input, leaves only its own line), then rewritten in place every second on a terminal, or one line every
+    ``every`` seconds into a file or pipe. ``status`` may change at any time (``update``); ``say`` prints a line of
+    its own without garbling the live one; ``stop`` pauses it, ``close`` ends it. A daemon thread does the ticking; silent when
+    disabled."""
+
+    def __init__(self, enabled: bool = True, stream=None, every: float = 10.0, first: float = 1.0):
+        import threading
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = 1.0 if self.tty else every
+        self.first = min(first, self.every)
+        self.t0 = time.perf_counter()
+        self.status: str | None = None
+        self._next = math.inf
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        self._live = False
+
+    def update(self, status: str | None) -> None:
+        """Tick for ``status`` from now on (None: stop ticking until the next status)."""
+        with self._lock:
+            self.status = status
+            self._next = time.monotonic() + self.first
+        if self.enabled and status is not None and self._thread is None:
+            import threading
+            self._thread = threading.Thread(target=self._run, name="geoshare-ticker", daemon=True)
+            self._thread.start()
+
+    def say(self, line: str) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._clear()
+            self.stream.write(f"[{time.perf_counter() - self.t0:6.1f}s] {line}\n")
+            self.stream.flush()
+
+    def stop(self) -> None:
+        """No status until the next ``update`` (the live line is cleared)."""
+        self.update(None)
+        with self._lock:
+            self._clear()
+
+    def close(self) -> None:
+        self.stop()
+        self._wake.set()
+
+    def _clear(self) -> None:
+        if self._live:
+            self.stream.write("\r\x1b[K")
+            self._live = False
+
+    def _run(self) -> None:
+        while not self._wake.wait(min(0.1, self.first / 2)):
+            with self._lock:
+                if self.status is None or time.monotonic() < self._next:
+                    continue
+                self._next = time.monotonic() + self.every
+                text = f"[{time.perf_counter() - self.t0:6.1f}s] {self.status}"
+                if self.tty:
+                    self.stream.write("\r\x1b[K" + text)
+                    self._live = True
+                else:
+                    self.stream.write(text + "\n")
+                self.stream.flush()
+
+
 def fmt_num(x: Any, digits: int = 8) -> str:
     if x is None:
         return "-"
@@ -232,6 +337,25 @@ def spec_paths(spec: str) -> list[str]:
     if sep and (target.endswith(".py") or os.sep in target or target.startswith(".")):
         return [target]
     return [spec] if os.path.isdir(spec) else []
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):      # replaced or closed: not a terminal
+        return False
+
+
+def emit_rows(payload: str, explicit: bool, table_shown: bool, how: str) -> None:
+    """The rows' JSON on stdout, except on a terminal after their table, where thousands of JSON lines would bury
+    it: one line on stderr says how to get them instead. ``explicit`` (an option asked for stdout) always prints;
+    pipes and files always get the JSON."""
+    if stdout_is_terminal() and table_shown and not explicit:
+        from .app import err
+        err(f"(the JSON is not printed on a terminal: redirect stdout, e.g. `| less` or `> rows.json`, {how})")
+        return
+    from .app import emit
+    emit(payload)
 
 
 def write_output(path: str, text: str) -> None:

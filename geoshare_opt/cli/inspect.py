@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .app import cli, emit, err
-from .common import check_writable, format_table, refuse_overwriting_inputs, write_output
+from .common import check_writable, emit_rows, format_table, refuse_overwriting_inputs, write_output
 
 
 # ---------------------------------------------------------------------- validate
@@ -64,7 +64,7 @@ def validate_instance(data: dict, file: str) -> dict:
 
 
 def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
-    from ..api import check_result
+    from ..checker import check_result, find_instance, instance_answered
     from ..errors import InputError, ResultError
     from ..instance import Instance
     from ..result import Result, compute_gap
@@ -79,16 +79,16 @@ def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
     gap = compute_gap(res.objective, res.bound)
     if (gap is None) != (res.gap is None) or (gap is not None and abs(gap - res.gap) > 1e-6):
         problems.append(f"gap {res.gap} does not match the recomputed {gap}")
-    if instance_path is None and res.instance_path and os.path.isfile(res.instance_path):
-        try:
-            candidate = Instance.load(res.instance_path)
-        except InputError:
-            candidate = None
-        # the file may have changed since the run; then it is not the instance this result answers
-        if candidate is not None and candidate.sha256 == res.instance_sha256:
-            instance_path = res.instance_path
-    if instance_path is not None:
-        problems += check_result(Instance.load(instance_path), res)
+    answered = None
+    if instance_path is None:
+        found = find_instance(res)
+        if found is not None:
+            answered, instance_path = found
+    else:
+        given = Instance.load(instance_path)
+        answered = instance_answered(given, res) or given     # a mismatch is reported by check_result
+    if answered is not None:
+        problems += check_result(answered, res)
     if problems:
         raise ResultError(f"{file}: {problems[0]}")
     return {"kind": "result", "valid": True, "checked_against_instance": instance_path,
@@ -101,7 +101,7 @@ def validate_result(data: dict, file: str, instance_path: str | None) -> dict:
 def solvers_cmd():
     """List the backends: availability (and why one is missing), version, exact or heuristic, bound, determinism.
 
-    JSON rows on stdout, a table on stderr."""
+    A table on stderr; the rows as JSON on stdout when it is a pipe or a file (not on a terminal)."""
     from ..solvers import available_solvers
 
     rows = available_solvers()
@@ -109,7 +109,7 @@ def solvers_cmd():
                   bound=("yes" if r["gives_bound"] else "no") if r["gives_bound"] is not None else "-",
                   state="available" if r["available"] else f"missing: {r['reason']}") for r in rows]
     err(format_table(shown, ["name", "state", "kind", "bound", "determinism", "version"]))
-    emit(json.dumps(rows, indent=1))
+    emit_rows(json.dumps(rows, indent=1), False, True, "e.g. `geoshare-opt solvers | cat`")
 
 
 # ---------------------------------------------------------------------- warm-up

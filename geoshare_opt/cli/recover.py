@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import ProgressBar, check_seed_option, parse_spec_options, spec_option
+from .common import ProgressBar, check_seed_option, parse_spec_options, spec_option, torch_threads
 
 RECOVERED_SUFFIX = "-recovered"
 
@@ -50,6 +50,7 @@ def default_output(outdir: str) -> Path:
 
 @cli.command("recover")
 @spec_option
+@torch_threads
 @click.argument("spec")
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--steps", type=int, default=200, show_default=True, callback=_positive_int,

@@ -10,6 +10,7 @@ result in half. A command stopped before it wrote anything exits with
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -84,9 +85,15 @@ def stop_message() -> str:
 
 def exit_stopped(detail: str = "") -> None:
     """One line on stderr, solver subprocesses ended, exit 130 / 143: for a command stopped before any output."""
+    command_line = bool(_installed)
     finishing()                  # a second signal must not turn this exit into a traceback
     from ..processes import terminate_children
     terminate_children()
     sys.stderr.write(stop_message() + (f": {detail}" if detail else "") + "\n")
     sys.stderr.flush()
+    if command_line:
+        # the stop is final and nothing is left to write (files being written were removed while the interrupt
+        # unwound the stack): leave now, with exactly this code. Unwinding on through the interpreter's exit could
+        # still turn it into a death by SIGINT (exit -2 or 130 after a SIGTERM was seen under load)
+        os._exit(exit_code())
     sys.exit(exit_code())

@@ -9,7 +9,8 @@ import click
 from . import exits, signals
 from .app import cli, emit, err
 from .common import (ProgressLine, check_seed_option, format_table, parse_native, rows_to_csv, rows_to_json,
-                     refuse_overwriting_inputs, solver_options, summary_line, check_writable, write_output)
+                     refuse_overwriting_inputs, solver_options, summary_line, check_writable, write_output,
+                     SLACK_NOTE, emit_rows)
 
 
 def exit_code(result) -> int:
@@ -33,7 +34,13 @@ def exit_code(result) -> int:
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add 'true_cost' (total and per type: the true class cost of the colouring, from the instance's "
                    "curvature sidecar) to the result JSON; the objective stays the graph objective.")
-def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output, true_cost):
+@click.option("--ratio", type=float, default=None, metavar="R",
+              help="Set the budget here instead of re-running analyze: remove the fraction R (0<R<1) of the stored "
+                   "parameters (max_params = floor((1-R) * total params)); other caps kept.")
+@click.option("--max-classes", "max_classes", type=int, default=None, metavar="K",
+              help="Set the budget's max_classes to K (other caps kept).")
+def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quiet, init, output, true_cost, ratio,
+              max_classes):
     """Colour INSTANCE under its budget and print the result JSON.
 
     \b
@@ -41,13 +48,17 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
     Exit codes: 0 a feasible assignment is written (optimal or not, also after a time limit, Ctrl-C or SIGTERM:
     its termination says which); 3 no feasible assignment (infeasibility proven or none found); 2 bad input;
     130 (Ctrl-C) / 143 (SIGTERM) stopped with nothing found: no result is written; 1 internal or backend error.
+    With --ratio / --max-classes the result answers INSTANCE under that budget; it records the budget
+    (stats.budget_override), which apply and validate use to match it to INSTANCE.
     """
     from ..api import solve
     from ..instance import Instance
 
     check_writable(output)
     refuse_overwriting_inputs(output, [instance, init])
-    inst = Instance.load(instance)
+    inst, override = budget_at_solve(Instance.load(instance), ratio, max_classes)
+    if inst.budget_is_slack and not quiet:
+        err(f"note: {SLACK_NOTE} (solve --ratio R or --max-classes K)")
     native = parse_native(native)
     cc = None
     if true_cost:  # read (and check) the sidecar before the run: a missing one is bad input, found at once
@@ -68,21 +79,34 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
         signals.exit_stopped("no assignment was found before the stop; nothing written")
     signals.finishing()      # the answer is in hand: a second Ctrl-C must not cut its output short
     result.instance_path = os.path.abspath(instance)  # lets `validate` find the instance later
+    if override:
+        result.stats["budget_override"] = override
+    if cc is not None:
+        from ..classcost import annotate_true_cost
+        annotate_true_cost(result, cc)
     payload = result.dumps()
-    if cc is not None and result.feasible:
-        import json
-        data = result.to_dict()
-        data["true_cost"] = cc.cost(result.assignment).to_dict()   # results may carry extra fields (schema)
-        payload = json.dumps(data, indent=1, allow_nan=False)
     if output and output != "-":
         write_output(output, payload + "\n")
     else:
         emit(payload)
     if not quiet:
         err(summary_line(result))
-        if cc is not None and result.feasible:
-            err(f"true class cost {cc(result.assignment):.8g}")
+        if result.true_cost is not None:
+            err(f"true class cost {result.true_cost['total']:.8g}")
     sys.exit(exit_code(result))
+
+
+def budget_at_solve(inst, ratio: float | None, max_classes: int | None):
+    """``inst`` under the budget ``solve --ratio/--max-classes`` sets, and that budget (None when neither)."""
+    if ratio is None and max_classes is None:
+        return inst, None
+    if (inst.meta.get("mode") if isinstance(inst.meta, dict) else None) == "basis" and ratio is not None:
+        from ..errors import InputError
+        raise InputError("--ratio: this instance was analysed for basis mode, where the ratio sets the shared "
+                         "ranks and so the edge weights: re-run analyze with the new --ratio")
+    inst = inst.with_ratio(ratio, max_classes) if ratio is not None else inst.with_budget(max_classes,
+                                                                                         keep_caps=True)
+    return inst, inst.budget.to_dict()
 
 
 @cli.command("compare")
@@ -98,7 +122,7 @@ def solve_cmd(instance, solver, time_limit, seed, threads, native, verbose, quie
 @click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
               help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
 @click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
-              help="Write the rows as JSON to FILE ('-' = stdout, the default).")
+              help="Write the rows as JSON to FILE ('-' = stdout, the default; on a terminal only with '-').")
 @click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add a true_cost column (the true class cost of each colouring, from each instance's sidecar).")
@@ -107,8 +131,9 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
 
     \b
-    stdout: the rows as JSON (or CSV with --csv -); stderr: a progress line per run and the table, where '*'
-    marks the best objective on each instance. Files are written atomically. Exit 0 when the rows were written
+    stdout: the rows as JSON (or CSV with --csv -), except on a terminal, where the table is enough (--json -
+    prints them there too); stderr: a progress line per run and the table, where '*' marks the best objective on
+    each instance. Files are written atomically. Exit 0 when the rows were written
     (whatever each run found; Ctrl-C or SIGTERM ends the comparison after the run it stopped, whose row says
     "interrupted"), 2 on bad input.
     """
@@ -118,25 +143,14 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     names = [s.strip() for s in solvers.split(",") if s.strip()]
     if not names:
         raise InputError("--solvers needs at least one solver name")
-    per_solver: dict[str, dict] = {}
-    for item in native:
-        name, sep, pair = item.partition(":")
-        if not sep or name not in names:
-            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
-        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    per_solver = _native_per_solver(native, names)
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
     refuse_overwriting_inputs(csv_out, instances, "--csv")
     refuse_overwriting_inputs(json_out, instances, "--json")
     refuse_overwriting_inputs(json_out, [csv_out], "--json")
 
-    costs = {}
-    if true_cost:  # every instance needs its sidecar: checked before anything runs
-        from ..classcost import load_class_cost
-        from ..instance import Instance
-        costs = {os.path.basename(path): load_class_cost(Instance.load(path), path) for path in instances}
-        if len(costs) < len(set(instances)):   # rows name instances by file name
-            raise InputError("--true-cost: two instances share a file name; rename one")
+    costs = _class_costs(instances) if true_cost else {}   # every sidecar checked before anything runs
 
     def report(row, res):
         if true_cost:
@@ -152,12 +166,7 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if rows and rows[-1]["termination"] == "interrupted":
         err(f"{signals.stop_message()}: the comparison stopped after {len(rows)} run(s); writing those rows")
     if not quiet:
-        cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
-        cols += ["true_cost"] if true_cost else []
-        shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
-                 for r in rows]
-        err(format_table(shown, cols, ["instance", "solver", "rep", "objective", "bound", "gap", "time_s",
-                                       "termination", "best"] + (["true cost"] if true_cost else [])))
+        err(_compare_table(rows, true_cost))
     columns = list(COLUMNS) + (["true_cost"] if true_cost else [])
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(rows, columns))
@@ -166,4 +175,38 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if csv_out == "-":
         emit(rows_to_csv(rows, columns))
     elif json_out in (None, "-"):
-        emit(rows_to_json(rows))
+        emit_rows(rows_to_json(rows), json_out == "-", not quiet, "or write them with --json FILE")
+
+
+def _native_per_solver(native, names: list[str]) -> dict[str, dict]:
+    """``--native SOLVER:KEY=VALUE`` options grouped by solver (each SOLVER must be among ``names``)."""
+    from ..errors import InputError
+    per_solver: dict[str, dict] = {}
+    for item in native:
+        name, sep, pair = item.partition(":")
+        if not sep or name not in names:
+            raise InputError(f"--native for compare expects SOLVER:KEY=VALUE with SOLVER among --solvers, got {item!r}")
+        per_solver.setdefault(name, {}).update(parse_native([pair]))
+    return per_solver
+
+
+def _class_costs(instances) -> dict:
+    """The true class cost of every instance, by file name (the rows name instances by it)."""
+    from ..classcost import load_class_cost
+    from ..errors import InputError
+    from ..instance import Instance
+    costs = {os.path.basename(path): load_class_cost(Instance.load(path), path) for path in instances}
+    if len(costs) < len(set(instances)):
+        raise InputError("--true-cost: two instances share a file name; rename one")
+    return costs
+
+
+def _compare_table(rows: list[dict], true_cost: bool) -> str:
+    cols = ["instance", "solver", "repeat", "objective", "bound", "gap", "wall_time_s", "termination", "best"]
+    heads = ["instance", "solver", "rep", "objective", "bound", "gap", "time_s", "termination", "best"]
+    if true_cost:
+        cols.append("true_cost")
+        heads.append("true cost")
+    shown = [dict(r, gap=None if r["gap"] is None else round(r["gap"], 6), wall_time_s=round(r["wall_time_s"], 3))
+             for r in rows]
+    return format_table(shown, cols, heads)

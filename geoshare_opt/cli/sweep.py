@@ -8,7 +8,7 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import (ProgressBar, check_seed_option, check_writable, format_table, parse_native,
+from .common import (ProgressBar, check_seed_option, check_writable, emit_rows, format_table, parse_native,
                      refuse_overwriting_inputs, rows_to_csv, write_output)
 
 CSV_COLUMNS = ["frontier", "max_classes", "max_params", "n_classes", "stored_params", "compression", "damage",
@@ -32,6 +32,8 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
 @click.option("--native", "native", multiple=True, metavar="KEY=VALUE", help="Native option of the solver.")
 @click.option("--csv", "csv_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
               help="Write the rows as CSV ('-' = stdout, which then carries the CSV instead of JSON).")
+@click.option("--json", "json_out", type=click.Path(allow_dash=True), default=None, metavar="FILE",
+              help="Write the table as JSON to FILE ('-' = stdout, the default; on a terminal only with '-').")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
               help="Plot damage against stored parameters: the optimal frontier and the heuristics (needs "
                    "matplotlib, the 'plot' extra).")
@@ -45,8 +47,8 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
               help="Add the true class cost of every colouring (needs the instance's curvature sidecar with "
                    "weights).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table on stderr.")
-def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, csv_out, plot_out, heuristics,
-              random_seeds, true_cost, quiet):
+def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, csv_out, json_out, plot_out,
+              heuristics, random_seeds, true_cost, quiet):
     """The optimal predicted damage of INSTANCE for every budget, from one class per type to no sharing.
 
     \b
@@ -54,30 +56,17 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     DP over types into two frontiers: best damage per total class count ("rows") and the Pareto front of stored
     parameters against damage ("frontier"). The instance's max_classes / max_params are what is swept (ignored);
     hard edges and per-type caps are honoured (a budget they make infeasible is a row marked infeasible).
-    stdout: the table as JSON (geoshare-sweep v1), or CSV with --csv -; stderr: a progress bar and the table.
+    stdout: the table as JSON (geoshare-sweep v1), or CSV with --csv -, except on a terminal, where the table on
+    stderr is enough (--json - prints the JSON there too); stderr: a progress bar and the table.
     Exit codes: 0 done (also when stopped by the time limit or Ctrl-C: unproven rows say so), 2 bad input.
     """
-    from ..baselines import KINDS
     from ..errors import InputError
     from ..instance import Instance
 
-    check_writable(csv_out)
-    refuse_overwriting_inputs(csv_out, [instance], "--csv")
-    refuse_overwriting_inputs(plot_out, [instance, csv_out], "--plot")
-    if plot_out:
-        check_writable(plot_out)
-        _require_matplotlib()
-        if os.path.splitext(plot_out)[1].lower() not in (".png", ".pdf", ".svg"):
-            raise InputError(f"--plot {plot_out}: use a .png, .pdf or .svg file name")
+    _check_outputs(instance, csv_out, json_out, plot_out)
     if random_seeds < 1:
         raise InputError(f"--random-seeds must be at least 1, got {random_seeds}")
-    if heuristics is None:
-        kinds = list(KINDS) if plot_out else []
-    else:
-        kinds = [k.strip() for k in heuristics.split(",") if k.strip()]
-        unknown = [k for k in kinds if k not in KINDS]
-        if unknown:
-            raise InputError(f"--heuristics: unknown kind {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+    kinds = _heuristic_kinds(heuristics, plot_out)
     inst = Instance.load(instance)
     cc = None
     if true_cost:
@@ -95,16 +84,54 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     payload = result.to_dict()
     if not quiet:
         err(_table(payload, cc is not None))
+    _write_outputs(payload, csv_out, json_out, plot_out, quiet)
+    sys.exit(exits.OK)
+
+
+def _check_outputs(instance: str, csv_out, json_out, plot_out) -> None:
+    """Every output can be written, none overwrites an input or another output, one at most goes to stdout."""
+    from ..errors import InputError
+    if csv_out == "-" and json_out == "-":
+        raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
+    for flag, path in (("--csv", csv_out), ("--json", json_out)):
+        check_writable(path)
+        refuse_overwriting_inputs(path, [instance], flag)
+    refuse_overwriting_inputs(json_out, [csv_out], "--json")
+    refuse_overwriting_inputs(plot_out, [instance, csv_out, json_out], "--plot")
+    if plot_out:
+        check_writable(plot_out)
+        _require_matplotlib()
+        if os.path.splitext(plot_out)[1].lower() not in (".png", ".pdf", ".svg"):
+            raise InputError(f"--plot {plot_out}: use a .png, .pdf or .svg file name")
+
+
+def _heuristic_kinds(heuristics: str | None, plot_out) -> list[str]:
+    """``--heuristics`` as a list of kinds (default: every kind with --plot, none otherwise)."""
+    from ..baselines import KINDS
+    from ..errors import InputError
+    if heuristics is None:
+        return list(KINDS) if plot_out else []
+    kinds = [k.strip() for k in heuristics.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InputError(f"--heuristics: unknown kind {unknown[0]!r}; choose among: {', '.join(KINDS)}")
+    return kinds
+
+
+def _write_outputs(payload: dict, csv_out, json_out, plot_out, quiet: bool) -> None:
+    """The CSV, the plot and the JSON files; stdout gets the CSV with --csv -, else the JSON."""
+    import json
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(csv_rows(payload), CSV_COLUMNS))
     if plot_out:
         plot(payload, plot_out)
+    text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
+    if json_out and json_out != "-":
+        write_output(json_out, text)
     if csv_out == "-":
         emit(rows_to_csv(csv_rows(payload), CSV_COLUMNS))
-    else:
-        import json
-        emit(json.dumps(payload, indent=1, allow_nan=False))
-    sys.exit(exits.OK)
+    elif json_out in (None, "-"):
+        emit_rows(text, json_out == "-", not quiet, "or write it with --json FILE")
 
 
 def _require_matplotlib() -> None:

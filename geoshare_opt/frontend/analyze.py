@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import inspect
 import math
-import platform
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 
 from ..errors import InputError
-from ..instance import Instance
-from ..specs.base import BUILTIN, ModelSpec, as_spec, load_spec
+from ..instance import Instance, params_for_ratio
+from ..options import check_ratio
+from ..provenance import versions
+from ..specs.base import ModelSpec, as_spec
+from ..specs.load import BUILTIN, load_callable, load_spec
 from .discovery import NodeInfo, discover, group_by_type
 from .estimators import diag as diag_est
 from .estimators import kfac as kfac_est
@@ -61,8 +63,7 @@ def builtin_options(ref: str, samples: int | None, seq_len: int | None) -> dict:
         if seq_len is not None:
             raise InputError("--seq-len applies to built-in text specs only (minilm); a user spec sets its own data")
         return {}
-    from ..specs.base import _load_callable
-    params = inspect.signature(_load_callable(BUILTIN[ref])).parameters
+    params = inspect.signature(load_callable(BUILTIN[ref])).parameters
     opts = {}
     if samples is not None and "n_calib" in params:
         opts["n_calib"] = samples
@@ -78,8 +79,8 @@ def _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_s
         raise InputError(f"estimator {estimator!r}: use one of {', '.join(ESTIMATORS)}")
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: use one of {', '.join(MODES)}")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio < 1):
-        raise InputError(f"ratio must be a number strictly between 0 and 1, got {ratio!r}")
+    if ratio is not None:
+        check_ratio(ratio)
     if max_classes is not None and (not isinstance(max_classes, int) or isinstance(max_classes, bool)
                                     or max_classes < 1):
         raise InputError(f"max_classes must be a positive integer, got {max_classes!r}")
@@ -112,20 +113,8 @@ def budget_for(nodes: Sequence[NodeInfo], mode: str, ratio: float | None, max_cl
     if mode == "tie" and ratio is not None:
         total = sum(n.params for n in nodes)
         need = sum(max(nodes[i].params for i in idx) for idx in types.values())
-        cap = math.floor((1 - ratio) * total)
-        if cap < need:
-            raise InputError(f"ratio {ratio} is too high: one tensor per type already stores {need} of {total} "
-                             f"parameters (the ratio can be at most {1 - need / total:.4f})")
-        out["max_params"] = cap
+        out["max_params"] = params_for_ratio(total, need, ratio)
     return out
-
-
-def _versions() -> dict:
-    import numpy
-
-    from .. import __version__
-    return {"torch": torch.__version__, "numpy": numpy.__version__, "geoshare-opt": __version__,
-            "python": platform.python_version()}
 
 
 def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
@@ -182,18 +171,9 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
-    if sidecar not in SIDECAR_CONTENTS:
-        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
-    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
-                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
-        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
-    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
-    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
-        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
-    opts.update(spec_options or {})
-    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
-    if provenance:
-        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
+    _check_outputs(sidecar, lanczos_graph_budget)
+    spec, ref, spec_options = _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance,
+                                           progress)
     model = spec.model
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
@@ -210,17 +190,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
                                   lanczos_steps=lanczos_steps, lanczos_graph_budget=lanczos_graph_budget)
     t1 = time.perf_counter()
     weights = {n.name: wparams[n.name].detach() for n in nodes}
-    extra: dict[str, Any] = {}
     kept = first_order_layers(nodes, curv, first_order) if mode == "tie" else []
-    with torch.no_grad(), translated_errors("pair weights", dev):
-        if mode == "tie":
-            edges = tie_weights(nodes, weights, curv, first_order=first_order)
-        else:
-            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
-            extra["basis_rank"] = ranks
-    bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
-    if bad is not None:
-        raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
+    edges, extra = _pair_weights(nodes, weights, curv, mode, rank, ratio, first_order, dev)
     t2 = time.perf_counter()
     progress and progress({"step": "pair weights", "done": 1, "total": 1})
     budget = budget_for(nodes, mode, ratio, max_classes)
@@ -234,18 +205,9 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
         "budget_from": ({"ratio": ratio} if ratio is not None else {})
         | ({"max_classes": max_classes} if max_classes is not None else {}),
         "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
-        "versions": _versions(), **extra,
+        "versions": versions("torch"), **extra,
+        **_estimator_meta(curv, estimator, mode, first_order, lanczos_steps),
     }
-    if estimator == "lanczos":
-        meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
-                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"],
-                           "graphs_kept": curv.stats["graphs_kept"],
-                           "graphs_kept_mb": round(curv.stats["graphs_kept_bytes"] / 2 ** 20, 1)}
-    if curv.stats.get("gradient_snr") is not None and mode == "tie" and first_order:
-        meta["gradient_snr"] = {k: round(v, 4) if math.isfinite(v) else None
-                                for k, v in curv.stats["gradient_snr"].items()}
-    if curv.stats.get("output_hessian"):
-        meta["output_hessian"] = curv.stats["output_hessian"]
     inst_name = name or f"{ref}-{estimator}-{mode}"
     node_dicts = [n.to_node_dict() for n in nodes]
 
@@ -258,6 +220,60 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     if out is None:
         return build()
     return write_with_sidecar(out, sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+
+
+def _check_outputs(sidecar: str, lanczos_graph_budget) -> None:
+    if sidecar not in SIDECAR_CONTENTS:
+        raise InputError(f"sidecar {sidecar!r}: use one of {', '.join(SIDECAR_CONTENTS)}")
+    if lanczos_graph_budget is not None and (not isinstance(lanczos_graph_budget, int)
+                                             or isinstance(lanczos_graph_budget, bool) or lanczos_graph_budget < 0):
+        raise InputError(f"lanczos_graph_budget must be a number of bytes >= 0, got {lanczos_graph_budget!r}")
+
+
+def _load_spec(spec_or_model, batches, loss, samples, seq_len, spec_options, provenance, progress):
+    """(spec, the reference recorded in ``meta.model``, the spec options recorded with it)."""
+    opts = builtin_options(spec_or_model, samples, seq_len) if isinstance(spec_or_model, str) else {}
+    if not isinstance(spec_or_model, str) and (seq_len is not None or spec_options):
+        raise InputError("seq_len and spec_options apply to specs given by reference (a name, file.py:make, ...) only")
+    opts.update(spec_options or {})
+    if progress is not None and isinstance(spec_or_model, str):    # a large model can take minutes to load
+        progress({"step": "load", "message": f"loading {spec_or_model}"})
+    spec, ref = resolve_spec(spec_or_model, batches, loss, spec_options=opts)
+    if provenance:
+        ref, spec_options = str(provenance.get("spec", ref)), provenance.get("spec_options") or spec_options
+    return spec, ref, spec_options
+
+
+def _pair_weights(nodes, weights, curv: Curvature, mode: str, rank, ratio, first_order: bool, dev):
+    """The instance's edges (tie: curvature-weighted merge cost; basis: shared-basis error) and what the mode adds
+    to ``meta`` (basis: the rank per type); InputError on a weight that is not finite."""
+    extra: dict[str, Any] = {}
+    with torch.no_grad(), translated_errors("pair weights", dev):
+        if mode == "tie":
+            edges = tie_weights(nodes, weights, curv, first_order=first_order)
+        else:
+            edges, ranks = basis_weights(nodes, weights, curv.in_cov, rank=rank, ratio=ratio)
+            extra["basis_rank"] = ranks
+    bad = next(((u, v) for u, v, w in edges if not math.isfinite(w)), None)
+    if bad is not None:
+        raise InputError(f"the pair weight of {bad[0]!r} and {bad[1]!r} is not finite (curvature overflow?)")
+    return edges, extra
+
+
+def _estimator_meta(curv: Curvature, estimator: str, mode: str, first_order: bool, lanczos_steps: int) -> dict:
+    """What the estimator measured beyond the curvature itself, for ``meta``."""
+    meta: dict[str, Any] = {}
+    if estimator == "lanczos":
+        meta["lanczos"] = {"steps": lanczos_steps, "eigenvalues": curv.stats["eigenvalues"],
+                           "lam_rest": curv.lam_rest, "trace_estimate": curv.stats["trace_estimate"],
+                           "graphs_kept": curv.stats["graphs_kept"],
+                           "graphs_kept_mb": round(curv.stats["graphs_kept_bytes"] / 2 ** 20, 1)}
+    if curv.stats.get("gradient_snr") is not None and mode == "tie" and first_order:
+        meta["gradient_snr"] = {k: round(v, 4) if math.isfinite(v) else None
+                                for k, v in curv.stats["gradient_snr"].items()}
+    if curv.stats.get("output_hessian"):
+        meta["output_hessian"] = curv.stats["output_hessian"]
+    return meta
 
 
 def sidecar_tensors(curv: Curvature, weights: dict[str, torch.Tensor], mode: str, estimator: str,

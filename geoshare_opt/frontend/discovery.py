@@ -23,7 +23,7 @@ TRANSFORMER_ROLES: tuple[tuple[str, str], ...] = (
     (r"(^|\.)(query|q_proj|q|wq|to_q|q_lin)$", "attn.q"),
     (r"(^|\.)(key|k_proj|k|wk|to_k|k_lin)$", "attn.k"),
     (r"(^|\.)(value|v_proj|v|wv|to_v|v_lin)$", "attn.v"),
-    (r"(^|\.)(attention\.output\.dense|o_proj|out_proj|wo|to_out(\.0)?|out_lin)$", "attn.o"),
+    (r"(^|\.)(attention\.output\.dense|o_proj|out_proj|wo|to_out(\.0)?|out_lin|o)$", "attn.o"),
     (r"(^|\.)attn\.c_proj$", "attn.o"),
     (r"(^|\.)(gate_proj|w3)$", "mlp.gate"),
     (r"(^|\.)(intermediate\.dense|up_proj|fc1|c_fc|w1|lin1|fc_in)$", "mlp.up"),

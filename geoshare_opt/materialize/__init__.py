@@ -5,7 +5,7 @@
 ``parameter_report(model)``, ``recover(model, spec, steps=...)`` (a short training that keeps the sharing).
 Only the 2-D weights named by the instance are shared; biases and norms stay per layer.
 """
-from .apply import MODES, ApplyReport, apply, versions  # noqa: F401
+from .apply import MODES, ApplyReport, apply  # noqa: F401
 from .basis import SharedBasisLinear  # noqa: F401
 from .corrections import CorrectedBasisLinear, CorrectedLinear  # noqa: F401
 from .recover import RecoveryReport, recover  # noqa: F401

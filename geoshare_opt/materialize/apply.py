@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import copy
-import platform
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..checker import checked_labels
 from ..errors import InputError
 from ..instance import Instance
+from ..options import check_ratio
+from ..provenance import versions
 from .basis import choose_side, class_rank, swap_class
-from .common import as_result, check_model, check_result, classes_of, fingerprint
+from .common import as_result, check_model, classes_of, fingerprint
 from .report import compare, parameter_report
 from .tie import tie_classes
 
@@ -28,19 +30,9 @@ class ApplyReport:
         return {"mode": self.mode, "parameters": self.parameters, "classes": self.classes}
 
 
-def versions() -> dict:
-    import numpy
-    import safetensors
-    import torch
-    from .. import __version__
-    return {"geoshare-opt": __version__, "torch": torch.__version__, "safetensors": safetensors.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
-
-
 def basis_ratio(instance: Instance, ratio: float | None) -> float:
     """The compression target of basis mode: ``ratio`` if given, else the instance's (``meta.budget_from.ratio``
     as analyze records it, or ``meta.ratio``), else ``1 − max_params / total``."""
-    from ..baselines import check_ratio
     if ratio is None:
         meta = instance.meta if isinstance(instance.meta, Mapping) else {}
         ratio = meta.get("ratio")
@@ -71,7 +63,7 @@ def apply(model, instance: Instance, result: Any, mode: str = "tie", curvature: 
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; choose tie or basis")
     res = as_result(result)
-    labels = check_result(instance, res)
+    labels = checked_labels(instance, res)
     if check_fingerprint:
         check_model(model, instance)
     else:
@@ -117,6 +109,6 @@ def apply(model, instance: Instance, result: Any, mode: str = "tie", curvature: 
         "result": {"solver": res.solver, "objective": res.objective, "termination": res.termination},
         "colouring": {n.id: int(c) for n, c in zip(instance.nodes, labels)},
         "ratio": target, "classes": records,
-        "parameters": parameters, "versions": versions(),
+        "parameters": parameters, "versions": versions("torch", "safetensors"),
     }
     return compressed, ApplyReport(mode, parameters, records, tie_map)

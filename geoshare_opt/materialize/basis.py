@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .common import owner
 
 
 class SharedBasisLinear(nn.Module):
@@ -137,8 +138,8 @@ def swap_class(model, members: list[str], covs: list[torch.Tensor], rank: int, s
     """Replace the ``nn.Linear`` of every member by a ``SharedBasisLinear`` sharing one basis (in place)."""
     linears = []
     for name in members:
-        mod_name, _, attr = name.rpartition(".")
-        module = model.get_submodule(mod_name) if mod_name else model
+        mod_name = name.rpartition(".")[0]
+        module, attr = owner(model, name)
         if attr != "weight" or not isinstance(module, nn.Linear):
             raise InputError(f"basis mode shares nn.Linear weights only; {name!r} belongs to a "
                              f"{type(module).__name__} (use --mode tie)")
@@ -165,8 +166,7 @@ def swap_class(model, members: list[str], covs: list[torch.Tensor], rank: int, s
 
 
 def replace_module(model, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
+    parent, child = owner(model, name)
     setattr(parent, child, new)
 
 
@@ -178,8 +178,8 @@ def skeleton_class(model, record: dict) -> None:
     coef_shape = (d_out, rank) if side == "in" else (rank, d_in)
     basis = None
     for name in members:
-        mod_name, _, attr = name.rpartition(".")
-        module = model.get_submodule(mod_name) if mod_name else model
+        mod_name = name.rpartition(".")[0]
+        module, attr = owner(model, name)
         if attr != "weight" or not isinstance(module, nn.Linear) or list(module.weight.shape) != [d_out, d_in]:
             raise InputError(f"tie map: {name!r} is not an nn.Linear weight of shape {[d_out, d_in]} in this model")
         w = module.weight

@@ -162,10 +162,42 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
     ``teacher_cache``: a dict the caller keeps to reuse the teacher's outputs across calls with the same spec,
     teacher and batch size (e.g. recovering every colouring of a comparison). ``progress`` receives ``{"stage": "recover", "step": "recover", "done", "total", "loss"}`` after every step.
     """
-    from ..specs.base import eval_mode, move_batch
+    from ..specs.base import eval_mode
 
     t_start = time.perf_counter()
     steps, lr = check_budget(steps, lr)
+    _check_options(method, objective, schedule, batch_size)
+    fn = _objective_fn(spec, objective)
+    teacher = spec.model if teacher is None else teacher
+    if teacher is model:
+        raise InputError("the teacher must be the original network, not the model being recovered")
+    calib, heldout = _recovery_data(spec, teacher, objective, batch_size, _device_of(model), teacher_cache)
+    gen = torch.Generator().manual_seed(int(seed))
+    before = parameter_report(model)
+    with eval_mode(model):   # no dropout: the objective trained is the one measured; the caller's mode comes back
+        trainable, frozen, corrections = _trainable(model, method, members, rank, gen)
+        loss_before, heldout_before = _mean_loss(fn, model, *calib), _mean_loss(fn, model, *heldout)
+        t_train = time.perf_counter()
+        try:
+            curve = _train(fn, model, calib, trainable, gen, steps=steps, lr=lr, weight_decay=weight_decay,
+                           max_grad_norm=max_grad_norm, schedule=schedule, progress=progress)
+        finally:
+            train_s = time.perf_counter() - t_train
+            for p, flag in frozen:
+                p.requires_grad_(flag)
+        loss_after, heldout_after = _mean_loss(fn, model, *calib), _mean_loss(fn, model, *heldout)
+    after = parameter_report(model)
+    return RecoveryReport(
+        method=method, objective=objective, steps=steps, lr=lr, seed=int(seed), batch_size=batch_size,
+        rank=rank if method == "lora" else None, loss_before=loss_before, loss_after=loss_after,
+        heldout_before=heldout_before, heldout_after=heldout_after, train_s=round(train_s, 3),
+        total_s=round(time.perf_counter() - t_start, 3), trainable_params=sum(p.numel() for p in trainable),
+        parameters={"before": before["params"], "after": after["params"],
+                    "added": after["params"] - before["params"]},
+        corrections=corrections, curve=curve)
+
+
+def _check_options(method: str, objective: str, schedule: str, batch_size) -> None:
     if method not in METHODS:
         raise InputError(f"unknown recovery method {method!r}; choose {' or '.join(METHODS)}")
     if objective not in OBJECTIVES:
@@ -174,12 +206,12 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
         raise InputError(f"unknown learning-rate schedule {schedule!r}; choose {' or '.join(SCHEDULES)}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InputError(f"recovery batch size must be a positive integer, got {batch_size!r}")
-    fn = _objective_fn(spec, objective)
-    teacher = spec.model if teacher is None else teacher
-    if teacher is model:
-        raise InputError("the teacher must be the original network, not the model being recovered")
 
-    device = _device_of(model)
+
+def _recovery_data(spec, teacher: nn.Module, objective: str, batch_size, device, teacher_cache):
+    """((calibration batches, the teacher's outputs on them), (held-out batches, the teacher's outputs)), the
+    teacher's outputs from ``teacher_cache`` when it holds them for this spec, teacher and batch size."""
+    from ..specs.base import move_batch
     calib = [move_batch(b, device) for b in split_batches(spec.batches(), batch_size)]
     if not calib:
         raise InputError(f"spec {spec.name!r} yields no calibration batches: nothing to recover on")
@@ -190,69 +222,60 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
         cache[key] = (_teacher_outputs(spec, teacher, calib, objective),
                       _teacher_outputs(spec, teacher, heldout, objective))
     calib_teacher, heldout_teacher = cache[key]
+    return (calib, calib_teacher), (heldout, heldout_teacher)
 
-    gen = torch.Generator().manual_seed(int(seed))
-    before = parameter_report(model)
-    with eval_mode(model):   # no dropout: the objective trained is the one measured; the caller's mode comes back
-        frozen: list[tuple[nn.Parameter, bool]] = []
-        corrections = None
-        if method == "lora":
-            names = shared_members(model) if members is None else list(members)
-            if not names:
-                raise InputError("the model has no shared layers to correct (lora needs a tied or shared-basis layer)")
-            frozen = [(p, p.requires_grad) for p in model.parameters()]
-            for p, _ in frozen:
-                p.requires_grad_(False)
-            corrections = add_corrections(model, names, rank, generator=gen)
-            trainable = correction_parameters(model)
-        else:
-            trainable = [p for p in model.parameters() if p.requires_grad]   # one entry per Parameter object
-        if not trainable:
-            raise InputError("the model has no trainable parameters")
 
-        loss_before = _mean_loss(fn, model, calib, calib_teacher)
-        heldout_before = _mean_loss(fn, model, heldout, heldout_teacher)
+def _trainable(model: nn.Module, method: str, members, rank: int, gen):
+    """(the parameters trained, the (parameter, requires_grad) flags to restore, the corrections record): every
+    trainable parameter, or for ``lora`` new low-rank corrections on the shared members with the rest frozen."""
+    frozen: list[tuple[nn.Parameter, bool]] = []
+    corrections = None
+    if method == "lora":
+        names = shared_members(model) if members is None else list(members)
+        if not names:
+            raise InputError("the model has no shared layers to correct (lora needs a tied or shared-basis layer)")
+        frozen = [(p, p.requires_grad) for p in model.parameters()]
+        for p, _ in frozen:
+            p.requires_grad_(False)
+        corrections = add_corrections(model, names, rank, generator=gen)
+        trainable = correction_parameters(model)
+    else:
+        trainable = [p for p in model.parameters() if p.requires_grad]   # one entry per Parameter object
+    if not trainable:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+        raise InputError("the model has no trainable parameters")
+    return trainable, frozen, corrections
 
-        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, schedule))
-        every = max(1, steps // CURVE_POINTS)
-        curve = []
-        order: list[int] = []
-        t_train = time.perf_counter()
-        try:
-            for step in range(steps):
-                if not order:
-                    order = torch.randperm(len(calib), generator=gen).tolist()
-                i = order.pop()
-                opt.zero_grad(set_to_none=True)
-                loss = fn(model, calib[i], calib_teacher[i])
-                if not torch.isfinite(loss):
-                    raise InputError(f"recovery diverged at step {step + 1} (loss {float(loss)}): lower --lr")
-                loss.backward()
-                if max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
-                opt.step()
-                sched.step()
-                value = float(loss.detach())
-                if step % every == 0 or step == steps - 1:
-                    curve.append([step + 1, value])
-                if progress is not None:
-                    progress({"stage": "recover", "step": "recover", "done": step + 1, "total": steps, "loss": value})
-        finally:
-            train_s = time.perf_counter() - t_train
-            for p, flag in frozen:
-                p.requires_grad_(flag)
-        loss_after = _mean_loss(fn, model, calib, calib_teacher)
-        heldout_after = _mean_loss(fn, model, heldout, heldout_teacher)
-    after = parameter_report(model)
-    return RecoveryReport(
-        method=method, objective=objective, steps=steps, lr=lr, seed=int(seed), batch_size=batch_size,
-        rank=rank if method == "lora" else None, loss_before=loss_before, loss_after=loss_after,
-        heldout_before=heldout_before, heldout_after=heldout_after, train_s=round(train_s, 3),
-        total_s=round(time.perf_counter() - t_start, 3), trainable_params=sum(p.numel() for p in trainable),
-        parameters={"before": before["params"], "after": after["params"],
-                    "added": after["params"] - before["params"]},
-        corrections=corrections, curve=curve)
+
+def _train(fn, model: nn.Module, calib, trainable, gen, *, steps: int, lr: float, weight_decay: float,
+           max_grad_norm: float, schedule: str, progress) -> list:
+    """``steps`` AdamW steps on calibration batches in a seeded random order; the loss curve (``CURVE_POINTS``)."""
+    batches, teacher_out = calib
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, schedule))
+    every = max(1, steps // CURVE_POINTS)
+    curve = []
+    order: list[int] = []
+    for step in range(steps):
+        if not order:
+            order = torch.randperm(len(batches), generator=gen).tolist()
+        i = order.pop()
+        opt.zero_grad(set_to_none=True)
+        loss = fn(model, batches[i], teacher_out[i])
+        if not torch.isfinite(loss):
+            raise InputError(f"recovery diverged at step {step + 1} (loss {float(loss)}): lower --lr")
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+        opt.step()
+        sched.step()
+        value = float(loss.detach())
+        if step % every == 0 or step == steps - 1:
+            curve.append([step + 1, value])
+        if progress is not None:
+            progress({"stage": "recover", "step": "recover", "done": step + 1, "total": steps, "loss": value})
+    return curve
 
 
 def recovered_tie_map(tie_map: dict, model: nn.Module, report: RecoveryReport) -> dict:

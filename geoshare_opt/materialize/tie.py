@@ -1,7 +1,7 @@
 """Tying: every class of the colouring becomes one ``nn.Parameter`` shared by identity by all its members.
 
 The shared value is the curvature-weighted merge ``w̄ = Σ_l h_l ⊙ w_l / Σ_l h_l`` (element-wise; the minimiser of
-the diagonal quadratic model ``½ Σ_l Σ_p h_lp (w_lp − w̄_p)²``, shared/design/curvature.md), with the plain mean
+the diagonal quadratic model ``½ Σ_l Σ_p h_lp (w_lp − w̄_p)²``, formulations/sweep-and-classcost.md), with the plain mean
 where no curvature was saved or where every member's curvature is zero. Biases and norms are not tied: only the
 2-D weight matrices named by the instance are, so each layer keeps its own bias and normalisation.
 """

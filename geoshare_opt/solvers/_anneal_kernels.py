@@ -18,7 +18,7 @@ independent of numba's global generator.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 _M = np.uint64(2685821657736338717)
 _S12 = np.uint64(12)
@@ -29,7 +29,7 @@ _S33 = np.uint64(33)
 _INV53 = 1.0 / 9007199254740992.0
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _next(rng):
     x = rng[0]
     x ^= x >> _S12
@@ -39,23 +39,23 @@ def _next(rng):
     return x * _M
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _uniform(rng):
     return np.float64(_next(rng) >> _S11) * _INV53
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _accepts(x, rng):
     """Metropolis test of an uphill move with d / T = ``x`` by ``exp``; no random number drawn when x > 40."""
     return x <= 40.0 and _uniform(rng) < np.exp(-x)
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _below(rng, m):
     return np.int64((_next(rng) >> _S33) % np.uint64(m))
 
 
-@njit(cache=True)
+@njit()
 def build_tables(loc, indptr, nbr, wt, hptr, hnbr, kmax):
     n = loc.shape[0]
     G = np.zeros((n, kmax), dtype=np.float64)
@@ -68,7 +68,7 @@ def build_tables(loc, indptr, nbr, wt, hptr, hnbr, kmax):
     return G, H
 
 
-@njit(cache=True)
+@njit()
 def objective(loc, indptr, nbr, wt):
     s = 0.0
     for v in range(loc.shape[0]):
@@ -78,7 +78,7 @@ def objective(loc, indptr, nbr, wt):
     return 0.5 * s
 
 
-@njit(cache=True)
+@njit()
 def hard_conflicts(loc, H):
     c = 0
     for v in range(loc.shape[0]):
@@ -86,7 +86,7 @@ def hard_conflicts(loc, H):
     return c // 2
 
 
-@njit(cache=True)
+@njit()
 def params_state(loc, lo, prank, n_classes, n_ranks, pvals):
     cnt = np.zeros((n_classes, n_ranks), dtype=np.int32)
     for v in range(loc.shape[0]):
@@ -102,7 +102,7 @@ def params_state(loc, lo, prank, n_classes, n_ranks, pvals):
     return cnt, cmax, stored
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _params_delta(v, a, b, lo, prank, pvals, cnt, cmax):
     ga = lo[v] + a
     gb = lo[v] + b
@@ -118,7 +118,7 @@ def _params_delta(v, a, b, lo, prank, pvals, cnt, cmax):
     return d
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _params_move(v, a, b, lo, prank, pvals, cnt, cmax, stored):
     stored[0] += _params_delta(v, a, b, lo, prank, pvals, cnt, cmax)
     ga = lo[v] + a
@@ -135,7 +135,7 @@ def _params_move(v, a, b, lo, prank, pvals, cnt, cmax, stored):
         cmax[gb] = r
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _move(v, a, b, loc, G, H, indptr, nbr, wt, hptr, hnbr):
     for p in range(indptr[v], indptr[v + 1]):
         u = nbr[p]
@@ -149,7 +149,7 @@ def _move(v, a, b, loc, G, H, indptr, nbr, wt, hptr, hnbr):
     loc[v] = b
 
 
-@njit(cache=True)
+@njit()
 def anneal_sweeps(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
                   use_params, prank, pvals, cnt, cmax, stored, max_params,
                   t_a, t_b, n_sweeps, rng, obj, best_obj, best_loc, etab):
@@ -199,7 +199,7 @@ def anneal_sweeps(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
             best_loc[:] = loc
 
 
-@njit(cache=True)
+@njit()
 def descend(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
             use_params, prank, pvals, cnt, cmax, stored, max_params, obj, max_passes):
     """Best-improvement moves node by node until no move improves (a local optimum), at most ``max_passes``."""
@@ -232,7 +232,7 @@ def descend(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
             break
 
 
-@njit(cache=True)
+@njit()
 def perturb(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
             use_params, prank, pvals, cnt, cmax, stored, max_params, n_moves, rng, obj):
     """``n_moves`` random feasible moves regardless of cost (the kick between annealing rounds)."""
@@ -257,7 +257,7 @@ def perturb(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
         _move(v, a, b, loc, G, H, indptr, nbr, wt, hptr, hnbr)
 
 
-@njit(cache=True)
+@njit()
 def tabucol(loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
             use_params, prank, pvals, cnt, cmax, stored, max_params,
             tabu, it0, max_iters, rng, best_loc, best_conf):

@@ -21,7 +21,7 @@ is re-checked against the current stored parameters and recomputed when it no lo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from ._anneal_kernels import _below, _move, _params_delta, _params_move, _uniform
 
@@ -30,13 +30,13 @@ NEG = -1e300
 C_OMEGA, C_L, C_IT, C_LAST, C_DESCENTS, C_SINCE_BEST = 0, 1, 2, 3, 4, 5
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _above(key, prio, i, j):
     """Heap order: larger gain first, then larger random priority."""
     return key[i] > key[j] or (key[i] == key[j] and prio[i] > prio[j])
 
 
-@njit(cache=True)
+@njit()
 def _sift_up(heap, pos, key, prio, i):
     v = heap[i]
     while i > 0:
@@ -51,7 +51,7 @@ def _sift_up(heap, pos, key, prio, i):
     pos[v] = i
 
 
-@njit(cache=True)
+@njit()
 def _sift_down(heap, pos, key, prio, i, size):
     v = heap[i]
     while True:
@@ -70,7 +70,7 @@ def _sift_down(heap, pos, key, prio, i, size):
     pos[v] = i
 
 
-@njit(cache=True)
+@njit()
 def _best_move(v, loc, kk, lo, G, H, use_params, prank, pvals, cnt, cmax, stored, max_params, bclass, key):
     """The allowed class with the largest gain for v (``key[v] = NEG`` when no class is allowed)."""
     a = loc[v]
@@ -92,7 +92,7 @@ def _best_move(v, loc, kk, lo, G, H, use_params, prank, pvals, cnt, cmax, stored
     bclass[v] = bb
 
 
-@njit(cache=True)
+@njit()
 def _fits(v, b, loc, lo, use_params, prank, pvals, cnt, cmax, stored, max_params):
     if not use_params:
         return True
@@ -100,7 +100,7 @@ def _fits(v, b, loc, lo, use_params, prank, pvals, cnt, cmax, stored, max_params
     return pd <= 0 or stored[0] + pd <= max_params
 
 
-@njit(cache=True)
+@njit()
 def _heap_insert(heaps, sz, h, pos, inh, key, prio, v):
     i = sz[h]
     sz[h] += 1
@@ -110,7 +110,7 @@ def _heap_insert(heaps, sz, h, pos, inh, key, prio, v):
     _sift_up(heaps[h], pos, key, prio, i)
 
 
-@njit(cache=True)
+@njit()
 def _heap_remove(heaps, sz, pos, inh, key, prio, v):
     h = inh[v]
     i = pos[v]
@@ -125,7 +125,7 @@ def _heap_remove(heaps, sz, pos, inh, key, prio, v):
         _sift_down(heaps[h], pos, key, prio, pos[last], sz[h])
 
 
-@njit(cache=True)
+@njit()
 def _refresh(v, heaps, sz, pos, inh, loc, kk, lo, G, H, use_params, prank, pvals, cnt, cmax, stored, max_params,
              bclass, key, prio):
     """Recompute v's best move and restore its position in whichever heap holds it."""
@@ -140,7 +140,7 @@ def _refresh(v, heaps, sz, pos, inh, loc, kk, lo, G, H, use_params, prank, pvals
         _sift_down(heaps[h], pos, key, prio, pos[v], sz[h])
 
 
-@njit(cache=True)
+@njit()
 def _apply(v, b, heaps, sz, pos, inh, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
            use_params, prank, pvals, cnt, cmax, stored, max_params, bclass, key, prio, rng, obj):
     a = loc[v]
@@ -163,7 +163,7 @@ def _apply(v, b, heaps, sz, pos, inh, loc, kk, lo, G, H, indptr, nbr, wt, hptr, 
                      max_params, bclass, key, prio)
 
 
-@njit(cache=True)
+@njit()
 def _top_fitting(heaps, sz, h, pos, inh, loc, kk, lo, G, H, use_params, prank, pvals, cnt, cmax, stored,
                  max_params, bclass, key, prio):
     """Heap h's top after re-checking stale entries against the parameter cap (-1 when it holds no move)."""
@@ -178,7 +178,7 @@ def _top_fitting(heaps, sz, h, pos, inh, loc, kk, lo, G, H, use_params, prank, p
     return -1
 
 
-@njit(cache=True)
+@njit()
 def bls(movable, loc, kk, lo, G, H, indptr, nbr, wt, hptr, hnbr,
         use_params, prank, pvals, cnt, cmax, stored, max_params,
         obj, best_obj, best_loc, rng, ctl, tabu_until, ring_head, ring_node, ring_next, n_iters,

@@ -11,10 +11,10 @@ each, and their largest tensor's parameters).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _higher(k1, k2, k3, hv, i, j):
     if k1[i] != k1[j]:
         return k1[i] > k1[j]
@@ -25,7 +25,7 @@ def _higher(k1, k2, k3, hv, i, j):
     return hv[i] < hv[j]
 
 
-@njit(cache=True)
+@njit()
 def _push(k1, k2, k3, hv, size, a, b, c, v):
     i = size
     k1[i] = a
@@ -45,7 +45,7 @@ def _push(k1, k2, k3, hv, size, a, b, c, v):
     return size + 1
 
 
-@njit(cache=True)
+@njit()
 def _pop(k1, k2, k3, hv, size):
     """Remove the top entry (moved to index ``size - 1``); returns the new size."""
     last = size - 1
@@ -74,7 +74,7 @@ def _pop(k1, k2, k3, hv, size):
     return size
 
 
-@njit(cache=True)
+@njit()
 def dsatur(type_of, n_types, indptr, nbr, wt, hptr, hnbr, params, tiebreak,
            cap, need, max_classes, max_params, soft):
     """Returns ``(labels, ok)``: global class labels (-1 where unplaced) and whether every node was placed

@@ -11,7 +11,7 @@ reproducible); attempts with gain <= 0 draw no random number, as in the generic 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from ._anneal_kernels import _accepts, _next
 
@@ -19,7 +19,7 @@ _S11 = np.uint64(11)
 _TWO53 = 9007199254740992.0
 
 
-@njit(cache=True)
+@njit()
 def flip_gains(loc, indptr, nbr, wt, gain):
     """gain[v] = sum of w(v, u) over u in the other class - over u in v's class (the flip's objective change)."""
     for v in range(loc.shape[0]):
@@ -33,7 +33,7 @@ def flip_gains(loc, indptr, nbr, wt, gain):
         gain[v] = s
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _flip(v, loc, gain, indptr, nbr, wt):
     a = loc[v]
     for p in range(indptr[v], indptr[v + 1]):
@@ -46,7 +46,7 @@ def _flip(v, loc, gain, indptr, nbr, wt):
     loc[v] = 1 - a
 
 
-@njit(cache=True)
+@njit()
 def ising_sweeps(loc, gain, indptr, nbr, wt, t_a, t_b, n_sweeps, rng, obj, best_obj, best_loc, thr, hub_scale):
     """``n_sweeps`` Metropolis sweeps over all nodes in index order at temperatures falling geometrically from
     ``t_a`` to ``t_b`` (same schedule and bookkeeping as ``_anneal_kernels.anneal_sweeps``). ``thr``: empty (real

@@ -8,7 +8,7 @@ Plan of one run:
    beyond the budget folded in at random; if hard edges conflict, TabuCol (Hertz & de Werra) drives the conflict
    count to zero (no feasible state → status none);
 3. annealing rounds inside the feasible region (moves into a class with a hard neighbour or over ``max_params``
-   are rejected), each a geometric schedule calibrated from the gain distribution of the start state, ended by a
+   are rejected), each a schedule (``schedule``) calibrated from the gain distribution of the start state, ended by a
    best-improvement descent; later rounds restart from the best state after a random kick. Without a time limit
    the move budget is split into ``rounds`` doubling rounds; with one, a short round measures the speed and one long
    round fills the time (its temperature follows the elapsed fraction of the time, so it always ends cold), then
@@ -21,18 +21,12 @@ Plan of one run:
    limit it gets the last ``bls`` share of the time (or stops after ``BLS_STALE`` descents without a new best);
    without one it runs ``bls_iters`` iterations (default 0), so untimed runs stay reproducible and fast.
 
-Why numba (measured with ``python benchmarks/solvers/gset/kernel_speed.py --graph G22``: 2000 nodes, 19990 edges,
-K = 2, T = 1 from a random state, CPU time): the compiled Metropolis sweep makes 8.5e7 move attempts per second,
-the same sweep as a Python loop 2.6e5, and a Python loop with one vectorised numpy table update per accepted move
-5.4e5 (a sweep cannot be vectorised whole without moving neighbours simultaneously, which is not the Metropolis
-chain). The Gset target (0.998 of the best cut in 10 s) needs ~1e8-1e9 attempts: only the compiled loop gets there.
-Kernels are cached on disk (``cache=True``): the first call in a fresh environment compiles for a few seconds.
-With integer weights the sweep tabulates exp(-d/T) once per sweep (G81 at T = 0.3: 1.0e8 -> 1.4e8 attempts per
-CPU second, ``kernel_speed.py --graph G81 --temperature 0.3 --skip-python``), up to ``ETAB_MAX`` (larger gains of
-hub nodes use ``exp``; before, one hub of degree 589 switched the table off for all of G64).
-The plain K = 2 structure (one type, two classes, no hard edges, no parameter cap: Max-Cut / Ising) anneals with
-``_ising_kernels`` (one flip gain per node instead of the (n, K) table; the same chain move for move), measured
-1.3-2.0x more attempts per CPU second than the generic sweep on G22/G64/G77 (benchmarks/solvers/gset/TUNING.md).
+The sweeps, TabuCol, the descent and BLS are numba kernels (``_anneal_kernels``, ``_ising_kernels``,
+``_bls_kernels``; the plain K = 2 structure, one type, two classes, no hard edges, no parameter cap, anneals with the
+one-flip-gain Ising sweep): a Python Metropolis loop is over 300x slower, and the Gset target needs ~1e8-1e9 move
+attempts. Integer weights get a table of acceptance probabilities per sweep. The measurements behind every default
+here (speeds, schedules, start temperature, BLS sizes, hubs, population) are in benchmarks/solvers/gset/TUNING.md.
+Kernels are cached on disk (``cache=True``); ``warmup.compile_kernels`` compiles them outside any time limit.
 
 Reproducibility: the same seed and the same move budget give the same labels. Without a time limit the budget is
 the default move count (below) or ``native["sweeps"]``; with a time limit the round lengths adapt to the measured
@@ -72,15 +66,12 @@ MIN_DEFAULT_SWEEPS = 200
 CHUNK_S = 0.05            # seconds per compiled call in a time-driven round (time-check granularity)
 STALE_ROUNDS = 3          # with a time limit: stop after this many rounds without improvement
 ETAB_MAX = 256            # largest tabulated integer gain (see _State.etab)
-# start temperature: a typical uphill move is accepted with this probability (0.5 before; 0.25 starts about half
-# as hot: G72, 40000 sweeps, seeds 1-2: mean cut 6958 -> 6962 at 25 % less CPU; G40 2391 -> 2393)
+# start temperature: a typical uphill move is accepted with this probability (TUNING.md: "start temperature")
 P_START = 0.25
 SCHEDULES = ("auto", "geometric", "linear_beta")
 # "auto": linear in 1/T for one chain of the plain K = 2 sweep (more of the schedule cold, where the Gset tori
-# still improve; fixed sweeps, 4 seeds: G67 6919 -> 6926.5, G72 6978 -> 6986, G77 9892.5 -> 9899; timed 10 s, 3
-# seeds: G29 +3.7, G57 +2.7, G62 +2.7, G35/G55 level; TUNING.md), geometric for a population (its resampling
-# was tuned on it; G64 with 16 copies, 300,000 sweeps, 3 seeds: 8739 geometric, 8727 linear in 1/T) and for the
-# generic sweep (colouring, multi-type: not measured against it)
+# still improve), geometric for a population (its resampling was tuned on it) and for the generic sweep (not
+# measured against it); TUNING.md, 4th session section 5
 DEFAULT_SCHEDULE = "auto"
 DEFAULT_BLS_SHARE = 0.0   # with a time limit: share reserved for BLS; by default BLS gets the time annealing leaves
 BLS_L0, BLS_LMAX = 0.01, 0.1   # BLS jump magnitudes as fractions of the movable nodes (Benlic & Hao 2013)
@@ -416,36 +407,59 @@ class AnnealBackend(Backend):
     distributions = ("numba",)
 
     def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
-        from . import _anneal_kernels as K
+        """The four steps of the module docstring; each returns early when it ends the run."""
+        run = _Run(instance, options, ctx)
+        st = run.start_state()                                 # 1. start labels and classes per type
+        stuck = run.remove_conflicts(st)                       # 2. TabuCol on hard conflicts
+        if stuck is not None:
+            return stuck
+        best = run.anneal(st)                                  # 3. annealing rounds
+        if best is None:
+            return Outcome(Termination.COMPLETED, st.global_labels(), None, "", run.stats)
+        best = run.breakout(st, best)                          # 4. Breakout Local Search
+        term = Termination.TIME_LIMIT if run.out_of_time() else Termination.COMPLETED
+        return Outcome(term, st.global_labels(best[0]), None, "", run.stats)
+
+
+class _Run:
+    """One anneal run: the instance, its options and what the steps share (random streams, deadline, stats)."""
+
+    def __init__(self, instance: Instance, options: SolveOptions, ctx: SolveContext):
         from ._csr import adjacency
+        self.instance = instance
+        self.native = dict(options.native)
+        self.checked = _checked_native(self.native)
+        self.warm_start = options.warm_start
+        self.ctx = ctx
+        self.deadline = ctx.deadline
+        self.rng = np.random.default_rng(options.seed)
+        self.seed_rng = np.array([np.uint64(options.seed * 0x9E3779B97F4A7C15 % (1 << 64) | 1)], dtype=np.uint64)
+        self.adj = adjacency(instance)
+        self.stats: dict = {}
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and self.time_left() <= 0
+
+    # 1. ------------------------------------------------------------------------------------------ the start
+    def start_state(self) -> _State:
+        """The warm start, else the budgeted DSatur colouring (``init="greedy"``), else a fold of an unbudgeted
+        one; classes per type by ``allocate_classes`` (or native ``classes_per_type``)."""
         from .dsatur import greedy_labels, unbounded_labels
-
-        native = dict(options.native)
-        checked = _checked_native(native)
+        instance, native, adj = self.instance, self.native, self.adj
         n = len(instance.nodes)
-        rng = np.random.default_rng(options.seed)
-        adj = adjacency(instance)
-        stats: dict = {}
-
-        # 1. start labels and classes per type
         start = None
-        if options.warm_start is not None:
-            start, stats["init"] = np.asarray(options.warm_start, dtype=np.int64), "warm_start"
+        if self.warm_start is not None:
+            start, self.stats["init"] = np.asarray(self.warm_start, dtype=np.int64), "warm_start"
         elif native.get("init", "greedy") == "greedy":
             start = greedy_labels(instance)
-            stats["init"] = "greedy" if start is not None else "random (greedy found no colouring)"
+            self.stats["init"] = "greedy" if start is not None else "random (greedy found no colouring)"
         else:
-            stats["init"] = "random"
-        if start is not None:
-            loc, used = _local_labels(instance, start)
-        else:
-            loc, used = None, np.ones(adj.n_types, dtype=np.int64)
-        kpt = allocate_classes(instance, adj, used)
-        if "classes_per_type" in native:
-            for t, kt in dict(native["classes_per_type"]).items():
-                if t not in instance.types:
-                    raise InputError(f"anneal: classes_per_type names unknown type {t!r}")
-                kpt[instance.types.index(t)] = int(kt)
+            self.stats["init"] = "random"
+        loc, used = _local_labels(instance, start) if start is not None else (None, np.ones(adj.n_types, np.int64))
+        kpt = self._classes_per_type(used)
         if loc is None or np.any(used > kpt):
             if instance.budget.max_params is not None:
                 loc = np.zeros(n, dtype=np.int64)   # one class per type: the least parameters
@@ -454,182 +468,227 @@ class AnnealBackend(Backend):
                 # few conflicts left for TabuCol (a random start leaves many more)
                 loc, _ = _local_labels(instance, unbounded_labels(instance))
                 over = loc >= kpt[adj.type_of]
-                loc[over] = (rng.random(int(over.sum())) * kpt[adj.type_of[over]]).astype(np.int64)
-        stats["classes_per_type"] = {t: int(k) for t, k in zip(instance.types, kpt)}
+                loc[over] = (self.rng.random(int(over.sum())) * kpt[adj.type_of[over]]).astype(np.int64)
+        self.stats["classes_per_type"] = {t: int(k) for t, k in zip(instance.types, kpt)}
         st = _State(instance, adj, kpt, loc)
         if not st.params_ok():
             # a warm start over the parameter cap: restart from the greedy, else one class per type
-            g = greedy_labels(instance) if stats["init"] == "warm_start" else None
+            g = greedy_labels(instance) if self.stats["init"] == "warm_start" else None
             gl = _local_labels(instance, g)[0] if g is not None else None
             st.reset_to(gl if gl is not None and np.all(gl < kpt[adj.type_of]) else np.zeros(n, dtype=np.int64))
-            stats["init"] += " (over max_params: replaced)"
-        seed_rng = np.array([np.uint64(options.seed * 0x9E3779B97F4A7C15 % (1 << 64) | 1)], dtype=np.uint64)
-        deadline = ctx.deadline
+            self.stats["init"] += " (over max_params: replaced)"
+        return st
 
-        def time_left():
-            return None if deadline is None else deadline - time.monotonic()
+    def _classes_per_type(self, used: np.ndarray) -> np.ndarray:
+        kpt = allocate_classes(self.instance, self.adj, used)
+        for t, kt in dict(self.native.get("classes_per_type", {})).items():
+            if t not in self.instance.types:
+                raise InputError(f"anneal: classes_per_type names unknown type {t!r}")
+            kpt[self.instance.types.index(t)] = int(kt)
+        return kpt
 
-        # 2. hard conflicts -> TabuCol
+    # 2. ------------------------------------------------------------------------------------------ TabuCol
+    def remove_conflicts(self, st: _State) -> Outcome | None:
+        """TabuCol (Hertz & de Werra) until no hard edge is inside a class; the run's final Outcome when it cannot
+        (no feasible state), else None with the feasible start offered to the context."""
+        from . import _anneal_kernels as K
+        n = len(self.instance.nodes)
         conf = K.hard_conflicts(st.loc, st.H)
-        stats["start_conflicts"] = int(conf)
+        self.stats["start_conflicts"] = int(conf)
         if conf > 0:
             tabu = np.zeros((n, st.kmax), dtype=np.int64)
             best_loc = st.loc.copy()
             best_conf = np.array([conf + 1], dtype=np.int64)
-            budget = int(native.get("tabu_iters", max(200_000, 2000 * n) if deadline is None else 1 << 62))
+            default = max(200_000, 2000 * n) if self.deadline is None else 1 << 62
+            budget = int(self.native.get("tabu_iters", default))
             it, chunk = 0, 20_000
             while it < budget and best_conf[0] > 0:
-                tl = time_left()
-                if tl is not None and tl <= 0:
+                left = self.time_left()
+                if left is not None and left <= 0:
                     break
-                it = K.tabucol(*st.common(), tabu, it, min(chunk, budget - it), seed_rng, best_loc, best_conf)
+                it = K.tabucol(*st.common(), tabu, it, min(chunk, budget - it), self.seed_rng, best_loc, best_conf)
             st.reset_to(best_loc)
-            stats["tabu_iterations"] = int(it)
+            self.stats["tabu_iterations"] = int(it)
             if best_conf[0] > 0:
-                stats["conflicts_left"] = int(best_conf[0])
-                term = Termination.TIME_LIMIT if deadline is not None and time_left() <= 0 else Termination.COMPLETED
+                self.stats["conflicts_left"] = int(best_conf[0])
+                term = Termination.TIME_LIMIT if self.out_of_time() else Termination.COMPLETED
                 return Outcome(term, None, None,
-                               f"no feasible colouring found ({int(best_conf[0])} hard conflicts left)", stats)
+                               f"no feasible colouring found ({int(best_conf[0])} hard conflicts left)", self.stats)
         if not st.params_ok():
-            return Outcome(Termination.COMPLETED, None, None, "start state exceeds max_params", stats)
-        best = st.loc.copy()
-        best_obj = float(st.obj[0])
-        ctx.offer(st.global_labels())
+            return Outcome(Termination.COMPLETED, None, None, "start state exceeds max_params", self.stats)
+        self.ctx.offer(st.global_labels())
+        return None
 
-        # 3. annealing rounds
-        nm = len(st.movable)
-        if nm == 0 or (len(adj.wt) == 0):
-            stats["rounds"] = 0
-            return Outcome(Termination.COMPLETED, st.global_labels(best), None, "", stats)
-        t_start, t_end = _calibrate(st, rng, checked["p_start"])
-        t_start = float(native.get("t_start", t_start))
-        t_end = float(native.get("t_end", t_end))
-        rounds = max(1, int(native.get("rounds", 1)))
-        reheat = float(native.get("reheat", 0.5))
-        kick = float(native.get("kick", 0.05))
+    # 3. ------------------------------------------------------------------------------------------ annealing
+    def anneal(self, st: _State) -> tuple[np.ndarray, float] | None:
+        """Annealing rounds from the feasible start (``_Annealing``); the best state and its objective, or None
+        when nothing can move (no movable node or no weights: the start is the answer)."""
+        if len(st.movable) == 0 or len(self.adj.wt) == 0:
+            self.stats["rounds"] = 0
+            return None
+        return _Annealing(self, st).run()
+
+    # 4. ------------------------------------------------------------------------------------------ BLS
+    def breakout(self, st: _State, best: tuple[np.ndarray, float]) -> tuple[np.ndarray, float]:
+        """Breakout Local Search from the best annealed state in the time left, or ``bls_iters`` iterations without
+        a time limit (default 0) or with a sweep count; the better of its answer and ``best``."""
+        default = 0 if self.deadline is None or "sweeps" in self.native else 1 << 62
+        bls_iters = int(self.native.get("bls_iters", default))
+        if bls_iters <= 0 or (self.deadline is not None and self.time_left() <= 0):
+            return best
+        st.reset_to(best[0])
+        found = _breakout(st, self.seed_rng, bls_iters, self.deadline, self.native, self.stats,
+                          lambda labels: self.ctx.offer(st.global_labels(labels)))
+        if found is not None and float(found[1]) < best[1] - 1e-9 * max(1.0, abs(best[1])):
+            best = found[0], float(found[1])
+            self.ctx.progress({"event": "bls", "objective": best[1], "elapsed": self.ctx.elapsed()})
+        return best
+
+
+class _Annealing:
+    """The annealing rounds of one run. Without a time limit: ``rounds`` rounds of doubling length splitting the
+    sweep budget. With one: a short round measures the speed, one long round fills the time (capped at 100x the
+    default budget), then more rounds while they improve. Every round after the first restarts from the best state
+    after a random kick; its best state is polished by a descent and offered to the context."""
+
+    def __init__(self, run: _Run, st: _State):
+        native, checked = run.native, run.checked
+        self.job, self.st = run, st
+        self.nm = len(st.movable)
+        t_start, t_end = _calibrate(st, run.rng, checked["p_start"])
+        self.t_start = float(native.get("t_start", t_start))
+        self.t_end = float(native.get("t_end", t_end))
+        self.rounds = max(1, int(native.get("rounds", 1)))
+        self.reheat = float(native.get("reheat", 0.5))
+        self.kick = float(native.get("kick", 0.05))
+        self.sweeper = _Sweeper(st, checked["kernel"], checked["hub_temperature"])
+        self.pop = _population_size(checked["population"], self.sweeper)
         shape = checked["schedule"]
-        sweeper = _Sweeper(st, checked["kernel"], checked["hub_temperature"])
-        stats["hubs"] = int(np.count_nonzero(sweeper.hub != 1.0)) if len(sweeper.hub) else 0
-        stats["kernel"] = "ising" if sweeper.ising else "generic"
-        pop = _population_size(checked["population"], sweeper)
-        stats["population"] = pop
         if shape == "auto":
-            shape = "linear_beta" if sweeper.ising and pop == 1 else "geometric"
-        stats["schedule"] = shape
+            shape = "linear_beta" if self.sweeper.ising and self.pop == 1 else "geometric"
+        self.shape = shape
         if "sweeps" in native:
-            total_sweeps = int(native["sweeps"])
+            self.total_sweeps = int(native["sweeps"])
         else:
-            total_sweeps = int(min(MAX_DEFAULT_SWEEPS, max(MIN_DEFAULT_SWEEPS, DEFAULT_MOVES / nm)))
-        timed = deadline is not None and "sweeps" not in native
-        bls_share = checked["bls"] if timed else 0.0
+            self.total_sweeps = int(min(MAX_DEFAULT_SWEEPS, max(MIN_DEFAULT_SWEEPS, DEFAULT_MOVES / self.nm)))
+        self.timed = run.deadline is not None and "sweeps" not in native
+        bls_share = checked["bls"] if self.timed else 0.0
         # with a time limit, annealing gets the first (1 - bls) of the time left, BLS the rest
-        sa_deadline = None if deadline is None else time.monotonic() + (1.0 - bls_share) * max(0.0, time_left())
-        stats.update(t_start=t_start, t_end=t_end)
-        obj_arr = st.obj
-        round_best = np.array([best_obj])
-        best_loc = st.loc.copy()
-        sweeps_done = 0
-        stopped = False
-        rate = None            # sweeps per second, measured
-        first = max(1, total_sweeps // (2 ** rounds - 1))
-        stale = 0              # rounds since the last improvement
-        r = 0
+        self.sa_deadline = (None if run.deadline is None
+                            else time.monotonic() + (1.0 - bls_share) * max(0.0, run.time_left()))
+        self.rate = None            # sweeps per second, measured
+        sw = self.sweeper
+        run.stats.update(hubs=int(np.count_nonzero(sw.hub != 1.0)) if len(sw.hub) else 0,
+                         kernel="ising" if sw.ising else "generic", population=self.pop, schedule=shape,
+                         t_start=self.t_start, t_end=self.t_end)
+
+    def temperature(self, t_start: float, frac: float) -> float:
+        return _temperature(t_start, self.t_end, frac, self.shape)
+
+    def run(self) -> tuple[np.ndarray, float]:
+        from . import _anneal_kernels as K
+        st, ctx = self.st, self.job.ctx
+        best, best_obj = st.loc.copy(), float(st.obj[0])
+        self.round_best = np.array([best_obj])
+        self.best_loc = st.loc.copy()
+        first = max(1, self.total_sweeps // (2 ** self.rounds - 1))
+        sweeps_done, stale, r = 0, 0, 0       # stale: rounds since the last improvement
         while True:
-            # round r anneals for first * 2^r sweeps (restarts that double)
-            length = first * 2 ** r
-            fill = False  # a time-driven round that fills the time left
-            if timed:
-                # with a deadline: a short first round measures the speed, then one long round fills the time
-                # (one long schedule beat restarts on G62: 0.9953 vs 0.9937 mean ratio, same sweeps), capped at
-                # 100x the default budget so small instances finish early, then further rounds while they improve
-                if stale >= STALE_ROUNDS and sweeps_done >= min(1e5, 1e9 / nm):
-                    break  # converged long before the deadline (small instances)
-                if time.monotonic() >= sa_deadline:
-                    break
-                if r == 0:
-                    length = max(1, total_sweeps // 8)
-                else:
-                    fill = True
-                    length = 100 * total_sweeps
-            elif r >= rounds:
+            plan = self._round_plan(r, first, stale, sweeps_done)
+            if plan is None:
                 break
+            length, fill = plan
             if r > 0:
                 st.reset_to(best)
-                K.perturb(st.movable, *st.common(), max(1, int(kick * nm)), seed_rng, obj_arr)
-            round_best[0] = obj_arr[0]
-            best_loc[:] = st.loc
-            sweeper.start()
-            ts = t_start if r == 0 or (timed and r == 1) else t_start * reheat
-            done, chunk = 0, max(1, int(2e6 / nm))
-            t0 = time.monotonic()
-            if pop > 1 and (fill or not timed):
-                # population annealing (``population``): the same schedule, ``pop`` copies resampled per step
-                end_time = t0 + max(1e-3, (sa_deadline - t0) * 0.97) if fill else None
-                done, stopped, rate, steps = population_round(
-                    sweeper, pop, lambda f: _temperature(ts, t_end, f, shape), length, end_time, sa_deadline, rate,
-                    seed_rng, rng, obj_arr, round_best, best_loc)
-                stats["population_steps"] = stats.get("population_steps", 0) + steps
-            elif fill:
-                # the round fills the time left, or ``length`` sweeps if that comes first (small instances): its
-                # temperature follows the larger of the two fractions done, so the schedule always ends cold even
-                # when the machine's speed changes (a sweep-count plan from a speed measured under load was cut
-                # off mid-schedule by the deadline: G62 0.984)
-                span = max(1e-3, (sa_deadline - t0) * 0.97)
-                frac = 0.0
-                while frac < 1.0:
-                    m = max(1, int(rate * CHUNK_S)) if rate else 1
-                    now = time.monotonic()
-                    f_next = max((now - t0 + m / rate) / span if rate else frac, (done + m) / length)
-                    f_next = min(1.0, f_next)
-                    ta = _temperature(ts, t_end, frac, shape)
-                    tb = _temperature(ts, t_end, max(frac, f_next), shape)
-                    sweeper.sweeps(ta, tb, m, seed_rng, obj_arr, round_best, best_loc, frac)
-                    done += m
-                    after = time.monotonic()
-                    if after > now:
-                        rate = 0.7 * rate + 0.3 * m / (after - now) if rate else m / (after - now)
-                    frac = min(1.0, max((after - t0) / span, done / length))
-                    if after >= sa_deadline:
-                        stopped = True
-                        break
-            else:
-                while done < length:
-                    m = min(chunk, length - done)
-                    ta = _temperature(ts, t_end, done / length, shape)
-                    tb = _temperature(ts, t_end, (done + m) / length, shape)
-                    sweeper.sweeps(ta, tb, m, seed_rng, obj_arr, round_best, best_loc, done / length)
-                    done += m
-                    if sa_deadline is not None and time.monotonic() >= sa_deadline:
-                        stopped = True
-                        break
-            dt = time.monotonic() - t0
-            if dt > 0.01:
-                rate = done / dt if rate is None else 0.5 * (rate + done / dt)
+                K.perturb(st.movable, *st.common(), max(1, int(self.kick * self.nm)), self.job.seed_rng, st.obj)
+            ts = self.t_start if r == 0 or (self.timed and r == 1) else self.t_start * self.reheat
+            done, stopped = self._round(ts, length, fill)
             sweeps_done += done
             # the round's best state, polished to a local optimum
-            st.reset_to(best_loc)
-            K.descend(st.movable, *st.common(), obj_arr, 1000)
+            st.reset_to(self.best_loc)
+            K.descend(st.movable, *st.common(), st.obj, 1000)
             stale += 1
-            if obj_arr[0] < best_obj - 1e-9 * max(1.0, abs(best_obj)) and st.params_ok():
-                best_obj = float(obj_arr[0])
-                best = st.loc.copy()
+            if st.obj[0] < best_obj - 1e-9 * max(1.0, abs(best_obj)) and st.params_ok():
+                best_obj, best = float(st.obj[0]), st.loc.copy()
                 ctx.offer(st.global_labels(best))
                 stale = 0
             ctx.progress({"event": "round", "round": r, "objective": best_obj, "elapsed": ctx.elapsed()})
             r += 1
             if stopped:
                 break
-        stats.update(rounds=r, sweeps=int(sweeps_done), moves_tried=int(sweeps_done) * nm)
+        self.job.stats.update(rounds=r, sweeps=int(sweeps_done), moves_tried=int(sweeps_done) * self.nm)
+        return best, best_obj
 
-        # 4. Breakout Local Search from the best annealed state, in the time left (or ``bls_iters`` iterations)
-        bls_iters = int(native.get("bls_iters", 0 if deadline is None or "sweeps" in native else 1 << 62))
-        if bls_iters > 0 and (deadline is None or time_left() > 0):
-            st.reset_to(best)
-            found = _breakout(st, seed_rng, bls_iters, deadline, native, stats,
-                              lambda labels: ctx.offer(st.global_labels(labels)))
-            if found is not None and float(found[1]) < best_obj - 1e-9 * max(1.0, abs(best_obj)):
-                best, best_obj = found[0], float(found[1])
-                ctx.progress({"event": "bls", "objective": best_obj, "elapsed": ctx.elapsed()})
-        stopped = deadline is not None and time_left() <= 0
-        term = Termination.TIME_LIMIT if stopped else Termination.COMPLETED
-        return Outcome(term, st.global_labels(best), None, "", stats)
+    def _round_plan(self, r: int, first: int, stale: int, sweeps_done: int) -> tuple[int, bool] | None:
+        """(sweeps, whether the round fills the time left) of round ``r``, or None when annealing is over. Round r
+        of an untimed run anneals ``first * 2^r`` sweeps; a timed run measures the speed in a short first round,
+        then fills the time (one long schedule beat restarts on G62, TUNING.md), then stops once rounds stop
+        improving (small instances converge long before the deadline)."""
+        if not self.timed:
+            return (first * 2 ** r, False) if r < self.rounds else None
+        if stale >= STALE_ROUNDS and sweeps_done >= min(1e5, 1e9 / self.nm):
+            return None
+        if time.monotonic() >= self.sa_deadline:
+            return None
+        if r == 0:
+            return max(1, self.total_sweeps // 8), False
+        return 100 * self.total_sweeps, True
+
+    def _round(self, ts: float, length: int, fill: bool) -> tuple[int, bool]:
+        """One round from start temperature ``ts``: (sweeps done, stopped by the deadline). ``round_best`` /
+        ``best_loc`` collect its best state."""
+        st = self.st
+        self.round_best[0] = st.obj[0]
+        self.best_loc[:] = st.loc
+        self.sweeper.start()
+        t0 = time.monotonic()
+        if self.pop > 1 and (fill or not self.timed):
+            # population annealing (``population``): the same schedule, ``pop`` copies resampled per step
+            end_time = t0 + max(1e-3, (self.sa_deadline - t0) * 0.97) if fill else None
+            done, stopped, self.rate, steps = population_round(
+                self.sweeper, self.pop, lambda f: self.temperature(ts, f), length, end_time, self.sa_deadline,
+                self.rate, self.job.seed_rng, self.job.rng, st.obj, self.round_best, self.best_loc)
+            self.job.stats["population_steps"] = self.job.stats.get("population_steps", 0) + steps
+        elif fill:
+            done, stopped = self._filling_round(ts, length, t0)
+        else:
+            done, stopped = self._counted_round(ts, length)
+        dt = time.monotonic() - t0
+        if dt > 0.01:
+            self.rate = done / dt if self.rate is None else 0.5 * (self.rate + done / dt)
+        return done, stopped
+
+    def _filling_round(self, ts: float, length: int, t0: float) -> tuple[int, bool]:
+        """Sweeps until the time left is used or ``length`` sweeps are done (small instances). The temperature
+        follows the larger of the two fractions done, so the schedule always ends cold even when the machine's
+        speed changes (a plan of sweeps from a speed measured under load was cut off mid-schedule: TUNING.md)."""
+        span = max(1e-3, (self.sa_deadline - t0) * 0.97)
+        done, frac = 0, 0.0
+        while frac < 1.0:
+            rate = self.rate
+            m = max(1, int(rate * CHUNK_S)) if rate else 1
+            now = time.monotonic()
+            f_next = min(1.0, max((now - t0 + m / rate) / span if rate else frac, (done + m) / length))
+            ta, tb = self.temperature(ts, frac), self.temperature(ts, max(frac, f_next))
+            self.sweeper.sweeps(ta, tb, m, self.job.seed_rng, self.st.obj, self.round_best, self.best_loc, frac)
+            done += m
+            after = time.monotonic()
+            if after > now:
+                self.rate = 0.7 * rate + 0.3 * m / (after - now) if rate else m / (after - now)
+            frac = min(1.0, max((after - t0) / span, done / length))
+            if after >= self.sa_deadline:
+                return done, True
+        return done, False
+
+    def _counted_round(self, ts: float, length: int) -> tuple[int, bool]:
+        """``length`` sweeps in compiled calls of about 2e6 moves (the deadline, if any, checked between calls)."""
+        done, chunk = 0, max(1, int(2e6 / self.nm))
+        while done < length:
+            m = min(chunk, length - done)
+            ta, tb = self.temperature(ts, done / length), self.temperature(ts, (done + m) / length)
+            self.sweeper.sweeps(ta, tb, m, self.job.seed_rng, self.st.obj, self.round_best, self.best_loc,
+                                done / length)
+            done += m
+            if self.sa_deadline is not None and time.monotonic() >= self.sa_deadline:
+                return done, True
+        return done, False

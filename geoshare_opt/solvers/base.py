@@ -18,6 +18,7 @@ import numpy as np
 from ..checker import evaluate
 from ..instance import Instance
 from ..options import SolveOptions
+from ..provenance import __version__
 from ..result import Termination
 
 
@@ -108,7 +109,6 @@ class Backend(ABC):
                 parts.append(f"{dist} {importlib.metadata.version(dist)}")
             except importlib.metadata.PackageNotFoundError:
                 parts.append(f"{dist} (not installed)")
-        from .. import __version__
         return "; ".join(parts) if parts else f"geoshare-opt {__version__}"
 
     @abstractmethod

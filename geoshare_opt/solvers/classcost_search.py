@@ -19,7 +19,7 @@ graph objective (the start stage's bound, which holds for any colouring).
 With a sidecar the search first exploits the decomposition by type (``curves``, on by default): per type, a
 true-cost curve ``g_t(k)`` for every class count, built from all-singletons down by merging the two classes whose
 merge costs least and re-running the local search within the type at each k (the start colouring's own partition of
-the type is refined at its k too); then the DP over types (``decompose.allocate``, under the instance's class and
+the type is refined at its k too); then the DP over types (``curves.allocate``, under the instance's class and
 parameter budgets) picks the class counts, and the whole-instance search polishes the result. This moves classes
 between types, which single-node moves under a tight parameter budget cannot do. It is skipped where the DP is not
 exact (``max_params`` with mixed parameter counts in a type) or a type has more than ``CURVE_MAX_NODES`` nodes.
@@ -40,6 +40,8 @@ from ..instance import Instance
 from ..options import SolveOptions
 from ..result import Termination
 from .base import Backend, Outcome, SolveContext
+from .curves import INF, Part, allocate, first_appearance, global_labels, part_instance, parts_of
+from .decompose import can_decompose
 
 START_SHARE = 0.5          # of a time limit, for the start colouring; the search gets the rest
 START_SHARE_GRAPH = 0.8    # the same without a sidecar: the start (auto) already optimises the graph objective
@@ -106,11 +108,10 @@ class _GraphObjective:
         self.local = np.empty(len(instance.nodes), dtype=np.int64)
         self.block_of = np.empty(len(instance.nodes), dtype=np.int64)
         self.W = []
-        for ti, t in enumerate(instance.types):
-            blk = instance.block(t)
-            self.local[blk.nodes] = np.arange(blk.n)
-            self.block_of[blk.nodes] = ti
-            self.W.append(np.where(blk.hard, 0.0, blk.W))
+        for ti, part in enumerate(parts_of(instance)):
+            self.local[part.nodes] = np.arange(part.n)
+            self.block_of[part.nodes] = ti
+            self.W.append(part.W)
         self._instance = instance
 
     def _weight_to(self, i: int, c: int, skip: int = -1) -> float:
@@ -427,8 +428,6 @@ class ClassCostBackend(Backend):
 def _curves_phase(instance: Instance, cc, start: np.ndarray, ctx: SolveContext, rng, swaps: bool, max_rounds: int,
                   stats: dict) -> np.ndarray:
     """The DP over per-type true-cost curves (module docstring); returns the better of its colouring and ``start``."""
-    from ..budget_sweep import part_instance
-    from .decompose import allocate, can_decompose, global_labels, parts_of
     info: dict = {}
     stats["curves"] = info
     parts = parts_of(instance)
@@ -444,7 +443,7 @@ def _curves_phase(instance: Instance, cc, start: np.ndarray, ctx: SolveContext, 
     t0 = time.perf_counter()
     values, sols = [], []
     for part in parts:
-        vals, sol = _type_curve(part, part_instance, cc, start, sub_ctx, rng, swaps, max_rounds)
+        vals, sol = _type_curve(part, cc, start, sub_ctx, rng, swaps, max_rounds)
         values.append(vals)
         sols.append(sol)
     info["s"] = round(time.perf_counter() - t0, 4)
@@ -467,10 +466,9 @@ def _curves_phase(instance: Instance, cc, start: np.ndarray, ctx: SolveContext, 
     return labels if dp_cost < start_cost else start
 
 
-def _type_curve(part, part_instance, cc, start: np.ndarray, ctx: SolveContext, rng, swaps, max_rounds):
+def _type_curve(part: Part, cc, start: np.ndarray, ctx: SolveContext, rng, swaps, max_rounds):
     """``g(k)``, k = 1..cap: the best true cost found for the type alone with at most k classes, and its labels
     (local). From all singletons (cost 0) down: merge the cheapest pair of classes, then search within the type."""
-    from .decompose import INF, first_appearance
     n, cap = part.n, part.cap
     vals = np.full(cap + 1, INF)
     sols: list = [None] * (cap + 1)

@@ -11,7 +11,9 @@ from ..errors import InputError
 from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
-from .decompose import INF, Model, ModelAnswer, first_appearance, solve_exact, solver_native
+from .budget import NO_CLOCK, BuildClock, BuildTimeout, refusal
+from .curves import INF, Model, ModelAnswer, first_appearance
+from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
 from .milp import cuts_until, limited_triangles
 
@@ -46,7 +48,7 @@ def weight_scale(w: np.ndarray) -> float:
 class _Built:
     """The CP-SAT model of a ``Model`` and the variables needed to hint it and read it back."""
 
-    def __init__(self, model: Model, cut_deadline: float | None = None):
+    def __init__(self, model: Model, cut_deadline: float | None = None, clock: BuildClock = NO_CLOCK):
         from ortools.sat.python import cp_model
         self.model = model
         m = self.m = cp_model.CpModel()
@@ -68,23 +70,10 @@ class _Built:
             for i in range(p.n):
                 m.add_exactly_one(x[i].values())
             for a, b in zip(p.hard_u.tolist(), p.hard_v.tolist()):
+                clock.tick(2 * C)
                 for c in x[a].keys() & x[b].keys():
                     m.add_bool_or([~x[a][c], ~x[b][c]])
-            ys = []
-            for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
-                y = m.new_bool_var(f"y_{t}_{e}")
-                ys.append(y)
-                for c in x[a].keys() | x[b].keys():
-                    xa, xb = x[a].get(c), x[b].get(c)
-                    if w > 0:  # both in c forces y
-                        if xa is not None and xb is not None:
-                            m.add_bool_or([~xa, ~xb, y])
-                    else:      # y needs a shared class: y and a in c imply b in c, and the other way round
-                        if xa is not None:
-                            m.add_bool_or([~y, ~xa] + ([xb] if xb is not None else []))
-                        if xb is not None:
-                            m.add_bool_or([~y, ~xb] + ([xa] if xa is not None else []))
-                obj_terms.append((y, int(round(w * self.scale))))
+            ys = self._soft_edges(t, p, x, obj_terms, clock)
             self.y.append(ys)
             if model.triangles:  # transitivity of "same class", as linear rows so that CP-SAT's LP sees them
                 for a, b, c, ab, bc, ac in limited_triangles(p, cut_deadline, self.cuts):
@@ -93,6 +82,7 @@ class _Built:
                     m.add(-ys[ab] + ys[bc] + ys[ac] <= 1)
             if model.symmetry:  # canonical labels: i in class c >= 1 needs an earlier node in class c - 1
                 for i in range(p.n):
+                    clock.tick(len(x[i]) * i)
                     for c in x[i]:
                         if c >= 1:
                             m.add_bool_or([~x[i][c]] + [x[j][c - 1] for j in range(c - 1, i)])
@@ -124,6 +114,26 @@ class _Built:
         terms = [(y, c) for y, c in obj_terms if c != 0]
         if terms:
             m.minimize(sum(c * y for y, c in terms))
+
+    def _soft_edges(self, t: int, p, x: list[dict[int, object]], obj_terms: list, clock: BuildClock) -> list:
+        """One Boolean ``y`` per soft edge of part ``p`` (both ends in one class), its clauses and objective term."""
+        m, ys = self.m, []
+        for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
+            clock.tick(3 * p.cap)
+            y = m.new_bool_var(f"y_{t}_{e}")
+            ys.append(y)
+            for c in x[a].keys() | x[b].keys():
+                xa, xb = x[a].get(c), x[b].get(c)
+                if w > 0:  # both in c forces y
+                    if xa is not None and xb is not None:
+                        m.add_bool_or([~xa, ~xb, y])
+                else:      # y needs a shared class: y and a in c imply b in c, and the other way round
+                    if xa is not None:
+                        m.add_bool_or([~y, ~xa] + ([xb] if xb is not None else []))
+                    if xb is not None:
+                        m.add_bool_or([~y, ~xb] + ([xa] if xa is not None else []))
+            obj_terms.append((y, int(round(w * self.scale))))
+        return ys
 
     def hint(self, labels: list[np.ndarray]) -> bool:
         """A complete hint (every variable) from a feasible labelling; False if it does not fit the slots."""
@@ -165,7 +175,7 @@ class _Built:
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for CP-SAT bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for CP-SAT bound to the run's options (see curves.SolveModel)."""
     native = solver_native(options)
 
     def configure(solver, time_limit: float | None) -> None:
@@ -190,10 +200,17 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
 
     from ortools.sat.python import cp_model
     configure(cp_model.CpSolver(), None)  # bad native options fail now, even if no sub-solve ever runs
+    memory_limit = model_memory_limit(options)
 
     def solve(model: Model, time_limit: float | None, hint):
         started = time.monotonic()
-        built = _Built(model, cuts_until(started, time_limit))
+        why = refusal("cpsat", model, time_limit, memory_limit)
+        if why:
+            return ModelAnswer("unknown", None, -INF, {"not_built": why})
+        try:
+            built = _Built(model, cuts_until(started, time_limit), BuildClock.for_limit(started, time_limit))
+        except BuildTimeout as exc:
+            return ModelAnswer("unknown", None, -INF, {"not_built": f"cpsat: {exc}"})
         if hint is not None:
             built.hint(hint)
         build = {"build_s": round(time.monotonic() - started, 4), "triangles": built.cuts["triangles"],

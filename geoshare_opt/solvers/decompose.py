@@ -18,134 +18,24 @@ An exact backend supplies one function, ``SolveModel(model, time_limit, hint) ->
 """
 from __future__ import annotations
 
-import math
+import importlib
 import time
-from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 
 from ..checker import evaluate
 from ..errors import InputError
-from ..instance import Instance, TypeBlock
+from ..instance import Instance
 from ..options import SolveOptions
 from ..result import Termination
 from .base import Outcome, SolveContext
+from .curves import INF, Curve, Model, Part, SolveModel, allocate, global_labels, parts_of, restrict
 
-INF = math.inf
-
-
-# ---------------------------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class Part:
-    """One type's sub-problem, sparse, in local indices ``0..n-1`` (``nodes`` maps them to global indices).
-
-    ``soft_*`` hold the non-zero soft edges with ``u < v``; ``hard_*`` the hard ones; ``cap`` is the number of class
-    slots the part may use in the model at hand.
-    """
-
-    type: str
-    nodes: np.ndarray
-    params: np.ndarray
-    soft_u: np.ndarray
-    soft_v: np.ndarray
-    soft_w: np.ndarray
-    hard_u: np.ndarray
-    hard_v: np.ndarray
-    cap: int
-
-    @property
-    def n(self) -> int:
-        return len(self.nodes)
-
-    @property
-    def uniform_params(self) -> bool:
-        return bool(self.n == 0 or np.all(self.params == self.params[0]))
-
-    @property
-    def max_param(self) -> int:
-        return int(self.params.max()) if self.n else 0
-
-    @property
-    def trivial_bound(self) -> float:
-        """Every negative edge inside a class: no partition can do better."""
-        return float(self.soft_w[self.soft_w < 0].sum())
-
-    def with_cap(self, cap: int) -> "Part":
-        return replace(self, cap=int(cap))
-
-    def objective(self, labels: np.ndarray) -> float:
-        same = labels[self.soft_u] == labels[self.soft_v]
-        return float(self.soft_w[same].sum())
-
-    def feasible(self, labels: np.ndarray, k: int) -> bool:
-        """Proper on the hard edges and at most ``k`` distinct classes."""
-        if len(labels) != self.n:
-            return False
-        if np.any(labels[self.hard_u] == labels[self.hard_v]):
-            return False
-        return len(np.unique(labels)) <= k
-
-
-def parts_of(instance: Instance) -> list[Part]:
-    """One ``Part`` per type (in ``instance.types`` order) with ``cap = instance.type_cap(t)``; sparse, so a large
-    instance never allocates a dense matrix here."""
-    parts = []
-    for t in instance.types:
-        members = instance.type_members(t)
-        lu, lv, ws, hs = instance.type_edges(t)
-        a, b = np.minimum(lu, lv), np.maximum(lu, lv)
-        soft = ~hs & (ws != 0.0)
-        parts.append(Part(t, members, instance.params[members], a[soft], b[soft], ws[soft], a[hs], b[hs],
-                          instance.type_cap(t)))
-    return parts
-
-
-def part_from_block(block: TypeBlock) -> Part:
-    """A ``Part`` from the dense ``Instance.block(t)`` view."""
-    iu, ju = np.triu_indices(block.n, 1)
-    soft = (block.W[iu, ju] != 0.0) & ~block.hard[iu, ju]
-    hard = block.hard[iu, ju]
-    return Part(block.type, np.asarray(block.nodes), np.asarray(block.params), iu[soft], ju[soft],
-                block.W[iu, ju][soft], iu[hard], ju[hard], block.max_classes)
-
-
-@dataclass(frozen=True)
-class Model:
-    """What an exact backend solves: parts (each with ``cap`` class slots of its own) under a global budget.
-    A decomposition sub-problem is one part with ``max_classes = cap = k`` and no parameter cap."""
-
-    parts: tuple[Part, ...]
-    max_classes: int
-    max_params: int | None = None
-    symmetry: bool = True
-    triangles: bool = False
-
-    @property
-    def needs_class_count(self) -> bool:
-        """Whether the global class budget can bind (otherwise the per-part slots already enforce it)."""
-        return sum(p.cap for p in self.parts) > self.max_classes
-
-    def objective(self, labels: Sequence[np.ndarray]) -> float:
-        return sum(p.objective(lab) for p, lab in zip(self.parts, labels))
-
-
-@dataclass
-class ModelAnswer:
-    """A backend's answer for one ``Model``: ``status`` in optimal | infeasible | feasible | unknown; ``labels`` one
-    local label array per part (or None); ``bound`` a proven lower bound on the model optimum (-inf when none)."""
-
-    status: str
-    labels: list[np.ndarray] | None = None
-    bound: float = -INF
-    stats: dict = field(default_factory=dict)
-    interrupted: bool = False     # Ctrl-C stopped it: labels may hold an incumbent, nothing is proven
-
-
-SolveModel = Callable[[Model, "float | None", "list[np.ndarray] | None"], ModelAnswer]
 
 # native options read here, never passed on to the solver library
-OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint", "seed_heuristic")
+OWN_OPTIONS = ("decompose", "symmetry", "triangles", "hint", "seed_heuristic", "max_model_gb")
 
 
 def own_option(options: SolveOptions, key: str, default: bool) -> bool:
@@ -156,100 +46,28 @@ def own_option(options: SolveOptions, key: str, default: bool) -> bool:
     return value
 
 
+def model_memory_limit(options: SolveOptions) -> float | None:
+    """Bytes one exact model may take to build (native ``max_model_gb``; default: budget.MEMORY_SHARE of the
+    memory available)."""
+    gb = options.native.get("max_model_gb")
+    if gb is None:
+        return None
+    if isinstance(gb, bool) or not isinstance(gb, (int, float)) or not gb > 0:
+        raise InputError(f"native option max_model_gb must be a positive number of gigabytes, got {gb!r}")
+    return float(gb) * 2 ** 30
+
+
+def not_built_note(notes: list[str]) -> str:
+    """The result message when models were refused or cut short (budget.refusal, BuildTimeout)."""
+    if not notes:
+        return ""
+    more = f" (and {len(notes) - 1} more sub-model(s))" if len(notes) > 1 else ""
+    return f"{notes[0]}{more}; the best assignment found without it is kept"
+
+
 def solver_native(options: SolveOptions) -> dict:
     """The native options meant for the solver library itself."""
     return {k: v for k, v in options.native.items() if k not in OWN_OPTIONS}
-
-
-# ---------------------------------------------------------------------------------------------- greedy hints
-def part_greedy(part: Part, k: int, passes: int = 10) -> np.ndarray | None:
-    """A feasible labelling of ``part`` with at most ``k`` classes, or None if the greedy finds none.
-
-    Weighted DSatur-like insertion (most hard neighbours first, cheapest allowed class, a new class when it is
-    cheaper) followed by first-improvement single-node moves. Used as a complete hint for the exact models, so it
-    only has to be decent, and fast on the part sizes exact solvers handle."""
-    n = part.n
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    nbr: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    for a, b, w in zip(part.soft_u.tolist(), part.soft_v.tolist(), part.soft_w.tolist()):
-        nbr[a].append((b, w))
-        nbr[b].append((a, w))
-    hnbr: list[list[int]] = [[] for _ in range(n)]
-    for a, b in zip(part.hard_u.tolist(), part.hard_v.tolist()):
-        hnbr[a].append(b)
-        hnbr[b].append(a)
-    order = sorted(range(n), key=lambda i: (-len(hnbr[i]), -sum(abs(w) for _, w in nbr[i]), i))
-    labels = np.full(n, -1, dtype=np.int64)
-    used = 0
-    for i in order:
-        blocked = {labels[j] for j in hnbr[i] if labels[j] >= 0}
-        cost = np.zeros(used)
-        for j, w in nbr[i]:
-            if labels[j] >= 0:
-                cost[labels[j]] += w
-        best, best_cost = -1, INF
-        for c in range(used):
-            if c not in blocked and cost[c] < best_cost:
-                best, best_cost = c, cost[c]
-        if used < k and (best < 0 or best_cost > 0):
-            best = used
-            used += 1
-        if best < 0:
-            return None
-        labels[i] = best
-    for _ in range(passes):
-        improved = False
-        for i in range(n):
-            cost = np.zeros(used + 1)
-            for j, w in nbr[i]:
-                cost[labels[j]] += w
-            for j in hnbr[i]:
-                cost[labels[j]] = INF
-            own = labels[i]
-            size_own = int(np.sum(labels == own))
-            if used >= k or size_own == 1:
-                cost[used] = INF  # opening a class is only allowed while one is free
-            c = int(np.argmin(cost))
-            if cost[c] < cost[own] - 1e-12:
-                labels[i] = c
-                if c == used:
-                    used += 1
-                improved = True
-                if size_own == 1:  # keep labels dense: move the last class into the hole
-                    labels[labels == used - 1] = own
-                    used -= 1
-        if not improved:
-            break
-    return labels
-
-
-def restrict(labels: np.ndarray | None, part: Part) -> np.ndarray | None:
-    """A global labelling seen from one part (dense local classes in first-appearance order)."""
-    if labels is None:
-        return None
-    _, inv = np.unique(labels[part.nodes], return_inverse=True)
-    return first_appearance(inv)
-
-
-def first_appearance(labels: np.ndarray) -> np.ndarray:
-    """Relabel 0..k-1 in order of first appearance: the canonical form the symmetry breaking keeps."""
-    out = np.empty(len(labels), dtype=np.int64)
-    seen: dict[int, int] = {}
-    for i, c in enumerate(np.asarray(labels).tolist()):
-        out[i] = seen.setdefault(c, len(seen))
-    return out
-
-
-def global_labels(parts: Sequence[Part], labels: Sequence[np.ndarray], n_nodes: int) -> np.ndarray:
-    """Per-part local labels -> one global labelling (classes of different parts never collide)."""
-    out = np.zeros(n_nodes, dtype=np.int64)
-    offset = 0
-    for p, lab in zip(parts, labels):
-        dense = first_appearance(lab)
-        out[p.nodes] = dense + offset
-        offset += int(dense.max()) + 1 if len(dense) else 0
-    return out
 
 
 # the heuristic seed (formulations/decomposition.md): what an exact backend starts from when no warm start is given
@@ -352,115 +170,6 @@ def _anneal_seed(instance: Instance, options: SolveOptions, ctx: SolveContext) -
     return child.best_labels, stats
 
 
-# ---------------------------------------------------------------------------------------------- the curves
-class Curve:
-    """What is known about ``f(k)``, ``k = 1..cap``, for one part: lower and upper values, the labels behind each
-    upper value, and which points were already handed to a solver (with how much time)."""
-
-    def __init__(self, part: Part):
-        self.part = part
-        cap = part.cap
-        self.lo = np.full(cap + 1, part.trivial_bound)
-        self.hi = np.full(cap + 1, INF)
-        self.sol: list[np.ndarray | None] = [None] * (cap + 1)
-        self.proven = np.zeros(cap + 1, dtype=bool)   # f(k) known exactly (value or infeasibility)
-        self.given: dict[int, float | None] = {}        # time handed to the solver at k (None = unlimited)
-        self.lo[0] = INF
-
-    def exact(self, k: int) -> bool:
-        if self.proven[k] or self.lo[k] == INF:
-            return True
-        hi = self.hi[k]
-        return bool(np.isfinite(hi) and self.lo[k] >= hi - 1e-9 * max(1.0, abs(hi)))
-
-    def offer(self, labels: np.ndarray) -> None:
-        """A feasible labelling with j classes is an upper value for every k >= j."""
-        labels = first_appearance(labels)
-        j = int(labels.max()) + 1 if len(labels) else 1
-        value = self.part.objective(labels)
-        for k in range(j, self.part.cap + 1):
-            if value < self.hi[k]:
-                self.hi[k], self.sol[k] = value, labels
-
-    def raise_lo(self, k: int, bound: float) -> None:
-        """f(k') >= f(k) >= bound for every k' <= k."""
-        for kk in range(1, k + 1):
-            self.lo[kk] = max(self.lo[kk], bound)
-
-    def record(self, k: int, ans: ModelAnswer) -> None:
-        if ans.status == "infeasible":
-            self.raise_lo(k, INF)
-            self.proven[1:k + 1] = True
-            return
-        if ans.labels is not None and self.part.feasible(ans.labels[0], k):
-            self.offer(ans.labels[0])
-            if ans.status == "optimal":
-                value = self.part.objective(ans.labels[0])
-                j = len(np.unique(ans.labels[0]))
-                self.raise_lo(k, value)
-                for kk in range(j, k + 1):  # f(j) <= value = f(k) <= f(j): flat in between
-                    self.lo[kk] = value
-                    self.proven[kk] = True
-                return
-        bound = ans.bound
-        if ans.labels is not None and bound != INF:  # a bound above the answer's own value is no proof
-            own = self.part.objective(ans.labels[0])
-            if bound > own + 1e-9 * max(1.0, abs(own)):
-                bound = -INF
-        if np.isfinite(bound) or bound == INF:
-            self.raise_lo(k, bound)
-
-    def hint(self, k: int) -> np.ndarray | None:
-        if self.sol[k] is not None:
-            return self.sol[k]
-        return part_greedy(self.part, k)
-
-
-# ---------------------------------------------------------------------------------------------- the DP
-def allocate(values: Sequence[np.ndarray], penalties: Sequence[np.ndarray], max_classes: int,
-             type_params: Sequence[int] | None = None, max_params: int | None = None
-             ) -> tuple[float, list[int] | None]:
-    """Choose ``k_t`` in ``1..cap_t`` minimising ``sum values[t][k_t]`` (ties: fewest ``penalties``) under
-    ``sum k_t <= max_classes`` and, if given, ``sum k_t * type_params[t] <= max_params``.
-
-    ``values[t][k]`` for ``k = 1..cap_t`` (index 0 unused). Returns ``(inf, None)`` when no finite choice exists.
-    The parameter dimension keeps, per class count, the Pareto set of (params, value) states, which stays small
-    because only ``cap_t`` choices per type exist."""
-    # state: classes used -> list of (value, penalty, params, choice tuple)
-    states: dict[int, list[tuple[float, int, int, tuple[int, ...]]]] = {0: [(0.0, 0, 0, ())]}
-    for t, vals in enumerate(values):
-        cap = len(vals) - 1
-        p_t = type_params[t] if type_params is not None else 0
-        nxt: dict[int, list] = {}
-        for c, lst in states.items():
-            for k in range(1, cap + 1):
-                if c + k > max_classes or not np.isfinite(vals[k]):
-                    continue
-                for val, pen, par, ch in lst:
-                    np_ = par + k * p_t
-                    if max_params is not None and np_ > max_params:
-                        continue
-                    nxt.setdefault(c + k, []).append((val + float(vals[k]), pen + int(penalties[t][k]), np_, ch + (k,)))
-        states = {c: _pareto(lst, max_params is not None) for c, lst in nxt.items()}
-        if not states:
-            return INF, None
-    best = min((s for lst in states.values() for s in lst), key=lambda s: (s[0], s[1]))
-    return best[0], list(best[3])
-
-
-def _pareto(states: list, by_params: bool) -> list:
-    """Drop dominated states (worse value and penalty, and no fewer params)."""
-    states.sort(key=lambda s: (s[2] if by_params else 0, s[0], s[1]))
-    if not by_params:
-        return states[:1]
-    kept, best = [], (INF, INF)
-    for s in states:
-        if (s[0], s[1]) < best:
-            kept.append(s)
-            best = (s[0], s[1])
-    return kept
-
-
 # ---------------------------------------------------------------------------------------------- drivers
 def can_decompose(instance: Instance) -> bool:
     """Exact unless a parameter cap meets a type whose members store different parameter counts."""
@@ -484,95 +193,122 @@ def model_flags(options: SolveOptions) -> dict:
 
 
 def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
-    parts = parts_of(instance)
-    flags = model_flags(options)
-    curves = [Curve(p) for p in parts]
-    warm, seed_stats = start_labels(instance, options, ctx)
-    if warm is not None:
-        for cv in curves:
-            cv.offer(restrict(warm, cv.part))
-    budget = instance.budget
-    type_params = [p.max_param for p in parts] if budget.max_params is not None else None
-    n_solves = 0
-    stats: dict = {"method": "decomposition", "types": len(parts), "subsolves": 0, "seed": seed_stats}
-
-    def lower_dp():
-        return allocate([cv.lo for cv in curves], [~_exact_mask(cv) for cv in curves], budget.max_classes,
-                        type_params, budget.max_params)
-
-    def upper_dp():
-        zeros = [np.zeros(cv.part.cap + 1, dtype=np.int64) for cv in curves]
-        return allocate([cv.hi for cv in curves], zeros, budget.max_classes, type_params, budget.max_params)
-
-    def offer_incumbent():
-        val, ks = upper_dp()
-        if ks is not None:
-            ctx.offer(global_labels(parts, [cv.sol[k] for cv, k in zip(curves, ks)], len(instance.nodes)))
-
-    offer_incumbent()
-    # round 0: each type at its full cap (often all that is needed); later rounds: what the lower DP picks
-    todo = [(t, cv.part.cap) for t, cv in enumerate(curves) if not cv.exact(cv.part.cap)]
-    stopped_early = interrupted = False
+    """The lazy curves (module docstring): round 0 solves every type at its full cap; each later round solves the
+    points the lower DP picks that are not exact yet, until the DP's choice is proven, time runs out or Ctrl-C."""
+    dec = _Decomposition(instance, options, ctx, solve_model)
+    todo = [(t, cv.part.cap) for t, cv in enumerate(dec.curves) if not cv.exact(cv.part.cap)]
     while True:
-        for pos, (t, k) in enumerate(todo):
-            if ctx.expired():
-                stopped_early = True
-                break
-            left = ctx.time_left()
-            share = None if left is None else left / (len(todo) - pos)
-            cv = curves[t]
-            cv.given[k] = share
-            model = Model((cv.part.with_cap(k),), k, None, **flags)
-            hint = cv.hint(k)
-            ans = solve_model(model, share, None if hint is None else [hint])
-            n_solves += 1
-            if ans.stats.get("triangles_truncated"):  # the optional cuts were cut short (time or MAX_TRIANGLES)
-                stats.setdefault("cuts_truncated", []).append(
-                    {"type": cv.part.type, "k": k, "reason": ans.stats["triangles_truncated"],
-                     "triangles": ans.stats.get("triangles")})
-            cv.record(k, ans)
-            ctx.log(f"type {cv.part.type!r} k={k}: {ans.status}, [{cv.lo[k]:.6g}, {cv.hi[k]:.6g}]")
-            offer_incumbent()
-            if ans.interrupted:
-                stopped_early = interrupted = True
-                break
+        stopped_early, interrupted = dec.solve_points(todo)
         if stopped_early:
             break
-        lo_val, ks = lower_dp()
+        _, ks = dec.lower_dp()
         if ks is None:
             break
-        todo = []
-        for t, k in enumerate(ks):
-            cv = curves[t]
-            if cv.exact(k):
-                continue
-            left = ctx.time_left()
-            if k in cv.given and (cv.given[k] is None or left is None or left <= 1.2 * cv.given[k]):
-                continue  # already had its chance and more time would not change much
-            todo.append((t, k))
+        todo = dec.points_to_refine(ks)
         if not todo or ctx.expired():
             stopped_early = bool(todo)
             break
+    return dec.outcome(stopped_early, interrupted)
 
-    lo_val, lo_ks = lower_dp()
-    hi_val, hi_ks = upper_dp()
-    stats["subsolves"] = n_solves
-    stats["curves"] = {cv.part.type: {"lo": _finite_list(cv.lo[1:]), "hi": _finite_list(cv.hi[1:])} for cv in curves}
-    if lo_ks is None and not interrupted:  # every allocation proven infeasible
-        return Outcome(Termination.INFEASIBLE, None, None, "no allocation of classes to types is feasible", stats)
-    labels = None
-    if hi_ks is not None:
-        labels = global_labels(parts, [cv.sol[k] for cv, k in zip(curves, hi_ks)], len(instance.nodes))
-        stats["classes_per_type_chosen"] = {cv.part.type: int(k) for cv, k in zip(curves, hi_ks)}
-    if interrupted:
-        return Outcome(Termination.INTERRUPTED, labels, lo_val if lo_ks is not None else None,
-                       "interrupted by the user", stats)
-    closed = hi_ks is not None and hi_val <= lo_val + 1e-9 * max(1.0, abs(hi_val))
-    if closed:
-        return Outcome(Termination.OPTIMAL, labels, min(lo_val, hi_val), "", stats)
-    if stopped_early or ctx.expired() or ctx.deadline is not None:
-        return Outcome(Termination.TIME_LIMIT, labels, lo_val, "", stats)
-    return Outcome(Termination.COMPLETED, labels, lo_val, "a sub-solve ended without proof", stats)
+
+class _Decomposition:
+    """The curves of one decomposed solve, the DPs over them and the sub-solves that refine them."""
+
+    def __init__(self, instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel):
+        self.instance, self.ctx, self.solve_model = instance, ctx, solve_model
+        self.parts = parts_of(instance)
+        self.flags = model_flags(options)
+        self.curves = [Curve(p) for p in self.parts]
+        warm, seed_stats = start_labels(instance, options, ctx)
+        if warm is not None:
+            for cv in self.curves:
+                cv.offer(restrict(warm, cv.part))
+        budget = instance.budget
+        self.type_params = [p.max_param for p in self.parts] if budget.max_params is not None else None
+        self.stats: dict = {"method": "decomposition", "types": len(self.parts), "subsolves": 0, "seed": seed_stats}
+        self.offer_incumbent()
+
+    def lower_dp(self):
+        """The DP on the curves' lower values (ties: fewest points not yet exact): a proven bound."""
+        b = self.instance.budget
+        return allocate([cv.lo for cv in self.curves], [~cv.exact_mask() for cv in self.curves], b.max_classes,
+                        self.type_params, b.max_params)
+
+    def upper_dp(self):
+        """The DP on the incumbents' values: the best assignment found so far."""
+        b = self.instance.budget
+        zeros = [np.zeros(cv.part.cap + 1, dtype=np.int64) for cv in self.curves]
+        return allocate([cv.hi for cv in self.curves], zeros, b.max_classes, self.type_params, b.max_params)
+
+    def labels_for(self, ks) -> np.ndarray:
+        return global_labels(self.parts, [cv.sol[k] for cv, k in zip(self.curves, ks)], len(self.instance.nodes))
+
+    def offer_incumbent(self) -> None:
+        _, ks = self.upper_dp()
+        if ks is not None:
+            self.ctx.offer(self.labels_for(ks))
+
+    def solve_points(self, todo: list[tuple[int, int]]) -> tuple[bool, bool]:
+        """Solve each (type, k) of ``todo`` with an equal share of the time left; (stopped early, interrupted)."""
+        ctx = self.ctx
+        for pos, (t, k) in enumerate(todo):
+            if ctx.expired():
+                return True, False
+            left = ctx.time_left()
+            share = None if left is None else left / (len(todo) - pos)
+            cv = self.curves[t]
+            cv.given[k] = share
+            hint = cv.hint(k)
+            ans = self.solve_model(Model((cv.part.with_cap(k),), k, None, **self.flags), share,
+                                   None if hint is None else [hint])
+            self.stats["subsolves"] += 1
+            if ans.stats.get("triangles_truncated"):  # the optional cuts were cut short (time or MAX_TRIANGLES)
+                self.stats.setdefault("cuts_truncated", []).append(
+                    {"type": cv.part.type, "k": k, "reason": ans.stats["triangles_truncated"],
+                     "triangles": ans.stats.get("triangles")})
+            cv.record(k, ans)
+            if ans.stats.get("not_built"):
+                self.stats.setdefault("not_built", []).append(ans.stats["not_built"])
+            ctx.log(f"type {cv.part.type!r} k={k}: {ans.status}, [{cv.lo[k]:.6g}, {cv.hi[k]:.6g}]")
+            self.offer_incumbent()
+            if ans.interrupted:
+                return True, True
+        return False, False
+
+    def points_to_refine(self, ks) -> list[tuple[int, int]]:
+        """The points of the lower DP's choice ``ks`` that are not exact and where more time could still help."""
+        todo = []
+        for t, k in enumerate(ks):
+            cv = self.curves[t]
+            if cv.exact(k):
+                continue
+            left = self.ctx.time_left()
+            if k in cv.given and (cv.given[k] is None or left is None or left <= 1.2 * cv.given[k]):
+                continue  # already had its chance and more time would not change much
+            todo.append((t, k))
+        return todo
+
+    def outcome(self, stopped_early: bool, interrupted: bool) -> Outcome:
+        ctx, stats = self.ctx, self.stats
+        lo_val, lo_ks = self.lower_dp()
+        hi_val, hi_ks = self.upper_dp()
+        stats["curves"] = {cv.part.type: {"lo": _finite_list(cv.lo[1:]), "hi": _finite_list(cv.hi[1:])}
+                           for cv in self.curves}
+        if lo_ks is None and not interrupted:  # every allocation proven infeasible
+            return Outcome(Termination.INFEASIBLE, None, None, "no allocation of classes to types is feasible", stats)
+        labels = None
+        if hi_ks is not None:
+            labels = self.labels_for(hi_ks)
+            stats["classes_per_type_chosen"] = {cv.part.type: int(k) for cv, k in zip(self.curves, hi_ks)}
+        if interrupted:
+            return Outcome(Termination.INTERRUPTED, labels, lo_val if lo_ks is not None else None,
+                           "interrupted by the user", stats)
+        if hi_ks is not None and hi_val <= lo_val + 1e-9 * max(1.0, abs(hi_val)):
+            return Outcome(Termination.OPTIMAL, labels, min(lo_val, hi_val), "", stats)
+        note = not_built_note(stats.get("not_built", []))
+        if stopped_early or ctx.expired() or ctx.deadline is not None:
+            return Outcome(Termination.TIME_LIMIT, labels, lo_val, note, stats)
+        return Outcome(Termination.COMPLETED, labels, lo_val, note or "a sub-solve ended without proof", stats)
 
 
 def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
@@ -603,30 +339,23 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
     if ans.status == "optimal" and labels is not None:  # proven: the bound is the objective itself
         return Outcome(Termination.OPTIMAL, labels, model.objective(ans.labels), "", stats)
     term = Termination.TIME_LIMIT if ctx.deadline is not None else Termination.COMPLETED
-    return Outcome(term, labels, bound if np.isfinite(bound) else None, "", stats)
+    note = not_built_note([ans.stats["not_built"]] if ans.stats.get("not_built") else [])
+    return Outcome(term, labels, bound if np.isfinite(bound) else None, note, stats)
 
 
 EXACT_MODEL_SOLVERS = {"cpsat": "geoshare_opt.solvers.cpsat", "highs": "geoshare_opt.solvers.highs",
                        "pulp": "geoshare_opt.solvers.pulp_milp"}
 
 
-def type_curve(block: TypeBlock | Part, ks: Sequence[int], solver: "str | SolveModel" = "cpsat", *,
+def type_curve(part: Part, ks: Sequence[int], solver: "str | SolveModel" = "cpsat", *,
                time_limit: float | None = None, symmetry: bool = True, triangles: bool = True,
                seed: int = 0, threads: int = 1, native: dict | None = None) -> list[dict]:
     """``f_t(k)`` for the given ``k`` of one type: one dict per k with ``k``, ``objective`` (best found, None if
     none), ``bound`` and ``optimal``/``infeasible`` flags, and the local ``labels``. ``time_limit`` is per point.
     ``solver`` is an exact backend name (cpsat, highs, pulp) or a ``SolveModel``. This is the
     compression-vs-damage trade-off curve of one type (for ``sweep``)."""
-    part = block if isinstance(block, Part) else part_from_block(block)
-    if isinstance(solver, str):
-        import importlib
-        if solver not in EXACT_MODEL_SOLVERS:
-            from ..errors import InputError
-            raise InputError(f"type_curve needs an exact solver ({', '.join(EXACT_MODEL_SOLVERS)}), got {solver!r}")
-        options = SolveOptions(seed=seed, threads=threads, native=dict(native or {}))
-        dummy = Instance.build([{"id": "n", "type": part.type}], [], 1)
-        solver = importlib.import_module(EXACT_MODEL_SOLVERS[solver]).model_solver(options, SolveContext(dummy, options))
-    solve_model = solver
+    solve_model = exact_model_solver(solver, SolveOptions(seed=seed, threads=threads, native=dict(native or {})),
+                                     part.type) if isinstance(solver, str) else solver
     top = max(ks) if ks else 1
     cv = Curve(part.with_cap(max(top, 1)))
     out = []
@@ -642,8 +371,15 @@ def type_curve(block: TypeBlock | Part, ks: Sequence[int], solver: "str | SolveM
     return sorted(out, key=lambda d: d["k"])
 
 
-def _exact_mask(cv: Curve) -> np.ndarray:
-    return np.array([cv.exact(k) if k else True for k in range(cv.part.cap + 1)])
+def exact_model_solver(solver: str, options: SolveOptions, type_name: str = "n",
+                       ctx: SolveContext | None = None) -> SolveModel:
+    """The ``SolveModel`` of exact backend ``solver`` (cpsat, highs, pulp) bound to ``options``; InputError for
+    any other name."""
+    if solver not in EXACT_MODEL_SOLVERS:
+        raise InputError(f"type_curve needs an exact solver ({', '.join(EXACT_MODEL_SOLVERS)}), got {solver!r}")
+    if ctx is None:
+        ctx = SolveContext(Instance.build([{"id": "n", "type": type_name}], [], 1), options)
+    return importlib.import_module(EXACT_MODEL_SOLVERS[solver]).model_solver(options, ctx)
 
 
 def _finite_list(a: np.ndarray) -> list:

@@ -10,7 +10,9 @@ from ..errors import InputError
 from ..instance import Instance
 from ..options import SolveOptions
 from .base import Backend, Outcome, SolveContext
-from .decompose import INF, Model, ModelAnswer, solve_exact, solver_native
+from .budget import BuildClock, BuildTimeout, refusal
+from .curves import INF, Model, ModelAnswer
+from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
 
 
@@ -28,7 +30,7 @@ class HighsBackend(Backend):
 
 
 def model_solver(options: SolveOptions, ctx: SolveContext):
-    """A ``SolveModel`` for HiGHS bound to the run's options (see decompose.SolveModel)."""
+    """A ``SolveModel`` for HiGHS bound to the run's options (see curves.SolveModel)."""
     import highspy
     from .milp import build, cuts_until, to_highs
     from .quiet import new_highs, stdout_to_stderr
@@ -45,10 +47,18 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
                 raise InputError(f"highs: cannot set option {key!r} to {value!r}")
 
     configure(new_highs(), None)  # bad native options fail now, even if no sub-solve ever runs
+    memory_limit = model_memory_limit(options)
 
     def solve(model: Model, time_limit: float | None, hint):
         started = time.monotonic()
-        milp = build(model, cut_deadline=cuts_until(started, time_limit))
+        why = refusal("highs", model, time_limit, memory_limit)
+        if why:
+            return ModelAnswer("unknown", None, -INF, {"not_built": why})
+        try:
+            milp = build(model, cut_deadline=cuts_until(started, time_limit),
+                         clock=BuildClock.for_limit(started, time_limit))
+        except BuildTimeout as exc:
+            return ModelAnswer("unknown", None, -INF, {"not_built": f"highs: {exc}"})
         h = new_highs()
         to_highs(milp, h)
         built = {"build_s": round(time.monotonic() - started, 4), "triangles": milp.cuts["triangles"],

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..instance import Instance
-from .decompose import Model, Part, first_appearance, parts_of
+from .budget import MAX_TRIANGLES, NO_CLOCK, BuildClock
+from .curves import Model, Part, first_appearance, parts_of
 
 
 @dataclass
@@ -116,54 +117,80 @@ def weight_scale(model: Model) -> float:
     return 1.0 if big == 0.0 else 2.0 ** -math.floor(math.log2(big))
 
 
-def build(model: Model, normalise: bool = True, cut_deadline: float | None = None) -> Milp:
+def build(model: Model, normalise: bool = True, cut_deadline: float | None = None,
+          clock: BuildClock = NO_CLOCK) -> Milp:
     """The MILP of a ``Model`` (see the module docstring and formulations/milp.md for every row family). With
     ``normalise`` the objective is multiplied by ``weight_scale(model)`` (recorded as ``Milp.scale``; divide a
     solver's objective or bound by it); without, the costs are the weights themselves (``export``).
 
     The triangle rows are optional cuts, O(n^3) of them on a dense part: none is generated after ``cut_deadline``
     (``time.monotonic()`` seconds; see ``limited_triangles``), so a short time limit is not spent building them.
-    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added."""
-    sigma = weight_scale(model) if normalise else 1.0
-    names: list[str] = []
-    cost: list[float] = []
-    lb: list[float] = []
-    ub: list[float] = []
-    integer: list[bool] = []
-
-    def col(name: str, lo: float, hi: float, c: float = 0.0, is_int: bool = False) -> int:
-        names.append(name)
-        lb.append(lo)
-        ub.append(hi)
-        cost.append(c)
-        integer.append(is_int)
-        return len(names) - 1
-
-    rows = _Rows()
-    inf = np.inf
-    x_cols, y_cols, z_cols, s_cols = [], [], [], []
-    with_z = model.needs_class_count or model.max_params is not None
-    z_all, param_terms = [], []
-    cuts = {"triangles": 0, "truncated": None}
-    first_cut_row = []                        # row ranges of the triangle rows, per part
+    Every row needed for correctness is always built. ``Milp.cuts`` says how many triangle rows were added.
+    ``clock`` (budget.BuildClock) raises ``BuildTimeout`` once its deadline passes mid-build."""
+    b = _Builder(model, weight_scale(model) if normalise else 1.0, clock)
     for t, p in enumerate(model.parts):
-        C = p.cap
+        xc = b.assignment(t, p)
+        yc = b.soft_edges(t, p, xc)
+        b.triangles(t, p, yc, cut_deadline)
+        if model.symmetry:
+            b.slot_order(t, p, xc)
+        b.slot_usage(t, p, xc)
+    return b.finish()
+
+
+class _Builder:
+    """Columns and rows of one MILP, added part by part in a fixed order (the column and row order is the model's
+    identity: exported files and solver runs depend on it)."""
+
+    def __init__(self, model: Model, sigma: float, clock: BuildClock = NO_CLOCK):
+        self.model, self.sigma, self.clock = model, sigma, clock
+        self.names: list[str] = []
+        self.cost: list[float] = []
+        self.lb: list[float] = []
+        self.ub: list[float] = []
+        self.integer: list[bool] = []
+        self.rows = _Rows()
+        self.x_cols, self.y_cols, self.z_cols, self.s_cols = [], [], [], []
+        self.with_z = model.needs_class_count or model.max_params is not None
+        self.z_all: list[int] = []
+        self.param_terms: list[tuple[int, float]] = []
+        self.cuts = {"triangles": 0, "truncated": None}
+        self.cut_rows: list[tuple[int, int]] = []     # row ranges of the triangle rows, per part
+
+    def col(self, name: str, lo: float, hi: float, c: float = 0.0, is_int: bool = False) -> int:
+        self.names.append(name)
+        self.lb.append(lo)
+        self.ub.append(hi)
+        self.cost.append(c)
+        self.integer.append(is_int)
+        return len(self.names) - 1
+
+    def assignment(self, t: int, p: Part) -> np.ndarray:
+        """x[i, c] (slot c >= i dropped under symmetry breaking), every node in exactly one slot, hard edges apart."""
+        C, rows = p.cap, self.rows
         xc = np.full((p.n, C), -1, dtype=np.int64)
         for i in range(p.n):
-            for c in range(min(C, i + 1) if model.symmetry else C):
-                xc[i, c] = col(f"x_{t}_{i}_{c}", 0.0, 1.0, is_int=True)
-        x_cols.append(xc)
-        for i in range(p.n):  # every node in exactly one slot
+            for c in range(min(C, i + 1) if self.model.symmetry else C):
+                xc[i, c] = self.col(f"x_{t}_{i}_{c}", 0.0, 1.0, is_int=True)
+        self.x_cols.append(xc)
+        for i in range(p.n):
             cs = xc[i][xc[i] >= 0]
             rows.add(cs, np.ones(len(cs)), 1.0, 1.0, f"assign_{t}_{i}")
         for e, (a, b) in enumerate(zip(p.hard_u.tolist(), p.hard_v.tolist())):
+            self.clock.tick(2 * C)
             for c in range(C):
                 if xc[a, c] >= 0 and xc[b, c] >= 0:
-                    rows.add([xc[a, c], xc[b, c]], [1, 1], -inf, 1.0, f"hard_{t}_{e}_{c}")
+                    rows.add([xc[a, c], xc[b, c]], [1, 1], -np.inf, 1.0, f"hard_{t}_{e}_{c}")
+        return xc
+
+    def soft_edges(self, t: int, p: Part, xc: np.ndarray) -> np.ndarray:
+        """y per soft edge (its weight in the objective), tied to "both ends share a slot"."""
+        rows, inf = self.rows, np.inf
         yc = np.empty(len(p.soft_w), dtype=np.int64)
         for e, (a, b, w) in enumerate(zip(p.soft_u.tolist(), p.soft_v.tolist(), p.soft_w.tolist())):
-            y = yc[e] = col(f"y_{t}_{e}", 0.0, 1.0, c=w * sigma)
-            for c in range(C):
+            self.clock.tick(3 * p.cap)
+            y = yc[e] = self.col(f"y_{t}_{e}", 0.0, 1.0, c=w * self.sigma)
+            for c in range(p.cap):
                 xa, xb = xc[a, c], xc[b, c]
                 if w > 0:  # y >= x_ac + x_bc - 1: paying is forced when both sit in slot c
                     if xa >= 0 and xb >= 0:
@@ -176,57 +203,75 @@ def build(model: Model, normalise: bool = True, cut_deadline: float | None = Non
                         rows.add([y, xa], [1, 1], -inf, 1.0, f"sameA_{t}_{e}_{c}")
                     elif xb >= 0:
                         rows.add([y, xb], [1, 1], -inf, 1.0, f"sameB_{t}_{e}_{c}")
-        y_cols.append(yc)
-        first_cut_row.append(len(rows.lb))
-        for a, b, c, ab, bc, ac in limited_triangles(p, cut_deadline, cuts) if model.triangles else ():
-            # y is "same class" at every optimum, and "same class" is transitive (valid cuts; see milp.md)
-            rows.add([yc[ab], yc[bc], yc[ac]], [1, 1, -1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_0")
-            rows.add([yc[ab], yc[bc], yc[ac]], [1, -1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_1")
-            rows.add([yc[ab], yc[bc], yc[ac]], [-1, 1, 1], -inf, 1.0, f"tri_{t}_{a}_{b}_{c}_2")
-        first_cut_row[-1] = (first_cut_row[-1], len(rows.lb))
-        if model.symmetry:  # slot c >= 1 may hold i only if slot c-1 holds an earlier node
-            for c in range(1, C):
-                for i in range(c, p.n):
-                    prev = [xc[j, c - 1] for j in range(c - 1, i) if xc[j, c - 1] >= 0]
-                    rows.add([xc[i, c]] + prev, [1] + [-1] * len(prev), -inf, 0.0, f"order_{t}_{i}_{c}")
+        self.y_cols.append(yc)
+        return yc
+
+    def triangles(self, t: int, p: Part, yc: np.ndarray, cut_deadline: float | None) -> None:
+        """The optional transitivity cuts: y is "same class" at every optimum, and that is transitive (milp.md)."""
+        rows, first = self.rows, len(self.rows.lb)
+        for a, b, c, ab, bc, ac in limited_triangles(p, cut_deadline, self.cuts) if self.model.triangles else ():
+            rows.add([yc[ab], yc[bc], yc[ac]], [1, 1, -1], -np.inf, 1.0, f"tri_{t}_{a}_{b}_{c}_0")
+            rows.add([yc[ab], yc[bc], yc[ac]], [1, -1, 1], -np.inf, 1.0, f"tri_{t}_{a}_{b}_{c}_1")
+            rows.add([yc[ab], yc[bc], yc[ac]], [-1, 1, 1], -np.inf, 1.0, f"tri_{t}_{a}_{b}_{c}_2")
+        self.cut_rows.append((first, len(rows.lb)))
+
+    def slot_order(self, t: int, p: Part, xc: np.ndarray) -> None:
+        """Slot c >= 1 may hold node i only if slot c-1 holds an earlier node (colour-symmetry breaking)."""
+        for c in range(1, p.cap):
+            for i in range(c, p.n):
+                self.clock.tick(i - c + 2)
+                prev = [xc[j, c - 1] for j in range(c - 1, i) if xc[j, c - 1] >= 0]
+                self.rows.add([xc[i, c]] + prev, [1] + [-1] * len(prev), -np.inf, 0.0, f"order_{t}_{i}_{c}")
+
+    def slot_usage(self, t: int, p: Part, xc: np.ndarray) -> None:
+        """z[c] (slot c used) when the class count or the parameters can bind; s[c] (slot c's storage) for a part
+        whose members store different parameter counts."""
         zc = sc = None
-        if with_z:
-            zc = np.array([col(f"z_{t}_{c}", 0.0, 1.0) for c in range(C)], dtype=np.int64)
+        if self.with_z:
+            rows, C = self.rows, p.cap
+            zc = np.array([self.col(f"z_{t}_{c}", 0.0, 1.0) for c in range(C)], dtype=np.int64)
             for c in range(C):
                 for i in range(p.n):
                     if xc[i, c] >= 0:
-                        rows.add([xc[i, c], zc[c]], [1, -1], -inf, 0.0, f"used_{t}_{i}_{c}")
-            if model.symmetry:
+                        rows.add([xc[i, c], zc[c]], [1, -1], -np.inf, 0.0, f"used_{t}_{i}_{c}")
+            if self.model.symmetry:
                 for c in range(C - 1):
-                    rows.add([zc[c + 1], zc[c]], [1, -1], -inf, 0.0, f"usedorder_{t}_{c}")
-            z_all.extend(zc.tolist())
-            if model.max_params is not None:
-                if p.uniform_params:
-                    param_terms.extend((int(z), float(p.max_param)) for z in zc)
-                else:
-                    sc = np.array([col(f"s_{t}_{c}", 0.0, float(p.max_param)) for c in range(C)], dtype=np.int64)
-                    for c in range(C):
-                        for i in range(p.n):
-                            if xc[i, c] >= 0 and p.params[i] > 0:
-                                rows.add([sc[c], xc[i, c]], [1, -float(p.params[i])], 0.0, inf, f"store_{t}_{i}_{c}")
-                    param_terms.extend((int(s), 1.0) for s in sc)
-        z_cols.append(zc)
-        s_cols.append(sc)
-    if with_z and model.needs_class_count:
-        rows.add(z_all, np.ones(len(z_all)), -inf, float(model.max_classes), "max_classes")
-    if model.max_params is not None and param_terms:
-        rows.add([a for a, _ in param_terms], [b for _, b in param_terms], -inf, float(model.max_params), "max_params")
-    A = sp.csr_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lb), len(names)))
-    optional = np.zeros(len(rows.lb), dtype=bool)
-    for lo, hi in first_cut_row:
-        optional[lo:hi] = True
-    return Milp(names, np.array(cost), np.array(lb), np.array(ub), np.array(integer, dtype=bool), A,
-                np.array(rows.lb), np.array(rows.ub), rows.names, x_cols, y_cols, z_cols, s_cols, model, sigma,
-                optional, cuts)
+                    rows.add([zc[c + 1], zc[c]], [1, -1], -np.inf, 0.0, f"usedorder_{t}_{c}")
+            self.z_all.extend(zc.tolist())
+            if self.model.max_params is not None:
+                sc = self._storage(t, p, xc, zc)
+        self.z_cols.append(zc)
+        self.s_cols.append(sc)
+
+    def _storage(self, t: int, p: Part, xc: np.ndarray, zc: np.ndarray) -> np.ndarray | None:
+        if p.uniform_params:
+            self.param_terms.extend((int(z), float(p.max_param)) for z in zc)
+            return None
+        sc = np.array([self.col(f"s_{t}_{c}", 0.0, float(p.max_param)) for c in range(p.cap)], dtype=np.int64)
+        for c in range(p.cap):
+            for i in range(p.n):
+                if xc[i, c] >= 0 and p.params[i] > 0:
+                    self.rows.add([sc[c], xc[i, c]], [1, -float(p.params[i])], 0.0, np.inf, f"store_{t}_{i}_{c}")
+        self.param_terms.extend((int(s), 1.0) for s in sc)
+        return sc
+
+    def finish(self) -> Milp:
+        """The global budget rows, then the matrix."""
+        model, rows = self.model, self.rows
+        if self.with_z and model.needs_class_count:
+            rows.add(self.z_all, np.ones(len(self.z_all)), -np.inf, float(model.max_classes), "max_classes")
+        if model.max_params is not None and self.param_terms:
+            rows.add([a for a, _ in self.param_terms], [b for _, b in self.param_terms], -np.inf,
+                     float(model.max_params), "max_params")
+        A = sp.csr_matrix((rows.v, (rows.r, rows.c)), shape=(len(rows.lb), len(self.names)))
+        optional = np.zeros(len(rows.lb), dtype=bool)
+        for lo, hi in self.cut_rows:
+            optional[lo:hi] = True
+        return Milp(self.names, np.array(self.cost), np.array(self.lb), np.array(self.ub),
+                    np.array(self.integer, dtype=bool), A, np.array(rows.lb), np.array(rows.ub), rows.names,
+                    self.x_cols, self.y_cols, self.z_cols, self.s_cols, model, self.sigma, optional, self.cuts)
 
 
-# any subset of the triangle rows is valid; past this many per part they cost more to build than they save
-MAX_TRIANGLES = 100_000
 # share of a sub-solve's time limit that generating the optional triangle rows may take (the solver needs the rest,
 # and its presolve, which HiGHS does not interrupt for the time limit, grows with them too)
 CUT_SHARE = 0.1

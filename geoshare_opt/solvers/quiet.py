@@ -1,8 +1,9 @@
 """Keep native libraries from writing to stdout, which carries only the machine-readable payload.
 
-highspy 1.16 prints a banner on file descriptor 1 at the first ``Highs()`` of a process, and ``writeModel`` reports
-what it wrote there too. Those writes come from C++ and bypass ``sys.stdout``, so the guard works on descriptors:
-fd 1 points at fd 2 while the block runs, then is restored.
+highspy 1.16 prints a banner on file descriptor 1 at the first ``Highs()`` of a process (discarded: it is noise
+even with -v, and -q must mean silence), and ``writeModel`` reports what it wrote there too (sent to stderr).
+Those writes come from C++ and bypass ``sys.stdout``, so the guards work on descriptors: fd 1 points elsewhere
+while the block runs, then is restored.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ _lock = threading.RLock()  # fd 1 is process-wide: two guards must not interleav
 
 
 @contextlib.contextmanager
-def stdout_to_stderr():
-    """Route everything written to fd 1 (Python and native code) to fd 2 inside the block."""
+def _stdout_to(fd: int):
+    """Route everything written to fd 1 (Python and native code) to ``fd`` inside the block."""
     with _lock:
         try:
             sys.stdout.flush()
@@ -28,7 +29,7 @@ def stdout_to_stderr():
             yield
             return
         try:
-            os.dup2(2, 1)
+            os.dup2(fd, 1)
             yield
         finally:
             try:
@@ -39,10 +40,26 @@ def stdout_to_stderr():
             os.close(saved)
 
 
+def stdout_to_stderr():
+    """Route everything written to fd 1 (Python and native code) to fd 2 inside the block."""
+    return _stdout_to(2)
+
+
+@contextlib.contextmanager
+def stdout_discarded():
+    """Drop everything written to fd 1 inside the block (the HiGHS banner: nobody asked for it, not even -v)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with _stdout_to(devnull):
+            yield
+    finally:
+        os.close(devnull)
+
+
 def new_highs():
-    """A ``highspy.Highs`` with its banner on stderr and its console log off."""
+    """A ``highspy.Highs`` without its banner and with its console log off."""
     import highspy
-    with stdout_to_stderr():
+    with stdout_discarded():
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
     return h

@@ -12,6 +12,8 @@ import time
 import numpy as np
 
 from ..instance import Instance
+from ..options import SolveOptions
+from .base import SolveContext
 
 
 def _spin_glass(n: int, rng: np.random.Generator, hubs: int = 0, k: int = 2, **budget) -> Instance:
@@ -29,23 +31,32 @@ def _spin_glass(n: int, rng: np.random.Generator, hubs: int = 0, k: int = 2, **b
 def compile_kernels(seed: int = 0) -> float:
     """Solve a few small instances so that every kernel path runs once: the plain K = 2 sweep (one chain, hubs and
     a population, time-driven and counted rounds, descent, kick, BLS), the generic sweep with hard edges and a
-    parameter cap, TabuCol, the greedy colourings (tests/test_cli.py checks that each kernel got compiled). Returns the seconds it took (about a second on a warm cache)."""
-    from ..api import solve
+    parameter cap, TabuCol, the greedy colourings (tests/test_cli.py checks that each kernel got compiled). Returns
+    the seconds it took (about a second on a warm cache). The backends run directly (no checking of their answers:
+    only the compiling matters here)."""
+    from .anneal import AnnealBackend
+    from .dsatur import DsaturBackend
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     plain = _spin_glass(300, rng)
-    solve(plain, "anneal", seed=seed, threads=1, native={"sweeps": 40, "rounds": 2, "bls_iters": 20})
-    solve(plain, "anneal", seed=seed, threads=1, time_limit=0.3)
-    solve(_spin_glass(300, rng, hubs=3), "anneal", seed=seed, threads=1, time_limit=0.3)
+    counted = {"sweeps": 40, "rounds": 2, "bls_iters": 20}
+    _run(AnnealBackend, plain, seed, native=counted)
+    _run(AnnealBackend, plain, seed, time_limit=0.3)
+    _run(AnnealBackend, _spin_glass(300, rng, hubs=3), seed, time_limit=0.3)
     generic = _spin_glass(120, rng, k=4, max_params=40)
     nodes = [{"id": n.id, "type": n.type, "params": n.params} for n in generic.nodes]
     edges = [(e.u, e.v, "hard" if e.w > 0 and i % 5 == 0 else e.w) for i, e in enumerate(generic.edges)]
     hard = Instance.build(nodes, edges, 4, max_params=40, name="warm-up")
-    solve(hard, "anneal", seed=seed, threads=1, native={"sweeps": 40, "rounds": 2, "bls_iters": 20})
-    solve(hard, "anneal", seed=seed, threads=1, time_limit=0.3)
-    solve(hard, "dsatur", seed=seed, threads=1)
+    _run(AnnealBackend, hard, seed, native=counted)
+    _run(AnnealBackend, hard, seed, time_limit=0.3)
+    _run(DsaturBackend, hard, seed)
     # a hard 5-clique in 3 classes: no greedy start is conflict-free, so TabuCol runs (and finds none)
     clique = Instance.build([{"id": str(i), "type": "t"} for i in range(5)],
                             [(str(i), str(j), "hard") for i in range(5) for j in range(i + 1, 5)], 3, name="warm-up")
-    solve(clique, "anneal", seed=seed, threads=1, native={"tabu_iters": 1000})
+    _run(AnnealBackend, clique, seed, native={"tabu_iters": 1000})
     return time.perf_counter() - t0
+
+
+def _run(backend_cls, instance: Instance, seed: int, time_limit: float | None = None, native: dict | None = None):
+    options = SolveOptions(time_limit=time_limit, seed=seed, threads=1, native=dict(native or {}))
+    return backend_cls().run(instance, options, SolveContext(instance, options))

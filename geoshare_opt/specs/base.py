@@ -1,4 +1,4 @@
-"""The spec contract shared by the front end, the back end and the CLI.
+"""The spec contract shared by the front end, the back end and the CLI (``load.load_spec`` finds a spec by reference).
 
 A user spec is ``make()`` returning either a ``ModelSpec`` or a plain dict with keys
 ``model`` (``torch.nn.Module``), ``batches`` (an iterable of batches, or a callable returning one),
@@ -23,22 +23,11 @@ falls back to the MSE between outputs when it is absent.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import InputError
-
-BUILTIN = {
-    "minilm": "geoshare_opt.specs.minilm:make",
-    "digits-mlp": "geoshare_opt.specs.digits:make",
-    "tiny-gpt": "geoshare_opt.specs.tinygpt:make",
-}
 
 LOWER_IS_BETTER_SUFFIXES = ("loss", "perplexity", "ppl", "error", "mse")
 
@@ -111,93 +100,6 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
     spec.batches = _as_batch_factory(spec.batches, "batches")
     spec.heldout = _as_batch_factory(spec.heldout, "heldout")
     return spec
-
-
-def _one_line(exc: BaseException) -> str:
-    """``Type: first line of the message``: errors stay one line on the command line."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def _load_callable(ref: str) -> Callable:
-    target, _, attr = ref.rpartition(":")
-    if not target or not attr:
-        raise InputError(f"spec {ref!r}: expected 'file.py:function' or 'package.module:function'")
-    if target.endswith(".py") or os.sep in target or target.startswith("."):
-        path = Path(target)
-        if not path.is_file():
-            raise InputError(f"spec {ref!r}: file {target} not found")
-        mod_name = f"_geoshare_user_spec_{abs(hash(str(path.resolve())))}"
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:  # the user's file failed to import
-            sys.modules.pop(mod_name, None)
-            raise InputError(f"spec {ref!r}: importing {target} failed: {_one_line(exc)}") from None
-    else:
-        try:
-            module = importlib.import_module(target)
-        except Exception as exc:
-            raise InputError(f"spec {ref!r}: cannot import module {target!r}: {_one_line(exc)}") from None
-    fn = getattr(module, attr, None)
-    if fn is None or not callable(fn):
-        raise InputError(f"spec {ref!r}: {target} has no callable {attr!r}")
-    return fn
-
-
-def _check_options(ref: str, fn: Callable, options: dict) -> None:
-    """Unknown and missing options are the user's mistake: say which, and what the spec accepts."""
-    import inspect
-
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):       # a builtin or C callable without a signature: let the call tell
-        return
-    try:
-        signature.bind(**options)
-    except TypeError:
-        params = signature.parameters
-        accepted = [p for p in params if p != "path"]
-        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-        unknown = [] if takes_any else sorted(set(options) - set(params))
-        if unknown:
-            raise InputError(f"spec {ref!r}: unknown option {unknown[0]!r} "
-                             f"(accepts {', '.join(accepted) or 'no options'})") from None
-        missing = [name for name, p in params.items() if p.default is p.empty and name not in options
-                   and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if missing:
-            raise InputError(f"spec {ref!r}: make() needs argument {missing[0]!r}: pass --spec-option "
-                             f"{missing[0]}=VALUE") from None
-        raise InputError(f"spec {ref!r}: make() cannot take the options {sorted(options)} "
-                         f"(its signature is {signature})") from None
-
-
-def load_spec(ref: str, **options) -> ModelSpec:
-    """A spec by built-in name, ``file.py:make``, ``package.module:make`` or Hugging Face model directory.
-    ``options`` are keyword arguments of ``make`` (built-in: e.g. ``n_calib``, ``seq_len``; a user's ``make`` gets
-    them too, checked against its signature)."""
-    if ref in BUILTIN:
-        fn = _load_callable(BUILTIN[ref])
-        _check_options(ref, fn, options)
-        return as_spec(fn(**options), ref)
-    if os.path.isdir(ref):
-        from .hf import make_from_directory
-        _check_options(ref, make_from_directory, {"path": ref, **options})
-        return as_spec(make_from_directory(ref, **options), os.path.basename(os.path.normpath(ref)))
-    if ":" not in ref:
-        raise InputError(f"unknown spec {ref!r}: use one of {', '.join(BUILTIN)}, file.py:make, package.module:make, "
-                         "or a Hugging Face model directory")
-    fn = _load_callable(ref)
-    _check_options(ref, fn, options)
-    try:
-        obj = fn(**options)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"spec {ref!r}: make() failed: {_one_line(exc)}") from None
-    return as_spec(obj, ref)
 
 
 @contextmanager

@@ -167,6 +167,33 @@ def retrieval_scores(queries: torch.Tensor, docs: torch.Tensor) -> tuple[float, 
     return float((rank == 1).double().mean()), float((1.0 / rank.double()).mean())
 
 
+def _prose_data(name: str, codec: TokenCodec, seq_len: int, n_calib: int, heldout_seqs: int, n_heldout: int,
+                seed: int):
+    """(calibration windows, held-out windows, the (query, document) halves of the retrieval paragraphs)."""
+    calib_paragraphs = load_paragraphs("calib")
+    random.Random(seed).shuffle(calib_paragraphs)
+    calib_ids = pack_windows(calib_paragraphs, codec, seq_len, n_calib, name)
+    heldout_paragraphs = load_paragraphs("heldout")
+    heldout_ids = pack_windows(heldout_paragraphs, codec, seq_len, heldout_seqs, f"{name} held-out")
+    candidates = [p for p in heldout_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
+    if len(candidates) < n_heldout:
+        raise InputError(f"n_heldout {n_heldout}: only {len(candidates)} held-out paragraphs are long enough")
+    retrieval = random.Random(seed + 1).sample(candidates, n_heldout)
+    return calib_ids, heldout_ids, [split_halves(p) for p in retrieval]
+
+
+@torch.no_grad()
+def _with_teacher(model: torch.nn.Module, forward: Callable, ids: torch.Tensor, batch_size: int, device) -> list[dict]:
+    """Batches of ``ids`` with the original model's last hidden states under ``"teacher"``."""
+    out = []
+    for start in range(0, ids.shape[0], batch_size):
+        chunk = ids[start:start + batch_size].to(device)
+        batch = {"input_ids": chunk, "attention_mask": torch.ones_like(chunk)}
+        batch["teacher"] = forward(model, batch).detach()
+        out.append(batch)
+    return out
+
+
 def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, codec: TokenCodec, *, n_calib: int,
                        seq_len: int, batch_size: int, n_heldout: int, heldout_seqs: int, seed: int, device,
                        max_len: int, meta: dict, fast_forward: Callable | None = None) -> ModelSpec:
@@ -176,32 +203,10 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
         n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, n_special=codec.n_special, max_len=max_len)
     fast_forward = fast_forward or forward
 
-    calib_paragraphs = load_paragraphs("calib")
-    random.Random(seed).shuffle(calib_paragraphs)
-    calib_ids = pack_windows(calib_paragraphs, codec, seq_len, n_calib, name)
-
-    heldout_paragraphs = load_paragraphs("heldout")
-    heldout_ids = pack_windows(heldout_paragraphs, codec, seq_len, heldout_seqs, f"{name} held-out")
-    candidates = [p for p in heldout_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
-    if len(candidates) < n_heldout:
-        raise InputError(f"n_heldout {n_heldout}: only {len(candidates)} held-out paragraphs are long enough")
-    retrieval = random.Random(seed + 1).sample(candidates, n_heldout)
-    halves = [split_halves(p) for p in retrieval]
-
+    calib_ids, heldout_ids, halves = _prose_data(name, codec, seq_len, n_calib, heldout_seqs, n_heldout, seed)
     model.to(device).eval()
-
-    @torch.no_grad()
-    def with_teacher(ids: torch.Tensor) -> list[dict]:
-        out = []
-        for start in range(0, ids.shape[0], batch_size):
-            chunk = ids[start:start + batch_size].to(device)
-            batch = {"input_ids": chunk, "attention_mask": torch.ones_like(chunk)}
-            batch["teacher"] = forward(model, batch).detach()
-            out.append(batch)
-        return out
-
-    calib_batches = with_teacher(calib_ids)
-    heldout_batches = with_teacher(heldout_ids)
+    calib_batches = _with_teacher(model, forward, calib_ids, batch_size, device)
+    heldout_batches = _with_teacher(model, forward, heldout_ids, batch_size, device)
     query_batches, query_order = embedding_batches([q for q, _ in halves], codec, seq_len, device)
     doc_batches, doc_order = embedding_batches([d for _, d in halves], codec, seq_len, device)
 

@@ -4,7 +4,7 @@ against the graph-objective colouring (``cpsat``) and every heuristic, no recove
     python benchmarks/compression/tiny-gpt/run_classcost.py [--ratios 0.2,0.3,0.4,0.5] [--random-seeds 0,1,2]
 
 ``run.py`` solves on the graph objective only (it passes no sidecar), so this variant exists to test whether the
-true class cost (curvature-weighted merge cost of each class, see shared/design/curvature.md) picks better tie
+true class cost (curvature-weighted merge cost of each class, see formulations/sweep-and-classcost.md) picks better tie
 colourings on the deep model. Same public API as run.py (``analyze``, ``solve``, ``compare_colourings``); every
 heuristic gets the classes per type of the colouring it is compared with. Writes classcost.json and classcost.md here.
 """

@@ -10,7 +10,7 @@ The three run the same Metropolis sweep (K = 2, fixed temperature) on one Gset g
 2. ``python``: the same sweep as a plain Python loop over numpy arrays (scalar indexing);
 3. ``numpy``: a Python loop over moves whose table update is one vectorised numpy operation per accepted move.
 (A fully vectorised sweep would move neighbouring nodes at once, which is not the Metropolis chain.)
-Prints one JSON line; the numbers are quoted in geoshare_opt/solvers/anneal.py.
+Prints one JSON line; the numbers are quoted in benchmarks/solvers/gset/TUNING.md (last section).
 """
 from __future__ import annotations
 

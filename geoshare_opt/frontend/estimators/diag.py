@@ -83,68 +83,31 @@ def curvature_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovari
 
 
 def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Curvature:
+    """One pass over the calibration batches summing each batch's diagonal contribution (weighted by its size).
+    A batch whose squares the hooks accumulate per example contributes through ``hooks`` instead."""
     sums = [torch.zeros_like(p, dtype=torch.float32) for p in params]
     grad_sum = [torch.zeros_like(p, dtype=torch.float32) for p in params] if method != "ggn" else None
     traces: list[float] = []
     sampler = OutputSampler(spec.output_loss, ctx.generator) if method == "ggn" else None
     total = 0
-    second_order = method == "hutchinson"
     used_per_example = False
     ctx.report(step, 0, ctx.calib.n_batches)
     with torch.enable_grad(), translated_errors(step, ctx.device), \
-            (math_attention() if second_order else _null()):
+            (math_attention() if method == "hutchinson" else _null()):
         for i, batch, n in ctx.calib:
-            contrib = None
             if hooks is not None:
                 hooks.new_batch()
                 hooks.mode = "square"
                 hooks.batch_n = float(n)
             if method == "ggn":
-                z = call_user(spec.outputs, ctx.model, batch, what="outputs")
-                if not isinstance(z, torch.Tensor):
-                    raise InputError(f"spec outputs must return a tensor, got {type(z).__name__}")
-                if not z.requires_grad:
-                    raise InputError("spec outputs do not depend on the model's parameters (no gradient); did it run "
-                                     "under torch.no_grad() or detach?")
-                r, hr = sampler.sample(z, batch)
-                if not bool(torch.isfinite(sampler.last_loss)):
-                    raise InputError(f"the loss is not finite ({float(sampler.last_loss)}) on calibration batch {i}")
-                if hooks is not None:
-                    hooks.weight = float(n)
-                if hr is None and per_example:
-                    _backward_to_outputs(z, hooks, r)
-                    used_per_example = True
-                elif hr is None:
-                    gs = _grads(z, params, r)
-                    contrib = [g.float().square() for g in gs]
-                else:  # two backward passes: per-example squares do not apply
-                    if hooks is not None:
-                        hooks.per_example = False
-                        hooks.mode = "first"
-                    g1 = _grads(z, params, r, retain_graph=True)
-                    if hooks is not None:
-                        hooks.mode = "second"
-                    g2 = _grads(z, params, hr)
-                    contrib = [a.float() * b.float() for a, b in zip(g1, g2)]
+                contrib = _ggn_batch(ctx, spec, params, batch, i, n, hooks, sampler, per_example)
             else:
-                loss = checked_loss(call_user(spec.loss, ctx.model, batch, what="loss"), i)
-                if hooks is not None:
-                    hooks.weight = float(n) * float(n)
-                if method == "empirical" and per_example:
-                    _backward_to_outputs(loss, hooks, None)
-                    used_per_example = True
-                elif method == "empirical":
-                    gs = _grads(loss, params)
-                    contrib = [float(n) * g.float().square() for g in gs]
-                else:
-                    gs = _grads(loss, params, create_graph=True)
-                    vs = [rademacher(p.shape, ctx.generator, p.device, p.dtype) for p in params]
-                    hv = _hvp(gs, params, vs)
-                    contrib = [(v * h).float() for v, h in zip(vs, hv)]
+                contrib, gs = _loss_batch(ctx, spec, params, method, batch, i, n, hooks, per_example)
                 if contrib is not None:
                     for acc, g in zip(grad_sum, gs):
                         acc.add_(g.detach().float(), alpha=float(n))
-            if contrib is None:
+            if contrib is None:                 # the hooks took the batch per example
+                used_per_example = True
                 traces.append(hooks.batch_trace)
             else:
                 tr = 0.0
@@ -155,13 +118,69 @@ def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Cur
             total += n
             ctx.report(step, i + 1, ctx.calib.n_batches)
     if used_per_example:  # hooks already weighted each batch
-        for acc, name in zip(sums, names):
-            if name in hooks.D:
-                acc.add_(hooks.D[name].view_as(acc))
-        if grad_sum is not None:
-            for acc, name in zip(grad_sum, names):
-                if name in hooks.grad:
-                    acc.add_(hooks.grad[name].view_as(acc))
+        _add_hook_sums(hooks, sums, grad_sum, names)
+    return _curvature(method, names, sums, grad_sum, traces, total, sampler, used_per_example)
+
+
+def _ggn_batch(ctx, spec, params, batch, i, n, hooks, sampler, per_example):
+    """One batch of the Gauss-Newton diagonal from sampled output gradients: its contribution per parameter, or
+    None when the hooks accumulated it per example."""
+    z = call_user(spec.outputs, ctx.model, batch, what="outputs")
+    if not isinstance(z, torch.Tensor):
+        raise InputError(f"spec outputs must return a tensor, got {type(z).__name__}")
+    if not z.requires_grad:
+        raise InputError("spec outputs do not depend on the model's parameters (no gradient); did it run "
+                         "under torch.no_grad() or detach?")
+    r, hr = sampler.sample(z, batch)
+    if not bool(torch.isfinite(sampler.last_loss)):
+        raise InputError(f"the loss is not finite ({float(sampler.last_loss)}) on calibration batch {i}")
+    if hooks is not None:
+        hooks.weight = float(n)
+    if hr is None and per_example:
+        _backward_to_outputs(z, hooks, r)
+        return None
+    if hr is None:
+        return [g.float().square() for g in _grads(z, params, r)]
+    # two backward passes: per-example squares do not apply
+    if hooks is not None:
+        hooks.per_example = False
+        hooks.mode = "first"
+    g1 = _grads(z, params, r, retain_graph=True)
+    if hooks is not None:
+        hooks.mode = "second"
+    g2 = _grads(z, params, hr)
+    return [a.float() * b.float() for a, b in zip(g1, g2)]
+
+
+def _loss_batch(ctx, spec, params, method, batch, i, n, hooks, per_example):
+    """One batch of the empirical Fisher (squared gradients) or of Hutchinson's ``v ⊙ Hv``: (its contribution or
+    None when the hooks accumulated it per example, the batch's gradients)."""
+    loss = checked_loss(call_user(spec.loss, ctx.model, batch, what="loss"), i)
+    if hooks is not None:
+        hooks.weight = float(n) * float(n)
+    if method == "empirical" and per_example:
+        _backward_to_outputs(loss, hooks, None)
+        return None, None
+    if method == "empirical":
+        gs = _grads(loss, params)
+        return [float(n) * g.float().square() for g in gs], gs
+    gs = _grads(loss, params, create_graph=True)
+    vs = [rademacher(p.shape, ctx.generator, p.device, p.dtype) for p in params]
+    hv = _hvp(gs, params, vs)
+    return [(v * h).float() for v, h in zip(vs, hv)], gs
+
+
+def _add_hook_sums(hooks, sums, grad_sum, names) -> None:
+    for acc, name in zip(sums, names):
+        if name in hooks.D:
+            acc.add_(hooks.D[name].view_as(acc))
+    if grad_sum is not None:
+        for acc, name in zip(grad_sum, names):
+            if name in hooks.grad:
+                acc.add_(hooks.grad[name].view_as(acc))
+
+
+def _curvature(method, names, sums, grad_sum, traces, total, sampler, used_per_example) -> Curvature:
     diag = {}
     for name, s in zip(names, sums):
         d = s / total

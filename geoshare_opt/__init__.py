@@ -1,8 +1,7 @@
 """geoshare-opt: cross-layer parameter sharing chosen by optimisation.
 
 The solver core (this package's top level, ``solvers``, ``cli`` for ``solve``) never imports torch. The curvature
-front end (``geoshare_opt.frontend``), the back end (``geoshare_opt.materialize``) and the measured evaluation above
-both (``geoshare_opt.measured``) do, and are loaded only on use.
+front end (``geoshare_opt.frontend``) and the back end (``geoshare_opt.materialize``) do, and are loaded only on use.
 Every name below is imported on first use, so that the command line can install its signal handlers before any
 heavy import (a Ctrl-C during start-up then ends in one line, not a traceback).
 """
@@ -17,15 +16,13 @@ _EXPORTS = {
     "evaluate": "checker", "solve": "api", "available_solvers": "solvers", "register": "solvers",
     "sweep": "budget_sweep", "load_compressed": "materialize", "recover": "materialize",
     "ClassCostOracle": "oracle", "GraphObjective": "oracle", "DiagonalClassCost": "oracle",
-    "evaluate_colouring": "measured",
 }
-_SUBPACKAGES = ("frontend", "materialize", "specs", "measured")
+_SUBPACKAGES = ("frontend", "materialize", "specs")
 
 __all__ = [
     "__version__", "solve", "sweep", "evaluate", "Instance", "Node", "Edge", "Budget", "Result", "Status", "Termination",
     "available_solvers", "register", "GeoshareError", "InputError", "InstanceError", "ResultError", "SolverError",
     "SolverUnavailableError", "load_compressed", "recover", "ClassCostOracle", "GraphObjective", "DiagonalClassCost",
-    "evaluate_colouring",
 ]
 
 

@@ -126,6 +126,8 @@ class MeasuredClassCost(ClassCostOracle):
         self.cache = CostCache.for_context(cost_context(evaluator, self.indices, curvature), cache)
         self.progress = progress
         self.measured = 0           # forward passes spent here (cache hits cost none)
+        from .refine import hard_pairs
+        self._hard = hard_pairs(evaluator.instance)
         evaluator.reset()
         self.base = evaluator.loss(indices=self.indices)
 
@@ -149,13 +151,10 @@ class MeasuredClassCost(ClassCostOracle):
         return value
 
     def _holds_hard_pair(self, members: list[int]) -> bool:
+        from .refine import holds_hard_pair
         inst = self.evaluator.instance
-        t = inst.types[int(inst.type_of[members[0]])]
-        block = inst.block(t)
-        if not block.hard.any():
-            return False
-        local = np.searchsorted(block.nodes, members)
-        return bool(block.hard[np.ix_(local, local)].any())
+        pairs = self._hard.get(inst.types[int(inst.type_of[members[0]])])
+        return bool(pairs) and holds_hard_pair(pairs, members)
 
     def singleton_cost(self, node: int) -> float:
         return self.cost([node])
@@ -213,7 +212,7 @@ def best_partitions(table: np.ndarray, n: int) -> list[tuple[float, list[int]] |
 def allocate_types(instance: Instance, curves: Mapping[str, list]) -> dict[str, int] | None:
     """Class counts per type minimising the summed curve values under the instance's class and parameter budgets
     (``solvers.decompose.allocate``); None when no choice fits. ``curves[t][k]`` is ``(value, partition)`` or None."""
-    from ..solvers.decompose import allocate
+    from ..solvers.curves import allocate
     types = list(instance.types)
     values, penalties, params = [], [], []
     for t in types:

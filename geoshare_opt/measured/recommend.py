@@ -114,7 +114,7 @@ def measured_optimum(instance: Instance, oracle, say: Callable[[dict], None]) ->
 
 def as_result(instance: Instance, labels: np.ndarray, record: dict, started: float):
     """A ``Result`` for the recommended colouring (objective, feasibility and class counts from the checker)."""
-    from .. import __version__
+    from ..provenance import __version__
     from ..checker import canonical, evaluate
     from ..result import Result, Status, Termination
     labels = canonical(np.asarray(labels))

@@ -77,7 +77,7 @@ class Feasibility:
         self.instance = instance
         self.params = instance.params
         self.caps = {t: instance.type_cap(t) for t in instance.types}
-        self.hard = {t: instance.block(t) for t in instance.types if instance.block(t).hard.any()}
+        self.hard = hard_pairs(instance)
 
     def type_stored(self, classes) -> int:
         return int(sum(self.params[list(c)].max() for c in classes))
@@ -96,14 +96,24 @@ class Feasibility:
         return n_classes <= b.max_classes and (b.max_params is None or stored <= b.max_params)
 
     def _holds_hard_pair(self, t: str, classes) -> bool:
-        block = self.hard.get(t)
-        if block is None:
-            return False
-        for c in classes:
-            local = np.searchsorted(block.nodes, c)
-            if block.hard[np.ix_(local, local)].any():
-                return True
-        return False
+        pairs = self.hard.get(t)
+        return bool(pairs) and any(holds_hard_pair(pairs, c) for c in classes)
+
+
+def hard_pairs(instance: Instance) -> dict[str, set[tuple[int, int]]]:
+    """Per type with hard edges, its hard pairs as (smaller, larger) global node indices."""
+    out = {}
+    for t in instance.types:
+        part = instance.part(t)
+        if len(part.hard_u):
+            u, v = part.nodes[part.hard_u], part.nodes[part.hard_v]
+            out[t] = {(int(min(a, b)), int(max(a, b))) for a, b in zip(u, v)}
+    return out
+
+
+def holds_hard_pair(pairs: set[tuple[int, int]], members) -> bool:
+    members = sorted(int(i) for i in members)
+    return any((a, b) in pairs for a, b in itertools.combinations(members, 2))
 
 
 # ---------------------------------------------------------------------- the surrogate

@@ -98,16 +98,15 @@ def diagonal_surrogate(instance: Instance, evaluator, curvature: Mapping | None)
 def measured_optimum(instance: Instance, oracle, say: Callable[[dict], None]) -> np.ndarray | None:
     """The colouring with the lowest summed measured class cost under the budget (None when a type is too deep to
     measure every class, or nothing fits)."""
-    from .classcosts import allocate_types, best_partitions, colouring_from_curves
+    from .classcosts import SUBSET_MAX_NODES, allocate_types, best_partitions, colouring_from_curves
+    if any(len(instance.type_members(t)) > SUBSET_MAX_NODES for t in instance.types):
+        return None
     curves = {}
     for t in instance.types:
         members = instance.type_members(t)
         say({"stage": "refine", "message": f"measured class costs: {t} ({2 ** len(members) - len(members) - 1} "
                                            "classes)"})
-        table = oracle.subset_costs(members)
-        if table is None:
-            return None
-        curves[t] = best_partitions(table, len(members))
+        curves[t] = best_partitions(oracle.subset_costs(members), len(members))
     counts = allocate_types(instance, curves)
     return None if counts is None else colouring_from_curves(instance, curves, counts)
 

@@ -420,6 +420,7 @@ class Refiner:
                 continue
             tried.add(key)
             self._seen.add(freeze(cand))
+            self.say({"step": "search (forward passes)", "done": self.passes - spent_before, "total": self.max_passes})
             better = self.race(cand, inc, spent_before)
             if better is None:
                 continue

@@ -111,15 +111,25 @@ def minilm():
 
 
 @needs_minilm
-def test_minilm_batches_are_packed_windows_with_teacher_outputs(minilm):
+def test_minilm_batches_are_packed_windows_and_short_texts_with_teacher_outputs(minilm):
     batches = list(minilm.batches())
-    assert len(batches) == 2 and batches == list(minilm.batches())  # a fresh, repeatable iterator each call
-    b = batches[0]
-    assert b["input_ids"].shape == (2, 32) and bool(b["attention_mask"].all())
+    assert batches == list(minilm.batches())                         # a fresh, repeatable iterator each call
+    windows = [b for b in batches if b["input_ids"].shape[1] == 32 and bool(b["attention_mask"].all())]
+    texts = [b for b in batches if all(b is not w for w in windows)]
+    assert len(windows) == 2 and sum(len(b["input_ids"]) for b in texts) == minilm.meta["calib_texts"] == 8
+    assert [b is w for b, w in zip(batches, [windows[0], texts[0], windows[1]])] == [True] * 3   # interleaved
+    b = windows[0]
+    assert b["input_ids"].shape == (2, 32)
     assert b["input_ids"][:, 0].eq(101).all() and b["input_ids"][:, -1].eq(102).all()  # [CLS] ... [SEP]
     assert b["teacher"].shape == (2, 32, 384)
     assert not set(map(tuple, b["input_ids"].tolist())) & set(
         map(tuple, next(iter(minilm.heldout()))["input_ids"].tolist()))
+    for t in texts:                                                   # padded short texts: [CLS] body [SEP] pad
+        lengths = t["attention_mask"].sum(1)
+        assert t["teacher"].shape[:2] == t["input_ids"].shape and int(lengths.max()) == t["input_ids"].shape[1]
+        assert all(int(t["input_ids"][i, n - 1]) == 102 for i, n in enumerate(lengths.tolist()))
+    with torch.no_grad():                                             # the loss is zero on every kind of batch
+        assert all(float(minilm.loss(minilm.model, b)) == pytest.approx(0.0, abs=1e-5) for b in batches)
 
 
 @needs_minilm

@@ -29,10 +29,10 @@ class RecommendOptions:
     """How much the recommendation measures (defaults sized for ``pipeline minilm`` on a 2-core CPU, see
     docs/measured.md). ``max_passes`` counts forward passes over one piece, after the starts are measured; the
     default budget makes the result independent of the machine's speed; ``time_limit`` (seconds) caps it too."""
-    chunks: int = 32
+    chunks: int = 64
     cost_chunks: int = 1
-    search_chunks: int = 4
-    confirm_chunks: int = 4
+    search_chunks: int = 6
+    confirm_chunks: int = 6
     max_passes: int = 400
     time_limit: float | None = None
     class_costs: bool | None = None      # None: in tie mode (in basis mode a class's factorisation costs seconds)

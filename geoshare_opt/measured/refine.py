@@ -304,6 +304,7 @@ class Refiner:
         self.passes = 0
         self.evaluated = 0
         self._seen: set = set()
+        self._spent_before = 0          # passes spent on the starts (not charged to the budget)
         self._t0 = time.perf_counter()
         self._deadline = None if time_limit is None else self._t0 + time_limit
 
@@ -318,27 +319,27 @@ class Refiner:
         self.ev.set_classes(all_classes(partition))
         return Scored(partition, self._losses(self.search), self._losses(self.confirm))
 
-    def _check_budget(self, spent: int) -> None:
-        if spent >= self.max_passes:
+    def _check_budget(self) -> None:
+        if self.passes - self._spent_before >= self.max_passes:
             raise OutOfBudget("budget")
         if self._deadline is not None and time.perf_counter() > self._deadline:
             raise OutOfBudget("time limit")
 
-    def race(self, partition: Partition, inc: Scored, spent_before: int) -> Scored | None:
+    def race(self, partition: Partition, inc: Scored) -> Scored | None:
         """The candidate scored batch by batch against the incumbent (paired); None as soon as it is behind, or when
         the confirm batches do not agree."""
         self.ev.set_classes(all_classes(partition))
         self.evaluated += 1
         losses = np.empty(len(self.search))
         for k, b in enumerate(self.search):
-            self._check_budget(self.passes - spent_before)
+            self._check_budget()
             losses[k] = self._losses([b])[0]
             gap = self.ev.mean(losses[:k + 1] - inc.search[:k + 1], self.search[:k + 1])
             if gap > 0:
                 return None
         if self.ev.mean(inc.search - losses, self.search) <= self.min_gain * abs(self.ev.mean(inc.search, self.search)):
             return None
-        self._check_budget(self.passes - spent_before)
+        self._check_budget()
         confirm = self._losses(self.confirm)
         if self.ev.mean(confirm - inc.confirm, self.confirm) >= 0:
             return None
@@ -364,10 +365,19 @@ class Refiner:
         return out
 
     def run(self, starts: Mapping[str, np.ndarray]) -> RefineResult:
+        """Descend from the best start; at a local optimum with budget left, from the next best start, and so on;
+        the answer is the best local optimum on the search and confirm batches together."""
         scored = self.measure_starts(starts)
         total = lambda s: self.ev.mean(np.concatenate([s.search, s.confirm]), self.search + self.confirm)
-        start = min(scored, key=lambda n: total(scored[n]))
-        inc, accepted, stopped = self.descend(scored[start])
+        best, accepted, stopped = None, [], "local optimum"
+        for name in sorted(scored, key=lambda n: total(scored[n])):
+            inc, moves, stopped = self.descend(scored[name])
+            accepted += [dict(m, start=name) for m in moves]
+            if best is None or total(inc) < total(best[1]):
+                best = (name, inc)
+            if stopped != "local optimum":
+                break
+        start, inc = best
         return RefineResult(labels=labels_of(self.instance, inc.partition), start=start,
                             search_loss=self.ev.mean(inc.search, self.search),
                             confirm_loss=self.ev.mean(inc.confirm, self.confirm),
@@ -393,6 +403,7 @@ class Refiner:
                     self.pool[t].append(classes)
         if not scored:
             raise InputError("no start colouring fits the instance's budget")
+        self._spent_before = self.passes
         return scored
 
     def descend(self, inc: Scored) -> tuple[Scored, list[dict], str]:
@@ -400,19 +411,19 @@ class Refiner:
         not tried again after another type changed (the effects of changes to different types mostly add up);
         the next sweep tries everything again against the new incumbent; a sweep without an accepted move ends
         the search at a local optimum."""
-        accepted, spent_before = [], self.passes
+        accepted = []
         try:
             while True:
                 tried: set = set()
                 before = len(accepted)
-                while self._first_improvement(inc, tried, accepted, spent_before):
+                while self._first_improvement(inc, tried, accepted):
                     inc = accepted[-1].pop("scored")
                 if len(accepted) == before:
                     return inc, accepted, "local optimum"
         except OutOfBudget as why:
             return inc, accepted, str(why)
 
-    def _first_improvement(self, inc: Scored, tried: set, accepted: list, spent_before: int) -> bool:
+    def _first_improvement(self, inc: Scored, tried: set, accepted: list) -> bool:
         for delta, kind, change in self.candidates(inc.partition):
             key = tuple((t, inc.partition[t], classes) for t, classes in change)
             cand = apply_change(inc.partition, change)
@@ -420,13 +431,14 @@ class Refiner:
                 continue
             tried.add(key)
             self._seen.add(freeze(cand))
-            self.say({"step": "search (forward passes)", "done": self.passes - spent_before, "total": self.max_passes})
-            better = self.race(cand, inc, spent_before)
+            self.say({"step": "search (forward passes)", "done": self.passes - self._spent_before,
+                      "total": self.max_passes})
+            better = self.race(cand, inc)
             if better is None:
                 continue
             accepted.append({"kind": kind, "predicted": delta, "search": self.ev.mean(better.search, self.search),
                              "confirm": self.ev.mean(better.confirm, self.confirm),
-                             "passes": self.passes - spent_before, "scored": better})
+                             "passes": self.passes - self._spent_before, "scored": better})
             self.say({"step": "refine", "message": f"accepted {kind}: search loss "
                       f"{accepted[-1]['search']:.5g}, confirm {accepted[-1]['confirm']:.5g}"})
             return True

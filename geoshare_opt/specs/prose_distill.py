@@ -2,8 +2,11 @@
 
 Calibration data: calibration-split paragraphs, shuffled by ``seed``, tokenised and packed end to end into full
 windows of ``seq_len`` tokens (special tokens included), so every calibration token is real text and no compute goes
-to padding. Each batch is ``{"input_ids", "attention_mask", "teacher"}`` where ``teacher`` holds the original model's
-last hidden states for that batch, computed once in ``make`` so the loss needs no second model.
+to padding; and, interleaved with them, short texts (halves of calibration paragraphs, padded, grouped by length),
+the form the embedding metrics score: on windows alone the loss ranked near colourings against the held-out
+embedding cosine (docs/measured.md). Each batch is ``{"input_ids", "attention_mask", "teacher"}`` where ``teacher``
+holds the original model's last hidden states for that batch, computed once in ``make`` so the loss needs no second
+model.
 
 Loss (the choice, and why): what the metrics reward (the spec contract), the cosine distillation
 ``embedding_distill_loss``: 1 − cosine to the teacher's hidden state per real token plus 1 − cosine of the mean-pooled
@@ -168,18 +171,47 @@ def retrieval_scores(queries: torch.Tensor, docs: torch.Tensor) -> tuple[float, 
 
 
 def _prose_data(name: str, codec: TokenCodec, seq_len: int, n_calib: int, heldout_seqs: int, n_heldout: int,
-                seed: int):
-    """(calibration windows, held-out windows, the (query, document) halves of the retrieval paragraphs)."""
+                seed: int, calib_texts: int):
+    """(calibration windows, calibration texts, held-out windows, the (query, document) halves of the retrieval
+    paragraphs). The calibration texts are halves of calibration paragraphs, the form the metrics embed."""
     calib_paragraphs = load_paragraphs("calib")
     random.Random(seed).shuffle(calib_paragraphs)
     calib_ids = pack_windows(calib_paragraphs, codec, seq_len, n_calib, name)
+    long_enough = [p for p in calib_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
+    random.Random(seed + 2).shuffle(long_enough)
+    texts = [h for p in long_enough[:(calib_texts + 1) // 2] for h in split_halves(p)][:calib_texts]
     heldout_paragraphs = load_paragraphs("heldout")
     heldout_ids = pack_windows(heldout_paragraphs, codec, seq_len, heldout_seqs, f"{name} held-out")
     candidates = [p for p in heldout_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
     if len(candidates) < n_heldout:
         raise InputError(f"n_heldout {n_heldout}: only {len(candidates)} held-out paragraphs are long enough")
     retrieval = random.Random(seed + 1).sample(candidates, n_heldout)
-    return calib_ids, heldout_ids, [split_halves(p) for p in retrieval]
+    return calib_ids, texts, heldout_ids, [split_halves(p) for p in retrieval]
+
+
+@torch.no_grad()
+def _texts_with_teacher(model: torch.nn.Module, forward: Callable, texts: list[str], codec: TokenCodec, seq_len: int,
+                        device) -> list[dict]:
+    """Padded batches of short texts (grouped by length) with the original model's last hidden states."""
+    batches, _ = embedding_batches(texts, codec, seq_len, device) if texts else ([], None)
+    for batch in batches:
+        batch["teacher"] = forward(model, batch).detach()
+    return batches
+
+
+def interleave(first: list, second: list) -> list:
+    """The two lists merged in proportion (``w t t w t t`` for 2 and 4 items), so that any evenly spread subset of
+    the calibration batches holds both kinds."""
+    n = len(first) + len(second)
+    out, i, j = [], 0, 0
+    for k in range(n):
+        if j >= len(second) or (i < len(first) and i * n <= k * len(first)):
+            out.append(first[i])
+            i += 1
+        else:
+            out.append(second[j])
+            j += 1
+    return out
 
 
 @torch.no_grad()
@@ -196,16 +228,21 @@ def _with_teacher(model: torch.nn.Module, forward: Callable, ids: torch.Tensor, 
 
 def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, codec: TokenCodec, *, n_calib: int,
                        seq_len: int, batch_size: int, n_heldout: int, heldout_seqs: int, seed: int, device,
-                       max_len: int, meta: dict, fast_forward: Callable | None = None) -> ModelSpec:
+                       max_len: int, meta: dict, fast_forward: Callable | None = None,
+                       calib_texts: int | None = None) -> ModelSpec:
     """``forward(model, batch) -> last hidden states``; ``fast_forward`` (same result, e.g. fused attention) is used
-    for evaluation-only passes in ``metrics``."""
+    for evaluation-only passes in ``metrics``. The calibration batches are ``n_calib`` packed windows and
+    ``calib_texts`` short texts (default ``min(256, 2 * n_calib)``), interleaved."""
     n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed = check_options(
         n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, n_special=codec.n_special, max_len=max_len)
+    calib_texts = min(256, 2 * n_calib) if calib_texts is None else check_positive("calib_texts", calib_texts, 0)
     fast_forward = fast_forward or forward
 
-    calib_ids, heldout_ids, halves = _prose_data(name, codec, seq_len, n_calib, heldout_seqs, n_heldout, seed)
+    calib_ids, texts, heldout_ids, halves = _prose_data(name, codec, seq_len, n_calib, heldout_seqs, n_heldout, seed,
+                                                        calib_texts)
     model.to(device).eval()
-    calib_batches = _with_teacher(model, forward, calib_ids, batch_size, device)
+    calib_batches = interleave(_with_teacher(model, forward, calib_ids, batch_size, device),
+                               _texts_with_teacher(model, forward, texts, codec, seq_len, device))
     heldout_batches = _with_teacher(model, forward, heldout_ids, batch_size, device)
     query_batches, query_order = embedding_batches([q for q, _ in halves], codec, seq_len, device)
     doc_batches, doc_order = embedding_batches([d for _, d in halves], codec, seq_len, device)
@@ -242,8 +279,9 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
         return {"embedding_cosine": cosine, "retrieval_top1": top1, "retrieval_mrr": mrr,
                 "heldout_loss": total / windows}
 
-    meta = distill_meta(meta, seed=seed, seq_len=seq_len, n_calib=n_calib, batch_size=batch_size,
-                        calib_tokens=int(calib_ids.numel()), heldout_seqs=heldout_seqs, n_heldout=n_heldout,
+    meta = distill_meta(meta, seed=seed, seq_len=seq_len, n_calib=n_calib, calib_texts=len(texts),
+                        batch_size=batch_size, calib_tokens=int(calib_ids.numel()), heldout_seqs=heldout_seqs,
+                        n_heldout=n_heldout,
                         original_retrieval_top1=teacher_top1, original_retrieval_mrr=teacher_mrr)
     return ModelSpec(name=name, model=model, batches=lambda: iter(calib_batches), loss=loss, metrics=metrics,
                      heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=hidden_mse,

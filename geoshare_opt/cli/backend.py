@@ -264,7 +264,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
                    "calibration data, started from the solved colouring and every heuristic; docs/measured.md) "
                    "and save it; --no-refine recommends the solved colouring.")
 @click.option("--refine-passes", "refine_passes", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Forward passes the refinement may spend after measuring its starts (default 400).")
+              help="Forward passes the refinement may spend after measuring its starts (default 500).")
 @click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")

@@ -33,7 +33,7 @@ class RecommendOptions:
     cost_chunks: int = 1
     search_chunks: int = 6
     confirm_chunks: int = 6
-    max_passes: int = 400
+    max_passes: int = 500
     time_limit: float | None = None
     class_costs: bool | None = None      # None: in tie mode (in basis mode a class's factorisation costs seconds)
     cache: bool = True

@@ -12,6 +12,7 @@ import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .api import as_instance, solve
+from .fanout import Cluster, run_jobs
 from .instance import Instance
 from .result import Result, compute_gap
 
@@ -25,13 +26,19 @@ BEST_RTOL = 1e-9
 def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers: Sequence[str], *,
             repeats: int = 1, time_limit: float | None = None, seed: int = 0, threads: int = 1,
             native: Mapping[str, Mapping[str, Any]] | None = None,
-            on_result: Callable[[dict, Result], None] | None = None, registry=None) -> list[dict]:
-    """Run each solver ``repeats`` times on each instance; return one row per run (see ``COLUMNS``).
+            on_result: Callable[[dict, Result], None] | None = None, registry=None,
+            cluster: Cluster | None = None) -> list[dict]:
+    """Run each solver ``repeats`` times on each instance; return one row per run (see ``COLUMNS``), in the order
+    instance, solver, repeat.
 
-    ``native`` maps a solver name to its native options. ``on_result(row, result)`` is called after every run
-    (progress reporting, saving the full results); ``registry`` defaults to the package's. Bad input (an unknown
-    solver, an unreadable instance) raises before anything runs. A run interrupted by Ctrl-C ends the comparison:
-    the rows so far are returned, the last one with termination ``interrupted``.
+    ``native`` maps a solver name to its native options. ``on_result(row, result)`` is called after every run, as
+    it finishes (progress reporting, saving the full results); ``registry`` defaults to the package's. Bad input (an
+    unknown solver, an unreadable instance) raises before anything runs. ``cluster``: run the (instance, solver,
+    repeat) jobs as tasks on Dask (``fanout.Cluster``: local workers or a running scheduler) instead of one after
+    another; the rows are the same (seeded single-thread backends give the same answers), a job whose task failed
+    gets a row with termination ``error`` and the reason as its message. A run interrupted by Ctrl-C ends the
+    comparison: the rows so far are returned, the last one with termination ``interrupted`` (on Dask, one such row
+    for every job cut short).
     """
     from .errors import InputError
     from .options import MAX_SEED, check_seed
@@ -41,25 +48,44 @@ def compare(instances: Sequence[Instance | str | os.PathLike | Mapping], solvers
         raise InputError(f"seed {seed} + {repeats - 1} (repeat r uses seed + r) exceeds {MAX_SEED} (2**31-1)")
     loaded = [(_label(src, i), as_instance(src)) for i, src in enumerate(instances)]
     from .solvers import default_registry
-    registry = registry or default_registry
     for name in solvers:  # fail fast on an unknown or unavailable solver
-        registry.get(name)
-    rows: list[dict] = []
-    for label, inst in loaded:
-        first = len(rows)
-        for name, r in itertools.product(solvers, range(repeats)):
-            res = solve(inst, name, time_limit=time_limit, seed=seed + r, threads=threads,
-                        native=(native or {}).get(name), registry=registry)
-            row = row_of(label, name, r, seed + r, res)
-            rows.append(row)
-            if on_result is not None:
-                on_result(row, res)
-            if res.termination == "interrupted":
-                break
-        mark_best(rows[first:])
-        if rows and rows[-1]["termination"] == "interrupted":
-            break       # Ctrl-C stops the comparison, not just the run it landed in
-    return rows
+        (registry or default_registry).get(name)
+    plan = [(label, inst, name, r) for label, inst in loaded for name, r in itertools.product(solvers, range(repeats))]
+    jobs = [(inst, name, time_limit, seed + r, threads, (native or {}).get(name), registry)
+            for _, inst, name, r in plan]
+    rows: dict[int, dict] = {}
+
+    def finished(i: int, res: Result) -> bool:
+        label, _, name, r = plan[i]
+        rows[i] = row_of(label, name, r, seed + r, res)
+        if on_result is not None:
+            on_result(rows[i], res)
+        return res.termination == "interrupted"     # Ctrl-C stops the comparison, not just the run it landed in
+
+    outcome = run_jobs(solve_job, jobs, cluster, on_done=finished,
+                       names=[f"{label}-{name}-{r}" for label, _, name, r in plan])
+    for i, reason in sorted(outcome.failures.items()):
+        finished(i, unfinished(plan[i][1], plan[i][2], "error", f"the run failed: {reason}"))
+    if outcome.interrupted and cluster is not None:
+        for i in range(len(plan)):
+            if i not in rows:
+                finished(i, unfinished(plan[i][1], plan[i][2], "interrupted", "cancelled by Ctrl-C / SIGTERM"))
+    for inst in dict.fromkeys(id(inst) for _, inst in loaded):   # per instance given (two may share a label)
+        mark_best(rows[i] for i in rows if id(plan[i][1]) == inst)
+    return [rows[i] for i in sorted(rows)]
+
+
+def solve_job(inst: Instance, solver: str, time_limit: float | None, seed: int, threads: int,
+              native: Mapping[str, Any] | None, registry) -> Result:
+    """One run of a comparison (a Dask task: module level, so that workers import it)."""
+    return solve(inst, solver, time_limit=time_limit, seed=seed, threads=threads, native=native, registry=registry)
+
+
+def unfinished(inst: Instance, solver: str, termination: str, message: str) -> Result:
+    """The result of a run that produced none (its task failed, or was cancelled): no assignment."""
+    return Result(instance_sha256=inst.sha256, solver=solver, solver_version="", termination=termination,
+                  status="none", objective=None, bound=None, gap=None, wall_time_s=0.0, assignment=None,
+                  instance_name=inst.name or "", message=message)
 
 
 def row_of(label: str, solver: str, repeat: int, seed: int, res: Result) -> dict:

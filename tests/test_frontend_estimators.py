@@ -12,7 +12,7 @@ from geoshare_opt.frontend.estimators import diag as diag_est  # noqa: E402
 from geoshare_opt.frontend.estimators import kfac as kfac_est  # noqa: E402
 from geoshare_opt.frontend.estimators import lanczos as lanczos_est  # noqa: E402
 from geoshare_opt.frontend.estimators.common import PassContext  # noqa: E402
-from geoshare_opt.frontend.runtime import Calibration, make_generator  # noqa: E402
+from geoshare_opt.frontend.runtime import Calibration  # noqa: E402
 from geoshare_opt.specs.base import as_spec  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def context(spec, seed=0):
     dev = torch.device("cpu")
     return PassContext(model=spec.model, spec=spec, calib=Calibration(spec, dev, torch.float64), nodes=nodes,
                        params=[params[n.name] for n in nodes], device=dev, dtype=torch.float64,
-                       generator=make_generator(dev, seed))
+                       seed=seed)
 
 
 def flat_fn(spec, nodes, fn):

@@ -203,3 +203,22 @@ def test_nan_metrics_are_reported_as_null_not_a_crash(tmp_path):
     assert "acc" in res.stderr and "not a finite number" in res.stderr
     spec.write_text(spec.read_text().replace("float('nan')", "'high'"))
     assert_exit_2(run("evaluate", f"{spec}:make"), "'acc'")
+
+
+def test_analyze_and_recover_never_overwrite_their_inputs(saved, tmp_path):
+    spec = tmp_path / "spec.py"
+    shutil.copy("tests/fixtures/user_spec.py", spec)
+    before = spec.read_text()
+    assert_exit_2(run("analyze", f"{spec}:make", "-o", spec), "input")
+    assert spec.read_text() == before
+    out = shutil.copytree(saved[1], tmp_path / "parent" / "out")
+    res = run("recover", SPEC, out, "--steps", "1", "--objective", "task", "-o", tmp_path / "parent", "--force")
+    assert_exit_2(res, "input")
+    assert (out / "tiemap.json").is_file()
+
+
+def test_a_correction_rank_beyond_the_layer_is_bad_input(saved, tmp_path):
+    res = run("recover", SPEC, saved[1], "--method", "lora", "--rank", str(10**20), "--steps", "1",
+              "--objective", "task", "-o", tmp_path / "r")
+    assert_exit_2(res, "rank")
+    assert not (tmp_path / "r").exists()

@@ -140,7 +140,8 @@ def test_the_largest_seed_works_on_every_backend(tmp_path):
                                   ["baseline", "{i}", "--kind", "random", "--seed", str(2**70)],
                                   ["compare", "{i}", "--solvers", "dsatur", "--seed", str(2**31 - 1),
                                    "--repeats", "2"],
-                                  ["sweep", "{i}", "--seed", str(2**70)]])
+                                  ["sweep", "{i}", "--seed", str(2**70)],
+                                  ["sweep", "{i}", "--random-seeds", str(2**31 + 1), "--heuristics", "random"]])
 def test_seeds_out_of_range_in_the_other_commands(tmp_path, args):
     inst = write(tmp_path, "i.json", instance_text())
     assert_one_line_error(run(*[a.format(i=inst) for a in args]), needle="seed")
@@ -361,3 +362,58 @@ def test_validate_uses_the_parser_not_the_json_schema(tmp_path, monkeypatch):
     res = run("validate", inst)
     assert res.exit_code == 0, res.stderr
     assert calls == [] and json.loads(res.stdout)["valid"] is True
+
+
+# ---------------------------------------------------------------------- fuzzing around the same classes of defect
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NUMBERS = st.one_of(st.integers(-3, 12), st.integers(-10**30, 10**30), st.sampled_from(
+    ["0", "-1", "1e308", "-1e308", "1e400", "nan", "inf", "9" * 40, "1.5", "0x10", "", "1" * 19]))
+GRAPH_LINES = st.lists(st.one_of(
+    st.tuples(st.just("p edge"), NUMBERS, NUMBERS), st.tuples(st.just("e"), NUMBERS, NUMBERS),
+    st.tuples(NUMBERS, NUMBERS), st.tuples(NUMBERS, NUMBERS, NUMBERS), st.just(("c", "comment"))), max_size=12)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                       HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(GRAPH_LINES, st.sampled_from(["auto", "dimacs", "gset"]), st.one_of(st.none(), NUMBERS))
+def test_graph_readers_answer_or_refuse_in_one_line(tmp_path, lines, fmt, k):
+    """Any mix of header, edge and weight lines with numbers at every edge of their range: an instance whose
+    size follows what was read, or a GraphFormatError/InputError, never another exception."""
+    from geoshare_opt import convert
+    path = tmp_path / "g.txt"
+    path.write_text("\n".join(" ".join(map(str, line)) for line in lines) + "\n")
+    read = {"auto": convert.read_graph, "dimacs": convert.read_dimacs, "gset": convert.read_gset}[fmt]
+    kwargs = {} if k is None or not isinstance(k, int) else {"k": k}
+    try:
+        inst = read(path, **kwargs)
+    except InputError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400
+        return
+    assert len(inst.nodes) <= max(convert.ISOLATED_SLACK, 2 * len(lines)) + 2 * len(lines)
+    inst.dumps()                              # every accepted instance can be written
+
+
+@FUZZ
+@given(st.sampled_from(["params", "layer", "max_classes", "max_params", "w", "meta"]),
+       st.one_of(NUMBERS, st.floats(allow_nan=True, allow_infinity=True)))
+def test_instance_numbers_answer_or_refuse_in_one_line(where, value):
+    text = instance_text()
+    literal = str(value) if not isinstance(value, float) else repr(value).replace("inf", "Infinity").replace(
+        "nan", "NaN")
+    if literal == "":
+        literal = '""'
+    text = {"params": text.replace('"type": "t"}', f'"type": "t", "params": {literal}}}', 1),
+            "layer": text.replace('"type": "t"}', f'"type": "t", "layer": {literal}}}', 1),
+            "max_classes": text.replace('"max_classes": 2', f'"max_classes": {literal}'),
+            "max_params": text.replace('"max_classes": 2', f'"max_classes": 2, "max_params": {literal}'),
+            "w": text.replace('"w": 1.0', f'"w": {literal}'),
+            "meta": text[:-1] + f', "meta": {{"x": {literal}}}}}'}[where]
+    try:
+        inst = Instance.loads(text)
+    except InstanceError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400
+        return
+    assert Instance.loads(inst.dumps()).sha256 == inst.sha256

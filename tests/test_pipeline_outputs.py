@@ -129,9 +129,9 @@ def test_pipeline_sidecar_choice(tmp_path, kind, has_weights, has_file):
 
 
 def test_auto_without_a_time_limit_gives_no_stage_a_wall_clock_limit(monkeypatch):
-    """Every stage of a limit-free auto run stops on a work budget: the anneal on its move budget, each CP-SAT
-    sub-solve on deterministic time. A wall-clock cap (as before: 20 s for the proof) makes the answer depend on
-    the machine's speed and load."""
+    """Every stage of a limit-free auto run stops on a work budget: the anneal on its move budget, the exact stage
+    on colgen's work budget (the default here: soft weights only) or, each CP-SAT sub-solve, on deterministic time.
+    A wall-clock cap (as before: 20 s for the proof) makes the answer depend on the machine's speed and load."""
     from ortools.sat.python import cp_model
 
     from geoshare_opt.solvers import auto
@@ -139,7 +139,7 @@ def test_auto_without_a_time_limit_gives_no_stage_a_wall_clock_limit(monkeypatch
     real_stage, real_solve = auto._stage, cp_model.CpSolver.solve
 
     def stage(ctx, instance, backend_cls, options):
-        limits.append((backend_cls.name, options.time_limit))
+        limits.append((backend_cls.name, options.time_limit, dict(options.native)))
         return real_stage(ctx, instance, backend_cls, options)
 
     def cp_solve(self, model, *args, **kwargs):
@@ -150,8 +150,14 @@ def test_auto_without_a_time_limit_gives_no_stage_a_wall_clock_limit(monkeypatch
     monkeypatch.setattr(cp_model.CpSolver, "solve", cp_solve)
     res = solve(_signed_instance(), "auto", seed=1)
     assert res.termination == "optimal"
-    assert [name for name, _ in limits] == ["dsatur", "anneal", "cpsat"]
-    assert all(limit is None for _, limit in limits)
+    assert [name for name, _, _ in limits] == ["dsatur", "anneal", "colgen"]
+    assert all(limit is None for _, limit, _ in limits)
+    assert limits[-1][2]["work_limit"] == auto.DEFAULT_COLGEN_WORK
+    limits.clear()
+    res = solve(_signed_instance(), "auto", seed=1, native={"exact_solver": "cpsat"})
+    assert res.termination == "optimal"
+    assert [name for name, _, _ in limits] == ["dsatur", "anneal", "cpsat"]
+    assert all(limit is None for _, limit, _ in limits)
     assert cpsat and all(wall == float("inf") and work == auto.DEFAULT_EXACT_WORK for wall, work in cpsat)
 
 

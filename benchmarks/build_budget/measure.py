@@ -16,7 +16,7 @@ CHILD = r'''
 import json, resource, sys, time
 import numpy as np
 from geoshare_opt.instance import Instance
-from geoshare_opt.solvers.decompose import Model, parts_of
+from geoshare_opt.solvers.curves import Model, parts_of
 from geoshare_opt.solvers.budget import model_size
 backend, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)

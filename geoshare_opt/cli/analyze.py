@@ -3,12 +3,13 @@ command so that the solver commands start fast."""
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, torch_threads
+from .common import SLACK_NOTE, check_seed_option, parse_spec_options, spec_option, spec_paths, torch_threads
 
 
 class TqdmProgress:
@@ -95,12 +96,25 @@ class TqdmProgress:
 def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_classes, rank, include, exclude, device,
                 dtype, seed, lanczos_steps, diag_method, no_first_order, sidecar, quiet, spec_options):
     """Turn the trained network of SPEC into an instance: SPEC is minilm, digits-mlp, file.py:make,
-    package.module:make or a Hugging Face model directory."""
+    package.module:make or a Hugging Face model directory.
+
+    \b
+    Started by torchrun (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set), each process takes its share of the
+    calibration batches and the curvature sums are all-reduced (gloo on the CPU, NCCL with --device cuda, one GPU
+    per process); rank 0 writes the files and stdout, the others stay silent. See docs/distributed.md."""
     from ..frontend import analyze
+    from ..frontend.parallel import launched
     from ..frontend.sidecar import sidecar_path
 
     if samples is not None and samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
+    if output is not None:
+        from .common import refuse_overwriting_inputs
+        refuse_overwriting_inputs(output, spec_paths(spec))
+        refuse_overwriting_inputs(sidecar_path(output), spec_paths(spec), "-o (its curvature sidecar)")
+    distributed = launched()
+    if distributed and os.environ.get("RANK") != "0":
+        quiet = True
     progress = TqdmProgress(enabled=not quiet)
     try:
         inst = analyze(spec, estimator=estimator, mode=mode, ratio=ratio, max_classes=max_classes, rank=rank,
@@ -108,20 +122,33 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
                        exclude=list(exclude) or None, device=device, dtype=dtype, seed=seed,
                        lanczos_steps=lanczos_steps, diag_method=diag_method, first_order=not no_first_order,
                        progress=progress, out=output, spec_options=parse_spec_options(spec_options),
-                       sidecar=sidecar)
+                       sidecar=sidecar, distributed=distributed)
     finally:
         progress.close()
+    if distributed and os.environ.get("RANK") != "0":
+        return                     # rank 0 wrote the instance and the summary
+    report(inst, output, quiet)
+
+
+def report(inst, output: str | None, quiet: bool) -> None:
+    """The instance on stdout, or (with ``-o``) a JSON summary on stdout and a line for people on stderr."""
+    from ..frontend.sidecar import sidecar_path
+
     if inst.budget_is_slack and not quiet:
         err(f"note: no --ratio or --max-classes: {SLACK_NOTE} here or at solve time (solve --ratio R / "
             "--max-classes K), or see every budget at once with `geoshare-opt sweep`")
     if output is None:
         emit(inst.dumps())
         return
+    meta = inst.meta
     summary = {"instance": output, "curvature": str(sidecar_path(output)), "nodes": len(inst.nodes),
                "edges": len(inst.edges), "types": list(inst.types), "budget": inst.budget.to_dict(),
-               "estimator": estimator, "mode": mode, "samples": inst.meta["samples"],
-               "spread": inst.meta["spread"], "time_s": round(inst.meta["time_s"], 3)}
+               "estimator": meta["estimator"], "mode": meta["mode"], "samples": meta["samples"],
+               "spread": meta["spread"], "time_s": round(meta["time_s"], 3),
+               **({"distributed": meta["distributed"]} if "distributed" in meta else {})}
     emit(json.dumps(summary))
     if not quiet:
+        ranks = meta.get("distributed")
         err(f"analyze: {len(inst.nodes)} tensors in {len(inst.types)} types, {len(inst.edges)} pairs, "
-            f"{inst.meta['samples']} samples, {inst.meta['time_s']:.1f} s -> {output}")
+            f"{meta['samples']} samples" + (f" on {ranks['world_size']} {ranks['backend']} processes" if ranks else "")
+            + f", {meta['time_s']:.1f} s -> {output}")

@@ -105,6 +105,56 @@ def solver_options(f: Callable) -> Callable:
     return f
 
 
+def cluster_options(f: Callable) -> Callable:
+    """``--workers N`` / ``--scheduler ADDRESS``: independent jobs as Dask tasks (``geoshare_opt.fanout``)."""
+    decorators = [
+        click.option("--workers", type=int, default=None, metavar="N",
+                     help="Run the jobs as tasks on a local Dask cluster of N single-threaded worker processes "
+                          "(needs the [distributed] extra). Results are those of the serial run."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="Run the jobs on the running Dask cluster at ADDRESS (e.g. tcp://host:8786); its workers "
+                          "need geoshare-opt installed. See docs/distributed.md."),
+    ]
+    for dec in reversed(decorators):
+        f = dec(f)
+    return f
+
+
+def cluster_from(workers: int | None, scheduler: str | None, quiet: bool,
+                 on_ready: Callable[[int], None] | None = None):
+    """The ``fanout.Cluster`` the options ask for (``on_ready(tasks)`` once they are submitted: a progress bar
+    starts then), or None (one job after another)."""
+    if workers is None and scheduler is None:
+        return None
+    from ..fanout import Cluster
+    return Cluster(workers=workers, scheduler=scheduler, quiet=quiet, on_ready=on_ready)
+
+
+class JobsProgress:
+    """A tqdm bar on stderr counting finished jobs (tasks finish out of order, so a count, not a position), with a
+    line per job printed above it; silent when disabled (``--quiet``)."""
+
+    def __init__(self, unit: str, enabled: bool = True):
+        self.unit = unit
+        self.enabled = enabled
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if self.enabled and self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.unit + "s", dynamic_ncols=True, file=sys.stderr)
+
+    def done(self, line: str | None = None) -> None:
+        if self.bar is not None:
+            if line:
+                self.bar.write(line, file=sys.stderr)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 #: said on stderr when an instance's budget forces no sharing (analyze without --ratio/--max-classes)
 SLACK_NOTE = ("the budget lets every tensor keep a class of its own, so a solve shares only where sharing lowers "
               "the objective (often nothing); set a budget")
@@ -309,12 +359,17 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def refuse_overwriting_inputs(output: str | os.PathLike | None, inputs: Iterable, flag: str = "-o") -> None:
-    """Bad input (exit 2, before any work) when an output file is one of the inputs: writing it would destroy
-    what the command reads. ``None`` and ``-`` (stdout) are never inputs."""
+    """Bad input (exit 2, before any work) when an output file is one of the inputs, or an existing file inside an
+    input directory (a model directory): writing it would destroy what the command reads. ``None`` and ``-``
+    (stdout) are never inputs."""
     if not output or str(output) == "-":
         return
     for src in inputs:
-        if src and str(src) != "-" and _same_file(output, src):
+        if not src or str(src) == "-":
+            continue
+        inside = os.path.isdir(src) and os.path.exists(output) and \
+            os.path.commonpath([os.path.realpath(src), os.path.realpath(output)]) == os.path.realpath(src)
+        if inside or _same_file(output, src):
             raise InputError(f"{flag} {output} is also an input of this command ({src}): refusing to overwrite it; "
                              "write the output elsewhere")
 

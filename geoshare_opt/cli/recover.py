@@ -9,7 +9,8 @@ import click
 
 from ..errors import InputError
 from .app import cli, emit, err
-from .common import ProgressBar, check_seed_option, parse_spec_options, spec_option, torch_threads
+from .common import (ProgressBar, check_seed_option, parse_spec_options, refuse_replacing_inputs, spec_option,
+                     spec_paths, torch_threads)
 
 RECOVERED_SUFFIX = "-recovered"
 
@@ -86,8 +87,11 @@ def recover_cmd(spec, outdir, steps, lr, method, rank, objective, batch_size, se
 
     tie_map = read_tie_map(outdir)                          # not a compressed directory -> exit 2, before any work
     target = Path(newdir) if newdir else default_output(outdir)
-    if target.resolve() == Path(outdir).resolve() and not force:
+    in_place = target.resolve() == Path(outdir).resolve()
+    if in_place and not force:
         raise InputError(f"-o {newdir} is the input directory: pass --force to replace it")
+    # replacing OUTDIR itself is what --force asks for; replacing a directory that holds it or the spec is not
+    refuse_replacing_inputs(target, [*spec_paths(spec), *([] if in_place else [outdir])])
     prepare_outdir(target, force)
 
     from ..materialize import load_compressed, save_compressed

@@ -8,9 +8,9 @@ import click
 
 from . import exits, signals
 from .app import cli, emit, err
-from .common import (ProgressLine, check_seed_option, format_table, parse_native, rows_to_csv, rows_to_json,
-                     refuse_overwriting_inputs, solver_options, summary_line, check_writable, write_output,
-                     SLACK_NOTE, emit_rows)
+from .common import (JobsProgress, ProgressLine, SLACK_NOTE, check_seed_option, check_writable, cluster_from,
+                     cluster_options, emit_rows, format_table, parse_native, refuse_overwriting_inputs, rows_to_csv,
+                     rows_to_json, solver_options, summary_line, write_output)
 
 
 def exit_code(result) -> int:
@@ -126,8 +126,9 @@ def budget_at_solve(inst, ratio: float | None, max_classes: int | None):
 @click.option("-q", "--quiet", is_flag=True, help="No table and no progress on stderr.")
 @click.option("--true-cost", "true_cost", is_flag=True,
               help="Add a true_cost column (the true class cost of each colouring, from each instance's sidecar).")
+@cluster_options
 def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, csv_out, json_out, quiet,
-                true_cost):
+                true_cost, workers, scheduler):
     """Run several solvers on several instances and tabulate objective, bound, gap, time and termination.
 
     \b
@@ -135,7 +136,13 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     prints them there too); stderr: a progress line per run and the table, where '*' marks the best objective on
     each instance. Files are written atomically. Exit 0 when the rows were written
     (whatever each run found; Ctrl-C or SIGTERM ends the comparison after the run it stopped, whose row says
-    "interrupted"), 2 on bad input.
+    "interrupted"), 2 on bad input (also an unreachable --scheduler).
+
+    \b
+    --workers N / --scheduler ADDRESS run each (instance, solver, repeat) as a Dask task: the rows are those of
+    the serial run (seeded single-thread backends), a progress bar counts the runs as they finish, a worker that
+    dies costs only its task's rerun, and Ctrl-C / SIGTERM cancels the runs left, closes the local cluster and
+    writes the finished rows (the cancelled ones say "interrupted").
     """
     from ..compare import COLUMNS, compare
     from ..errors import InputError
@@ -144,30 +151,51 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     if not names:
         raise InputError("--solvers needs at least one solver name")
     per_solver = _native_per_solver(native, names)
+    _check_row_outputs(csv_out, json_out, instances)
+
+    costs = _class_costs(instances) if true_cost else {}   # every sidecar checked before anything runs
+
+    bar = JobsProgress("run", enabled=not quiet)
+    cluster = cluster_from(workers, scheduler, quiet, bar.start)
+
+    def report(row, res):
+        if true_cost:
+            row["true_cost"] = costs[row["instance"]](res.assignment) if res.feasible else None
+        line = f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}"
+        if cluster is not None:
+            bar.done(line)
+        elif not quiet:
+            err(line)
+
+    try:
+        rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
+                       native=per_solver, on_result=report, cluster=cluster)
+    finally:
+        bar.close()
+    signals.finishing()
+    stopped = sum(r["termination"] == "interrupted" for r in rows)
+    if stopped:
+        err(f"{signals.stop_message()}: the comparison stopped ({len(rows) - stopped} run(s) finished, {stopped} "
+            "interrupted); writing those rows")
+    if not quiet:
+        err(_compare_table(rows, true_cost))
+    _write_rows(rows, list(COLUMNS) + (["true_cost"] if true_cost else []), csv_out, json_out, quiet)
+
+
+def _check_row_outputs(csv_out: str | None, json_out: str | None, instances) -> None:
+    """Refuse, before any run, outputs that clash or cannot be written."""
+    from ..errors import InputError
+
     if csv_out == "-" and json_out == "-":
         raise InputError("--csv - and --json - both ask for stdout; send one of them to a file")
     refuse_overwriting_inputs(csv_out, instances, "--csv")
     refuse_overwriting_inputs(json_out, instances, "--json")
     refuse_overwriting_inputs(json_out, [csv_out], "--json")
-
-    costs = _class_costs(instances) if true_cost else {}   # every sidecar checked before anything runs
-
-    def report(row, res):
-        if true_cost:
-            row["true_cost"] = costs[row["instance"]](res.assignment) if res.feasible else None
-        if not quiet:
-            err(f"{row['instance']}  {row['solver']}  repeat {row['repeat']}: {summary_line(res)}")
-
     check_writable(csv_out)
     check_writable(json_out)
-    rows = compare(list(instances), names, repeats=repeats, time_limit=time_limit, seed=seed, threads=threads,
-                   native=per_solver, on_result=report)
-    signals.finishing()
-    if rows and rows[-1]["termination"] == "interrupted":
-        err(f"{signals.stop_message()}: the comparison stopped after {len(rows)} run(s); writing those rows")
-    if not quiet:
-        err(_compare_table(rows, true_cost))
-    columns = list(COLUMNS) + (["true_cost"] if true_cost else [])
+
+
+def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_out: str | None, quiet: bool) -> None:
     if csv_out and csv_out != "-":
         write_output(csv_out, rows_to_csv(rows, columns))
     if json_out and json_out != "-":

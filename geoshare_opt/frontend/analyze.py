@@ -20,6 +20,7 @@ from ..options import check_ratio
 from ..provenance import versions
 from ..specs.base import ModelSpec, as_spec
 from ..specs.load import BUILTIN, load_callable, load_spec
+from . import parallel
 from .discovery import NodeInfo, discover, group_by_type
 from .estimators import diag as diag_est
 from .estimators import kfac as kfac_est
@@ -27,8 +28,7 @@ from .estimators import lanczos as lanczos_est
 from .estimators.common import Curvature, PassContext
 from .hooks import LinearCovariances
 from .pairs import basis_weights, first_order_layers, tie_weights
-from .runtime import (Calibration, evaluation, make_generator, resolve_device, resolve_dtype, translated_errors,
-                      working_model)
+from .runtime import Calibration, evaluation, resolve_device, resolve_dtype, translated_errors, working_model
 from .sidecar import fingerprint, write_with_sidecar
 
 ESTIMATORS = ("diag", "kfac", "lanczos")
@@ -126,6 +126,8 @@ def _input_covariances(ctx: PassContext) -> dict[str, torch.Tensor]:
             hooks.new_batch()
             call_user(ctx.spec.loss, ctx.model, batch, what="loss")
             ctx.report("input covariances", i + 1, ctx.calib.n_batches)
+        ctx.report("input covariances", ctx.calib.n_batches, ctx.calib.n_batches)
+        hooks.sum_over(ctx.shard)
         return hooks.input_covariances()
 
 
@@ -154,7 +156,8 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
             seed: int = 0, lanczos_steps: int = lanczos_est.DEFAULT_STEPS, diag_method: str = "auto",
             first_order: bool = True, progress: Callable[[dict], None] | None = None, out=None,
             name: str | None = None, lanczos_graph_budget: int | None = None,
-            spec_options: dict | None = None, sidecar: str = "full", provenance: dict | None = None) -> Instance:
+            spec_options: dict | None = None, sidecar: str = "full", provenance: dict | None = None,
+            distributed: bool = False) -> Instance:
     """Turn a trained network into an instance (see the package docstring for every option).
 
     ``spec_or_model``: a ``ModelSpec``, a spec dict, a spec reference (``minilm``, ``file.py:make``, ...), or a
@@ -168,6 +171,10 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     ``sidecar``: ``"full"`` (curvature, covariances and a copy of the weights) or ``"diag"`` (no weight copy: enough
     for ``apply``, not for the true class cost). ``provenance``: for a spec the caller loaded by reference itself,
     ``{"spec": ref, "spec_options": {...}}`` recorded in ``meta.model`` so that later commands can load it again.
+    ``distributed``: this process is one rank of a torch.distributed job (``torchrun``; the caller's process group
+    when one is initialised, else one joined from the launcher's environment): it takes its share of the calibration
+    batches, the curvature sums are all-reduced, and only rank 0 writes ``out`` (every rank returns the instance).
+    ``meta.distributed`` records the world size and the backend (see ``frontend.parallel``, docs/distributed.md).
     """
     started = time.perf_counter()
     _check_options(estimator, mode, ratio, max_classes, rank, samples, lanczos_steps)
@@ -178,15 +185,15 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
     dev = resolve_device(device, model)
     dt = resolve_dtype(dtype, model)
     nodes = discover(model, include, exclude)
+    shard = parallel.joined(parallel.rank_device(dev)) if distributed else parallel.SERIAL
+    dev = parallel.rank_device(dev) if shard.parallel else dev
     work = working_model(model, dev, dt)
     wparams = dict(work.named_parameters())
-    ctx = PassContext(model=work, spec=spec, calib=Calibration(spec, dev, dt, samples), nodes=nodes,
-                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt,
-                      generator=make_generator(dev, seed), progress=progress)
-    need_in_cov = mode == "basis"
+    ctx = PassContext(model=work, spec=spec, calib=Calibration(spec, dev, dt, samples, shard=shard), nodes=nodes,
+                      params=[wparams[n.name] for n in nodes], device=dev, dtype=dt, seed=seed, progress=progress)
     t0 = time.perf_counter()
     with evaluation(work):
-        curv = estimate_curvature(ctx, estimator, need_in_cov=need_in_cov, diag_method=diag_method,
+        curv = estimate_curvature(ctx, estimator, need_in_cov=mode == "basis", diag_method=diag_method,
                                   lanczos_steps=lanczos_steps, lanczos_graph_budget=lanczos_graph_budget)
     t1 = time.perf_counter()
     weights = {n.name: wparams[n.name].detach() for n in nodes}
@@ -207,19 +214,36 @@ def analyze(spec_or_model: Any, batches=None, loss=None, *, estimator: str = "di
         "timing": {"curvature_s": t1 - t0, "pairs_s": t2 - t1},
         "versions": versions("torch"), **extra,
         **_estimator_meta(curv, estimator, mode, first_order, lanczos_steps),
+        **({"distributed": shard.describe()} if shard.parallel else {}),
     }
-    inst_name = name or f"{ref}-{estimator}-{mode}"
     node_dicts = [n.to_node_dict() for n in nodes]
 
     def build(side_file: str | None = None, side_sha: str | None = None) -> Instance:
         m = dict(meta, time_s=time.perf_counter() - started)
         if side_file is not None:
             m["curvature"] = {"file": side_file, "sha256": side_sha}
-        return Instance.build(node_dicts, edges, name=inst_name, meta=m, **budget)
+        return Instance.build(node_dicts, edges, name=name or f"{ref}-{estimator}-{mode}", meta=m, **budget)
 
     if out is None:
         return build()
-    return write_with_sidecar(out, sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+    return written_by_rank0(shard, out, lambda: sidecar_tensors(curv, weights, mode, estimator, sidecar), build)
+
+
+def written_by_rank0(shard: parallel.Shard, out, tensors: Callable[[], dict], build: Callable) -> Instance:
+    """Rank 0 writes the instance and its sidecar (``write_with_sidecar``); every rank returns once they are there,
+    the same instance, or fails with rank 0's reason (one rank's failure must not leave the others waiting)."""
+    if shard.rank != 0:
+        outcome = shard.gather(None)[0]
+        if outcome[0] == "failed":
+            raise InputError(f"rank 0 could not write {out}: {outcome[1]}")
+        return build(*outcome[1:])
+    try:
+        inst = write_with_sidecar(out, tensors(), build)
+    except BaseException as exc:
+        shard.gather(("failed", str(exc) or type(exc).__name__))
+        raise
+    shard.gather(("written", inst.meta["curvature"]["file"], inst.meta["curvature"]["sha256"]))
+    return inst
 
 
 def _check_outputs(sidecar: str, lanczos_graph_budget) -> None:

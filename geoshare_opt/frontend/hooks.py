@@ -158,6 +158,21 @@ class LinearCovariances:
         self.outputs.clear()
         self._increments.clear()
 
+    def sum_over(self, shard) -> None:
+        """Add up the factors every rank of a data-parallel pass accumulated (``parallel.Shard``; nothing to do in a
+        single process). The per-example squares are not reduced here: the pass adds them to its own sums first."""
+        if not shard.parallel:
+            return
+        device = next(iter(self.modules.values())).weight.device
+        if self.inputs:
+            self.G = shard.sum_named(self.G, {n: (m.in_features,) * 2 for n, m in self.modules.items()},
+                                     torch.float32, device)
+            tokens = shard.sum_numbers([self.tokens.get(n, 0) for n in self.modules])
+            self.tokens = {n: int(t) for n, t in zip(self.modules, tokens) if n in self.G}
+        if self.output_grads:
+            self.B = shard.sum_named(self.B, {n: (m.out_features,) * 2 for n, m in self.modules.items()},
+                                     torch.float32, device)
+
     def input_covariances(self) -> dict[str, torch.Tensor]:
         """``E[x xᵀ]`` over every token seen (float32)."""
         return {n: g / max(self.tokens[n], 1) for n, g in self.G.items()}

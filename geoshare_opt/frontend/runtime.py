@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -13,6 +14,7 @@ import torch
 
 from ..errors import InputError
 from ..specs.base import ModelSpec, move_batch
+from .parallel import SERIAL, Shard
 
 
 class FusedAttentionError(InputError):
@@ -112,16 +114,19 @@ def truncate_batch(batch: Any, n: int, full: int) -> Any:
 
 @dataclass
 class Calibration:
-    """Streams the spec's calibration batches onto the device, limited to ``samples`` examples."""
+    """Streams the spec's calibration batches onto the device, limited to ``samples`` examples; in a data-parallel
+    run only the batches of this rank's ``shard`` (every rank reads the whole source, so that ``samples`` cuts it at
+    the same place everywhere, and moves only its own batches)."""
     spec: ModelSpec
     device: torch.device
     dtype: torch.dtype
     samples: int | None = None
-    n_batches: int | None = None     # known after the first full pass (or from the source's length hint)
+    n_batches: int | None = None     # over all ranks; known after the first full pass (or from a length hint)
     n_examples: int | None = None
+    shard: Shard = SERIAL
 
     def __iter__(self) -> Iterator[tuple[int, Any, int]]:
-        """Yields ``(index, batch on device, number of examples)``."""
+        """Yields ``(index, batch on device, number of examples)``; ``index`` counts the batches of every rank."""
         seen = 0
         count = 0
         try:
@@ -143,7 +148,8 @@ class Calibration:
             if self.samples is not None and seen + n > self.samples:
                 batch = truncate_batch(batch, self.samples - seen, n)
                 n = self.samples - seen
-            yield count, move_batch(batch, self.device, self.dtype), n
+            if self.shard.owns(count):
+                yield count, move_batch(batch, self.device, self.dtype), n
             seen += n
             count += 1
         if count == 0:
@@ -220,8 +226,13 @@ def rademacher(shape, generator: torch.Generator, device, dtype) -> torch.Tensor
     return (torch.randint(0, 2, shape, generator=generator, device=device).to(dtype) * 2 - 1)
 
 
-def make_generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(int(seed))
+def make_generator(device: torch.device, seed: int, *key) -> torch.Generator:
+    """A generator on ``device`` seeded by ``seed`` alone, or by ``seed`` and a ``key`` (``("noise", batch_index)``):
+    each key is its own stream, so what a batch draws does not depend on which batches came before it."""
+    if not key:
+        return torch.Generator(device=device).manual_seed(int(seed))
+    digest = hashlib.blake2b(repr((int(seed),) + tuple(key)).encode(), digest_size=8).digest()
+    return torch.Generator(device=device).manual_seed(int.from_bytes(digest, "little"))
 
 
 def relative_spread(values: list[float]) -> float:

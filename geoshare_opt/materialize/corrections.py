@@ -104,6 +104,10 @@ def add_corrections(model: nn.Module, members: list[str], rank: int, *, scale: f
             raise InputError(f"a low-rank correction needs a layer weight; {name!r} is not one")
         if isinstance(module, CORRECTED):
             raise InputError(f"{mod_name!r} already has a low-rank correction")
+        side = min(getattr(module, "out_features", rank), getattr(module, "in_features", rank))
+        if rank > side:
+            raise InputError(f"correction rank {rank} exceeds {side}, the smaller side of {name!r} (a correction "
+                             "of that rank is already full rank)")
         if isinstance(module, SharedBasisLinear):
             a, b = _init_factors(module.out_features, module.in_features, rank, module.weight_in, generator, empty)
             new = CorrectedBasisLinear(module, a, b, scale)

@@ -18,6 +18,7 @@ _BUILTIN = {
     "auto": "geoshare_opt.solvers.auto:AutoBackend",
     "cpsat": "geoshare_opt.solvers.cpsat:CpSatBackend",
     "highs": "geoshare_opt.solvers.highs:HighsBackend",
+    "colgen": "geoshare_opt.solvers.colgen:ColgenBackend",
     "pulp": "geoshare_opt.solvers.pulp_milp:PulpBackend",
     "dsatur": "geoshare_opt.solvers.dsatur:DsaturBackend",
     "anneal": "geoshare_opt.solvers.anneal:AnnealBackend",

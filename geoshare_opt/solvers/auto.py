@@ -3,17 +3,20 @@
 Stages, all sharing one incumbent (every feasible state a stage finds is offered to the caller's context):
 1. ``dsatur`` greedy (milliseconds), the anneal's start;
 2. ``anneal`` (simulated annealing + TabuCol);
-3. ``cpsat`` with the best labels as a complete hint, only when a proof is in reach: every type has at most
-   ``EXACT_MAX_TYPE_NODES`` nodes (the exact backends prove 24-node types in seconds, see benchmarks/solvers).
-   Its termination (optimal / infeasible / time_limit) and bound become the result's.
+3. an exact backend with the best labels as a complete hint, only when a proof is in reach: ``colgen`` on weighted
+   instances without hard edges whose types have at most ``COLGEN_MAX_TYPE_NODES`` nodes (it proves every budget
+   of 24-layer types in seconds), else ``cpsat`` when every type has at most ``EXACT_MAX_TYPE_NODES`` nodes
+   (``exact_solver_for``; benchmarks/solvers/colgen/crossover.md). Its termination (optimal / infeasible /
+   time_limit) and bound become the result's.
 
 Time: with a limit T, annealing gets ``ANNEAL_SHARE`` of T when the exact stage will run (the rest goes to the
 proof), else all of T. Without a limit ``auto`` is reproducible and still stops on its own: annealing runs its
 default move budget (about a second), and each CP-SAT sub-solve of the exact stage at most
-``DEFAULT_EXACT_WORK`` units of CP-SAT's deterministic time (a count of work, not seconds of this machine; another
-``exact_solver`` gets ``DEFAULT_EXACT_LIMIT`` seconds instead). Native options: ``exact`` (bool,
-force the exact stage on/off), ``anneal`` / ``cpsat`` (dicts passed to that stage's native options),
-``exact_solver`` (another exact backend name, default "cpsat"). ``stats["stages"]`` records what ran. The exact
+``DEFAULT_EXACT_WORK`` units of CP-SAT's deterministic time (a count of work, not seconds of this machine), colgen
+``DEFAULT_COLGEN_WORK`` units of its work budget; another ``exact_solver`` gets ``DEFAULT_EXACT_LIMIT`` seconds
+instead. Native options: ``exact`` (bool, force the exact stage on/off), ``anneal`` / ``cpsat`` / ``colgen`` (dicts
+passed to that stage's native options; any other exact backend reads the dict under its own name), ``exact_solver``
+(another exact backend name, default ``exact_solver_for(instance)``). ``stats["stages"]`` records what ran. The exact
 stage runs with native ``seed_heuristic=False``: stages 1-2 already are the greedy + anneal start the exact backends
 would otherwise compute for themselves (decompose.start_labels).
 """
@@ -29,10 +32,14 @@ from ..result import Termination
 from .base import Backend, Outcome, SolveContext
 
 EXACT_MAX_TYPE_NODES = 40
+# colgen, the exact stage for weighted instances without hard edges, proves the whole curve of 24-layer types in
+# seconds and most of it at 48 (benchmarks/solvers/colgen/README.md, crossover.md)
+COLGEN_MAX_TYPE_NODES = 48
 ANNEAL_SHARE = 0.3
 DEFAULT_EXACT_LIMIT = 20.0
 DEFAULT_EXACT_WORK = 10.0    # CP-SAT ``max_deterministic_time`` per sub-solve when no time limit is given
-_NATIVE = {"exact", "anneal", "cpsat", "exact_solver"}
+DEFAULT_COLGEN_WORK = 5e9    # colgen ``work_limit`` for the whole run when no time limit is given (about 20-40 s)
+_NATIVE = {"exact", "anneal", "cpsat", "colgen", "exact_solver"}
 
 
 def _stage(ctx: SolveContext, instance: Instance, backend_cls, options: SolveOptions) -> tuple[Outcome, float]:
@@ -49,9 +56,18 @@ def _stage(ctx: SolveContext, instance: Instance, backend_cls, options: SolveOpt
     return out, time.perf_counter() - t0
 
 
+def exact_solver_for(instance: Instance) -> str:
+    """The default exact stage: colgen where the set-partitioning model fits (soft weights, no hard edges, and a
+    decomposition by type), cpsat otherwise: hard edges make it a colouring problem, whose fractional bound CP-SAT
+    beats (DIMACS rows of crossover.md), and coupled types go to CP-SAT anyway."""
+    from .decompose import can_decompose
+    _, _, _, hard = instance.edge_arrays
+    return "colgen" if not hard.any() and can_decompose(instance) else "cpsat"
+
+
 class AutoBackend(Backend):
     name = "auto"
-    summary = "greedy -> annealing -> CP-SAT proof when small enough (the default)"
+    summary = "greedy -> annealing -> colgen or CP-SAT proof when small enough (the default)"
     exact = False          # exact only when its last stage proves optimality (termination says so)
     gives_bound = True
     determinism = "seeded with threads=1"
@@ -67,16 +83,18 @@ class AutoBackend(Backend):
         unknown = set(native) - _NATIVE
         if unknown:
             raise InputError(f"auto: unknown native option {sorted(unknown)[0]!r} (known: {', '.join(sorted(_NATIVE))})")
-        for stage in ("anneal", "cpsat"):
+        for stage in ("anneal", "cpsat", "colgen"):
             if not isinstance(native.get(stage, {}), dict):
                 raise InputError(f"auto: native option {stage} must be an object of that stage's options, e.g. "
                                  f"{stage}='{{\"key\": value}}', got {native[stage]!r}")
         largest = max((len(instance.type_members(t)) for t in instance.types), default=0)
-        want_exact = bool(native.get("exact", largest <= EXACT_MAX_TYPE_NODES))
+        default_exact = exact_solver_for(instance)
+        want_exact = bool(native.get("exact", largest <= (COLGEN_MAX_TYPE_NODES if default_exact == "colgen"
+                                                           else EXACT_MAX_TYPE_NODES)))
         exact_cls, exact_note = None, ""
         if want_exact:
             try:
-                exact_cls = get_backend(str(native.get("exact_solver", "cpsat")))
+                exact_cls = get_backend(str(native.get("exact_solver", default_exact)))
             except SolverUnavailableError as exc:
                 exact_note = f"exact stage skipped: {exc}"
         stages: list[dict] = []
@@ -113,11 +131,13 @@ class AutoBackend(Backend):
             return self._finish(ctx, Termination.COMPLETED, None, stats)
         # 3. exact proof with the incumbent as hint
         left = ctx.time_left()
-        e_native = dict(native.get("cpsat", {}))
+        e_native = dict(native.get(exact_cls.name, {}))
         e_native.setdefault("seed_heuristic", False)  # stages 1-2 were that seed: do not pay twice
         e_limit = left
         if left is None and exact_cls.name == "cpsat":   # a work budget: the same answer on any machine
             e_native.setdefault("max_deterministic_time", DEFAULT_EXACT_WORK)
+        elif left is None and exact_cls.name == "colgen":
+            e_native.setdefault("work_limit", DEFAULT_COLGEN_WORK)
         elif left is None:
             e_limit = DEFAULT_EXACT_LIMIT
         if e_limit is not None and e_limit <= 0:

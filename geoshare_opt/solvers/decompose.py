@@ -178,11 +178,12 @@ def can_decompose(instance: Instance) -> bool:
     return all(p.uniform_params for p in parts_of(instance))
 
 
-def solve_exact(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
+def solve_exact(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel,
+                full_curves: bool = False) -> Outcome:
     """The entry point of every exact backend: decomposition where exact (and not switched off with native
-    ``decompose=False``), else one monolithic model."""
+    ``decompose=False``), else one monolithic model. ``full_curves``: see ``solve_decomposed``."""
     if own_option(options, "decompose", True) and can_decompose(instance):
-        return solve_decomposed(instance, options, ctx, solve_model)
+        return solve_decomposed(instance, options, ctx, solve_model, full_curves)
     return solve_monolithic(instance, options, ctx, solve_model)
 
 
@@ -192,11 +193,17 @@ def model_flags(options: SolveOptions) -> dict:
             "triangles": bool(own_option(options, "triangles", True))}
 
 
-def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel) -> Outcome:
+def solve_decomposed(instance: Instance, options: SolveOptions, ctx: SolveContext, solve_model: SolveModel,
+                     full_curves: bool = False) -> Outcome:
     """The lazy curves (module docstring): round 0 solves every type at its full cap; each later round solves the
-    points the lower DP picks that are not exact yet, until the DP's choice is proven, time runs out or Ctrl-C."""
+    points the lower DP picks that are not exact yet, until the DP's choice is proven, time runs out or Ctrl-C.
+    With ``full_curves`` round 0 solves every k of every type from its cap down: for a backend whose sub-solves of
+    one type share one model (colgen), the large k are cheap and warm the small ones, where the DP on trivial
+    bounds would climb from k = 1."""
     dec = _Decomposition(instance, options, ctx, solve_model)
     todo = [(t, cv.part.cap) for t, cv in enumerate(dec.curves) if not cv.exact(cv.part.cap)]
+    if full_curves:
+        todo = [(t, k) for t, cv in enumerate(dec.curves) for k in range(cv.part.cap, 0, -1)]
     while True:
         stopped_early, interrupted = dec.solve_points(todo)
         if stopped_early:
@@ -252,11 +259,13 @@ class _Decomposition:
         """Solve each (type, k) of ``todo`` with an equal share of the time left; (stopped early, interrupted)."""
         ctx = self.ctx
         for pos, (t, k) in enumerate(todo):
+            cv = self.curves[t]
+            if cv.exact(k):             # settled by an earlier answer (a flat stretch of the curve)
+                continue
             if ctx.expired():
                 return True, False
             left = ctx.time_left()
             share = None if left is None else left / (len(todo) - pos)
-            cv = self.curves[t]
             cv.given[k] = share
             hint = cv.hint(k)
             ans = self.solve_model(Model((cv.part.with_cap(k),), k, None, **self.flags), share,
@@ -344,7 +353,7 @@ def solve_monolithic(instance: Instance, options: SolveOptions, ctx: SolveContex
 
 
 EXACT_MODEL_SOLVERS = {"cpsat": "geoshare_opt.solvers.cpsat", "highs": "geoshare_opt.solvers.highs",
-                       "pulp": "geoshare_opt.solvers.pulp_milp"}
+                       "pulp": "geoshare_opt.solvers.pulp_milp", "colgen": "geoshare_opt.solvers.colgen"}
 
 
 def type_curve(part: Part, ks: Sequence[int], solver: "str | SolveModel" = "cpsat", *,

@@ -45,6 +45,14 @@ RECIPES = MappingProxyType({
         "betas": (0.9, 0.95), "grad_clip": 1.0, "seed": 0, "train_split": "calib",
         "eval_windows": None,  # the recorded held-out perplexity: every held-out byte
     }),
+    # twice as deep, otherwise the same recipe: the 32- and 48-layer instances of the set-partitioning benchmark
+    # (benchmarks/solvers/colgen); about 21 minutes of training on one core
+    "deep48": MappingProxyType({
+        "n_layer": 48, "d_model": 64, "n_head": 4, "d_mlp": 256, "block_size": 64,
+        "steps": 400, "batch": 32, "lr": 3e-3, "min_lr_fraction": 0.1, "warmup": 20, "weight_decay": 0.1,
+        "betas": (0.9, 0.95), "grad_clip": 1.0, "seed": 0, "train_split": "calib",
+        "eval_windows": None,
+    }),
     # for tests only: same depth, tiny width, trains in seconds
     "test": MappingProxyType({
         "n_layer": 24, "d_model": 16, "n_head": 2, "d_mlp": 32, "block_size": 32,
@@ -300,7 +308,8 @@ def make(n_calib: int = 256, seq_len: int | None = None, batch_size: int = 32, h
          seed: int = 0, recipe: str = "full", device=None, use_cache: bool = True, quiet: bool = False) -> ModelSpec:
     """``n_calib`` calibration windows of ``seq_len`` bytes (default: the model's context) in batches of
     ``batch_size``, shuffled by ``seed``; metrics on ``heldout_seqs`` packed held-out windows. ``recipe``: ``full``
-    (the model of the study) or ``test`` (a narrow 24-block model for tests)."""
+    (the model of the study), ``deep48`` (the same with 48 blocks) or ``test`` (a narrow 24-block model for
+    tests)."""
     spec_recipe = resolve_recipe(recipe)
     context = spec_recipe["block_size"]
     seq_len = context if seq_len is None else check_positive("seq_len", seq_len, 2)

@@ -21,7 +21,8 @@ import torch
 
 from ...errors import InputError
 from ..discovery import NodeInfo
-from ..runtime import Calibration, rademacher
+from ..parallel import Shard
+from ..runtime import Calibration, make_generator, rademacher
 
 MAX_BLOCK = 512
 
@@ -35,8 +36,18 @@ class PassContext:
     params: list[torch.Tensor]           # node tensors of the working model, in node order
     device: torch.device
     dtype: torch.dtype
-    generator: torch.Generator
+    seed: int = 0
     progress: Callable[[dict], None] | None = None
+
+    @property
+    def shard(self) -> Shard:
+        """This process's share of a data-parallel pass (``parallel.SERIAL`` in a single process)."""
+        return self.calib.shard
+
+    def stream(self, *key) -> torch.Generator:
+        """The random stream of ``key``: ``stream()`` for draws made once per pass (the same on every rank),
+        ``stream("noise", i)`` / ``stream("probe", i)`` for batch ``i``'s draws (the same whichever rank takes it)."""
+        return make_generator(self.device, self.seed, *key)
 
     def report(self, step: str, done: int, total: int | None = None) -> None:
         if self.progress is not None:
@@ -66,9 +77,8 @@ class Curvature:
 class OutputSampler:
     """Draws ``r`` with ``E[r rᵀ] = H_z`` (see the module docstring); ``kind`` says which construction applied."""
 
-    def __init__(self, output_loss: Callable, generator: torch.Generator):
+    def __init__(self, output_loss: Callable):
         self.output_loss = output_loss
-        self.generator = generator
         self.kind: str | None = None
         self.last_loss: torch.Tensor | None = None   # the output loss of the last sampled batch
 
@@ -89,47 +99,50 @@ class OutputSampler:
             return hv.detach()
         return hvp
 
-    def sample(self, z: torch.Tensor, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def sample(self, z: torch.Tensor, batch: Any, probes: torch.Generator,
+               noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(r, None)`` for one backward, or ``(ε, H_z ε)`` for the two-backward estimator. The construction is
-        chosen on the first batch (with checks) and reused, checked more cheaply, on the others."""
+        chosen on the first batch (with checks) and reused, checked more cheaply, on the others. ``probes`` feeds the
+        vectors that read ``H_z`` (the checks and the diagonal/scale probe: each construction's first draw, so a batch
+        reads the same whether or not the checks ran on it), ``noise`` the randomness of ``r`` itself."""
         hvp = self._hvp_fn(z, batch)
         zf = z.detach()
-        eps = lambda: rademacher(zf.shape, self.generator, zf.device, zf.dtype)
+        eps = lambda gen: rademacher(zf.shape, gen, zf.device, zf.dtype)
         if hvp is None:
             self.kind = self.kind or "zero"
             return torch.zeros_like(zf), None
         if self.kind in (None, "diagonal", "softmax"):
-            e1 = eps()
+            e1 = eps(probes)
             h1 = hvp(e1)
             if self.kind == "diagonal":
-                return (h1 * e1).clamp_min(0).sqrt() * eps(), None
+                return (h1 * e1).clamp_min(0).sqrt() * eps(noise), None
             if self.kind == "softmax":
-                return self._softmax_sample(zf, self._softmax_scale(zf, e1, h1)), None
+                return self._softmax_sample(zf, self._softmax_scale(zf, e1, h1), noise), None
             d = h1 * e1
-            e2 = eps()
+            e2 = eps(probes)
             h2 = hvp(e2)
             scale = d.abs().max().clamp_min(torch.finfo(d.dtype).tiny)
             if torch.allclose(h2, d * e2, rtol=1e-4, atol=1e-5 * float(scale)):
                 self.kind = "diagonal"
-                return d.clamp_min(0).sqrt() * eps(), None
+                return d.clamp_min(0).sqrt() * eps(noise), None
             c = self._softmax_scale(zf, e1, h1)
             if c > 0 and torch.allclose(h2, (c * self._softmax_times(zf, e2)).to(h2.dtype), rtol=1e-3,
                                         atol=1e-5 * float(h2.abs().max())):
                 self.kind = "softmax"
-                return self._softmax_sample(zf, c), None
+                return self._softmax_sample(zf, c, noise), None
         if self.kind in (None, "per-example blocks") and zf.dim() == 2 and zf.shape[1] <= MAX_BLOCK:
             blocks = self._blocks(hvp, zf)
             if self.kind is None:
-                probe = torch.randn(zf.shape, generator=self.generator, device=zf.device, dtype=zf.dtype)
+                probe = torch.randn(zf.shape, generator=probes, device=zf.device, dtype=zf.dtype)
                 if torch.allclose(hvp(probe), torch.einsum("scd,sd->sc", blocks, probe), rtol=1e-3,
                                   atol=1e-5 * float(blocks.abs().max())):
                     self.kind = "per-example blocks"
             if self.kind == "per-example blocks":
                 lam, vec = torch.linalg.eigh(blocks.double())
                 root = vec * lam.clamp_min(0).sqrt().unsqueeze(1)        # V Λ^½ per example
-                return torch.einsum("scd,sd->sc", root, eps().double()).to(zf.dtype), None
+                return torch.einsum("scd,sd->sc", root, eps(noise).double()).to(zf.dtype), None
         self.kind = "two-backward"
-        e = eps()
+        e = eps(noise)
         return e, hvp(e)
 
     @staticmethod
@@ -144,10 +157,11 @@ class OutputSampler:
         u = self._softmax_times(z, e)
         return float((he.double() * u).sum() / (u * u).sum().clamp_min(1e-300))
 
-    def _softmax_sample(self, z: torch.Tensor, c: float) -> torch.Tensor:
+    @staticmethod
+    def _softmax_sample(z: torch.Tensor, c: float, noise: torch.Generator) -> torch.Tensor:
         """``√c (p − onehot(y))`` with labels y drawn from the model's own softmax: ``E[r rᵀ] = c (diag p − p pᵀ)``."""
         p = torch.softmax(z.double(), dim=-1).reshape(-1, z.shape[-1])
-        y = torch.multinomial(p, 1, generator=self.generator).squeeze(1)
+        y = torch.multinomial(p, 1, generator=noise).squeeze(1)
         r = p.clone()
         r[torch.arange(len(y), device=r.device), y] -= 1
         return (math.sqrt(max(c, 0.0)) * r).reshape(z.shape).to(z.dtype)

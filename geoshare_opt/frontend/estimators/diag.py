@@ -12,6 +12,8 @@ The data average weights each batch by its number of examples (the loss of a bat
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from ...errors import InputError
@@ -55,7 +57,6 @@ def curvature_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovari
     gradient: the random vectors of different examples are independent, so dropping the cross-example terms keeps
     the estimate unbiased while the variance falls by about the batch size. The backward pass then stops at the layer
     outputs (no weight gradients are formed by autograd)."""
-    spec, params, names = ctx.spec, ctx.params, [n.name for n in ctx.nodes]
     if per_example is None:
         per_example = method in ("ggn", "empirical") and linear_nodes(ctx)
     own_hooks = None
@@ -71,26 +72,36 @@ def curvature_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovari
             hooks.per_example = True
         hooks.want_grad = method == "empirical"
     try:
-        return _run_pass(ctx, method, step, hooks, per_example, spec, params, names)
+        local = _local_pass(ctx, method, step, hooks, per_example)
     except ModuleReused:
         if own_hooks is None:
             raise
-        own_hooks.remove()  # a layer reused in one forward: fall back to batch-level squares
-        return curvature_pass(ctx, method, step, None, per_example=False)
+        local = None          # a layer reused in one forward: batch-level squares instead
     finally:
         if own_hooks is not None:
             own_hooks.remove()
+    if any(ctx.shard.gather(local is None)):   # every rank falls back together (its sums would not match)
+        return curvature_pass(ctx, method, step, None, per_example=False)
+    return _combined(ctx, method, local, hooks)
 
 
-def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Curvature:
-    """One pass over the calibration batches summing each batch's diagonal contribution (weighted by its size).
-    A batch whose squares the hooks accumulate per example contributes through ``hooks`` instead."""
-    sums = [torch.zeros_like(p, dtype=torch.float32) for p in params]
-    grad_sum = [torch.zeros_like(p, dtype=torch.float32) for p in params] if method != "ggn" else None
-    traces: list[float] = []
-    sampler = OutputSampler(spec.output_loss, ctx.generator) if method == "ggn" else None
-    total = 0
-    used_per_example = False
+@dataclass
+class _LocalSums:
+    """What one process accumulated over its calibration batches (all of them in a single process)."""
+    sums: list[torch.Tensor]                  # Σ_b n_b · (per-batch diagonal estimate), per node
+    grad_sum: list[torch.Tensor] | None       # Σ_b n_b · g_b, when the method measures the gradient
+    traces: list[tuple[int, float]] = field(default_factory=list)   # (batch index, trace of its estimate)
+    total: int = 0                            # examples seen
+    kind: str | None = None                   # the output-Hessian construction (ggn)
+    per_example: bool = False                 # whether the hooks' per-example squares were used
+
+
+def _local_pass(ctx: PassContext, method: str, step: str, hooks: LinearCovariances | None,
+                per_example: bool) -> _LocalSums:
+    acc = _LocalSums(sums=[torch.zeros_like(p, dtype=torch.float32) for p in ctx.params],
+                     grad_sum=[torch.zeros_like(p, dtype=torch.float32) for p in ctx.params]
+                     if method != "ggn" else None)
+    sampler = OutputSampler(ctx.spec.output_loss) if method == "ggn" else None
     ctx.report(step, 0, ctx.calib.n_batches)
     with torch.enable_grad(), translated_errors(step, ctx.device), \
             (math_attention() if method == "hutchinson" else _null()):
@@ -100,100 +111,110 @@ def _run_pass(ctx, method, step, hooks, per_example, spec, params, names) -> Cur
                 hooks.mode = "square"
                 hooks.batch_n = float(n)
             if method == "ggn":
-                contrib = _ggn_batch(ctx, spec, params, batch, i, n, hooks, sampler, per_example)
+                contrib, gs = _ggn_batch(ctx, sampler, hooks, per_example, i, batch, n)
             else:
-                contrib, gs = _loss_batch(ctx, spec, params, method, batch, i, n, hooks, per_example)
-                if contrib is not None:
-                    for acc, g in zip(grad_sum, gs):
-                        acc.add_(g.detach().float(), alpha=float(n))
-            if contrib is None:                 # the hooks took the batch per example
-                used_per_example = True
-                traces.append(hooks.batch_trace)
+                contrib, gs = _loss_batch(ctx, method, hooks, per_example, i, batch, n)
+            if contrib is None:
+                acc.per_example = True
+                acc.traces.append((i, hooks.batch_trace))
             else:
-                tr = 0.0
-                for acc, c in zip(sums, contrib):
-                    acc.add_(c, alpha=float(n))
-                    tr += float(c.sum())
-                traces.append(tr)
-            total += n
+                for s, c in zip(acc.sums, contrib):
+                    s.add_(c, alpha=float(n))
+                acc.traces.append((i, sum(float(c.sum()) for c in contrib)))
+                if acc.grad_sum is not None:
+                    for s, g in zip(acc.grad_sum, gs):
+                        s.add_(g.detach().float(), alpha=float(n))
+            acc.total += n
             ctx.report(step, i + 1, ctx.calib.n_batches)
-    if used_per_example:  # hooks already weighted each batch
-        _add_hook_sums(hooks, sums, grad_sum, names)
-    return _curvature(method, names, sums, grad_sum, traces, total, sampler, used_per_example)
+    ctx.report(step, ctx.calib.n_batches, ctx.calib.n_batches)   # this rank's last batch need not be the last one
+    if acc.per_example:  # the hooks weighted each batch already
+        _add_named(acc.sums, hooks.D, ctx.nodes)
+        if acc.grad_sum is not None:
+            _add_named(acc.grad_sum, hooks.grad, ctx.nodes)
+    acc.kind = sampler.kind if sampler is not None else None
+    return acc
 
 
-def _ggn_batch(ctx, spec, params, batch, i, n, hooks, sampler, per_example):
-    """One batch of the Gauss-Newton diagonal from sampled output gradients: its contribution per parameter, or
-    None when the hooks accumulated it per example."""
-    z = call_user(spec.outputs, ctx.model, batch, what="outputs")
+def _add_named(accs: list[torch.Tensor], named: dict[str, torch.Tensor], nodes) -> None:
+    for acc, node in zip(accs, nodes):
+        if node.name in named:
+            acc.add_(named[node.name].view_as(acc))
+
+
+def _ggn_batch(ctx, sampler, hooks, per_example, i, batch, n):
+    """One batch of the Monte-Carlo Gauss-Newton diagonal: ``(per-node contribution, None)``, or ``(None, None)``
+    when the hooks accumulated per-example squares."""
+    z = call_user(ctx.spec.outputs, ctx.model, batch, what="outputs")
     if not isinstance(z, torch.Tensor):
         raise InputError(f"spec outputs must return a tensor, got {type(z).__name__}")
     if not z.requires_grad:
         raise InputError("spec outputs do not depend on the model's parameters (no gradient); did it run "
                          "under torch.no_grad() or detach?")
-    r, hr = sampler.sample(z, batch)
+    r, hr = sampler.sample(z, batch, probes=ctx.stream("probe", i), noise=ctx.stream("noise", i))
     if not bool(torch.isfinite(sampler.last_loss)):
         raise InputError(f"the loss is not finite ({float(sampler.last_loss)}) on calibration batch {i}")
     if hooks is not None:
         hooks.weight = float(n)
     if hr is None and per_example:
         _backward_to_outputs(z, hooks, r)
-        return None
+        return None, None
     if hr is None:
-        return [g.float().square() for g in _grads(z, params, r)]
-    # two backward passes: per-example squares do not apply
-    if hooks is not None:
+        return [g.float().square() for g in _grads(z, ctx.params, r)], None
+    if hooks is not None:  # two backward passes: per-example squares do not apply
         hooks.per_example = False
         hooks.mode = "first"
-    g1 = _grads(z, params, r, retain_graph=True)
+    g1 = _grads(z, ctx.params, r, retain_graph=True)
     if hooks is not None:
         hooks.mode = "second"
-    g2 = _grads(z, params, hr)
-    return [a.float() * b.float() for a, b in zip(g1, g2)]
+    g2 = _grads(z, ctx.params, hr)
+    return [a.float() * b.float() for a, b in zip(g1, g2)], None
 
 
-def _loss_batch(ctx, spec, params, method, batch, i, n, hooks, per_example):
-    """One batch of the empirical Fisher (squared gradients) or of Hutchinson's ``v ⊙ Hv``: (its contribution or
-    None when the hooks accumulated it per example, the batch's gradients)."""
-    loss = checked_loss(call_user(spec.loss, ctx.model, batch, what="loss"), i)
+def _loss_batch(ctx, method, hooks, per_example, i, batch, n):
+    """One batch of the empirical Fisher or Hutchinson diagonal: ``(per-node contribution, batch gradient)``, or
+    ``(None, None)`` when the hooks accumulated per-example squares (and the gradient)."""
+    loss = checked_loss(call_user(ctx.spec.loss, ctx.model, batch, what="loss"), i)
     if hooks is not None:
         hooks.weight = float(n) * float(n)
     if method == "empirical" and per_example:
         _backward_to_outputs(loss, hooks, None)
         return None, None
     if method == "empirical":
-        gs = _grads(loss, params)
+        gs = _grads(loss, ctx.params)
         return [float(n) * g.float().square() for g in gs], gs
-    gs = _grads(loss, params, create_graph=True)
-    vs = [rademacher(p.shape, ctx.generator, p.device, p.dtype) for p in params]
-    hv = _hvp(gs, params, vs)
-    return [(v * h).float() for v, h in zip(vs, hv)], gs
+    gs = _grads(loss, ctx.params, create_graph=True)
+    noise = ctx.stream("noise", i)
+    vs = [rademacher(p.shape, noise, p.device, p.dtype) for p in ctx.params]
+    return [(v * h).float() for v, h in zip(vs, _hvp(gs, ctx.params, vs))], gs
 
 
-def _add_hook_sums(hooks, sums, grad_sum, names) -> None:
-    for acc, name in zip(sums, names):
-        if name in hooks.D:
-            acc.add_(hooks.D[name].view_as(acc))
-    if grad_sum is not None:
-        for acc, name in zip(grad_sum, names):
-            if name in hooks.grad:
-                acc.add_(hooks.grad[name].view_as(acc))
-
-
-def _curvature(method, names, sums, grad_sum, traces, total, sampler, used_per_example) -> Curvature:
+def _combined(ctx: PassContext, method: str, local: _LocalSums, hooks: LinearCovariances | None) -> Curvature:
+    """The sums of every rank added up (nothing to add in a single process), normalised into the curvature."""
+    shard, names = ctx.shard, [n.name for n in ctx.nodes]
+    shard.sum_(local.sums + (local.grad_sum or []))
+    total = int(shard.sum_numbers([local.total])[0])
+    traces = shard.in_batch_order(local.traces)
+    kinds = sorted({k for k in shard.gather(local.kind) if k is not None})
+    if len(kinds) > 1:
+        raise InputError(f"the ranks read the output Hessian differently ({', '.join(kinds)}): run analyze in one "
+                         "process for this loss")
+    if hooks is not None:
+        hooks.sum_over(shard)
     diag = {}
-    for name, s in zip(names, sums):
+    for name, s in zip(names, local.sums):
         d = s / total
         if not bool(torch.isfinite(d).all()):
             raise InputError(f"the curvature of {name!r} is not finite (check the loss and the model at this layer)")
         diag[name] = d.clamp_min(0)
-    grad = {name: g / total for name, g in zip(names, grad_sum)} if grad_sum is not None else None
-    stats = {"output_hessian": sampler.kind} if sampler is not None else {}
-    stats["per_example"] = used_per_example
-    if method == "empirical" and grad is not None and used_per_example:   # needs per-example second moments
+    grad = {name: g / total for name, g in zip(names, local.grad_sum)} if local.grad_sum is not None else None
+    per_example = any(shard.gather(local.per_example))
+    stats = {"output_hessian": kinds[0] if kinds else None} if method == "ggn" else {}
+    stats["per_example"] = per_example
+    if method == "empirical" and grad is not None and per_example:   # needs per-example second moments
         stats["gradient_snr"] = gradient_snr(grad, diag, total)
     if method == "hutchinson":
-        stats["clipped_fraction"] = float(sum(int((s < 0).sum()) for s in sums) / max(sum(s.numel() for s in sums), 1))
+        stats["clipped_fraction"] = float(sum(int((s < 0).sum()) for s in local.sums)
+                                          / max(sum(s.numel() for s in local.sums), 1))
     return Curvature(estimator="diag", method=method, diag=diag, grad=grad, samples=total, batches=len(traces),
                      spread=relative_spread(traces), stats=stats)
 

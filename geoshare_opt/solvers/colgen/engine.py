@@ -1,0 +1,457 @@
+"""Branch and price for one type at a class budget k, over one column pool that serves every k
+(formulations/colgen.md).
+
+``TypeEngine`` holds what the points of one type share: the scaled costs, the column pool, the master LP and the
+pricer. ``TypeEngine.solve(k, deadline, hint)`` runs column generation at the root (heuristic pricing first, exact
+pricing at Wentges-smoothed duals to prove that no column is left), then Ryan–Foster branch and price with best-bound
+node selection, incumbents from integral node LPs, the restricted-master MIP and the caller's hint. Every exact
+pricing gives a Lagrangian bound ``Σ_v π_v + k · min(0, min_S r(S))`` that is valid whatever the LP's state, so a
+deadline or Ctrl-C (``KeyboardInterrupt`` propagates; the caller keeps what was offered) leaves a valid bound.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .master import INF, ColumnPool, MasterLP, restricted_mip
+from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer, WorkMeter
+
+#: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
+#: the engine closes at half of it so that the curve sees the point as exact
+GAP_TOL = 0.5e-9
+#: a column enters only if its reduced cost (scaled units, max |w| = 1) is below −RC_TOL
+RC_TOL = 1e-9
+#: a node LP value counts as integral when every pair's "together" value is this close to 0 or 1
+INTEGRAL_TOL = 1e-6
+#: oracle pricing without a subset table: classes improved by single moves, and moves per class
+ORACLE_STARTS = 4
+ORACLE_STEPS = 3
+
+
+@dataclass
+class Settings:
+    """Tuning of the engine (native options of the ``colgen`` backend, see backend.py)."""
+    keep: int = 24                  # classes kept per pricing call
+    smoothing: float = 0.5          # Wentges: exact pricing at α·π_centre + (1 − α)·π_LP (0 = off)
+    mip_nodes: int = 50             # branch-and-bound nodes of the restricted-master MIP (0 = none)
+    enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
+    work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
+
+
+@dataclass
+class PointResult:
+    """The answer at one budget k, in the caller's cost units: ``status`` optimal | infeasible | feasible |
+    unknown; ``labels`` (local, at most k classes) with ``value``; ``bound`` a proven lower bound (−inf if none)."""
+    status: str
+    labels: np.ndarray | None
+    value: float
+    bound: float
+    stats: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+
+class TypeEngine:
+    """One type's branch and price, local indices. ``W`` (symmetric, zero diagonal, 0 on hard pairs) are the pair
+    weights: the class cost itself when ``cost_of`` is None (additive), else the surrogate whose quadratic pricing
+    proposes classes for the oracle ``cost_of`` (local members -> costs). ``table`` (every subset's cost, bit
+    masks) makes a non-additive oracle's pricing exact; ``exact_costs`` False marks the costs as estimates."""
+
+    def __init__(self, W: np.ndarray, hard: np.ndarray, *, cost_of: Callable[[list], np.ndarray] | None = None,
+                 table: np.ndarray | None = None, exact_costs: bool = True, settings: Settings | None = None,
+                 work: WorkMeter | None = None):
+        self.settings = settings or Settings()
+        self.work = work if work is not None else WorkMeter(self.settings.work_limit)
+        self.n = n = len(W)
+        self.hard = np.asarray(hard, dtype=bool)
+        self.additive = cost_of is None
+        self._cost_of = cost_of
+        self.exact_costs = exact_costs
+        self.scale = _cost_scale(W, table)
+        self.W = W / self.scale
+        self.proposer = QuadraticPricer(self.settings.enum_max, self.work)
+        w = self.W[np.triu_indices(n, 1)]
+        if self.additive:
+            self.pricer = self.proposer
+            # every partition costs at most the positive weights: a node bound above that has no feasible colouring
+            self.virtual_ub = float(w[w > 0].sum()) + 1.0
+        else:
+            self.pricer = TablePricer(table / self.scale, self.hard) if table is not None else None
+            top_cost = float(np.max(table, initial=0.0)) / self.scale if table is not None else INF
+            self.virtual_ub = n * max(top_cost, 0.0) + 1.0     # at most n classes, each at most the dearest
+        # the artificial column (count-row slack) costs more than any colouring can: an integral node that needs
+        # it has a bound above virtual_ub and is pruned as infeasible
+        self.penalty = 2.0 * self.virtual_ub + 2.0 * float(np.abs(w).sum()) if np.isfinite(self.virtual_ub) \
+            else 1e6
+        self.pool = ColumnPool(n)
+        self.add_classes([np.array([i]) for i in range(n)])
+        self.lp = MasterLP(self.pool, n, self.penalty)
+
+    @property
+    def proves(self) -> bool:
+        """Whether pricing is exact and the costs are true costs (bounds and optimality can be claimed)."""
+        return self.pricer is not None and self.exact_costs
+
+    # ------------------------------------------------------------------ columns
+    def costs(self, classes: list[np.ndarray]) -> np.ndarray:
+        """Scaled costs of classes (local members)."""
+        if self.additive:
+            return np.array([float(np.triu(self.W[np.ix_(c, c)], 1).sum()) for c in classes])
+        return np.asarray(self._cost_of(classes), dtype=np.float64) / self.scale
+
+    def add_classes(self, classes: list[np.ndarray], costs: list[float] | None = None) -> int:
+        """Add the classes not yet in the pool (hard pairs never); ``costs`` (scaled) when already known."""
+        keep = [i for i, c in enumerate(classes) if len(c) and self.pool.find(np.unique(c)) is None
+                and not np.any(self.hard[np.ix_(c, c)])]
+        if not keep:
+            return 0
+        new = [np.unique(classes[i]) for i in keep]
+        values = self.costs(new) if costs is None else [costs[i] for i in keep]
+        added = 0
+        for c, cost in zip(new, values):
+            added += self.pool.add(c, cost) is not None
+        return added
+
+    def add_labels(self, labels: np.ndarray) -> None:
+        self.add_classes([np.flatnonzero(labels == c) for c in np.unique(labels)])
+
+    def value_of(self, labels: np.ndarray) -> float:
+        """Scaled cost of a labelling (sum of its classes' pool costs)."""
+        total = 0.0
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            j = self.pool.find(members)
+            total += self.pool.costs[j] if j is not None else float(self.costs([members])[0])
+        return total
+
+    # ------------------------------------------------------------------ one budget
+    def solve(self, k: int, deadline: float | None = None, hint: np.ndarray | None = None) -> PointResult:
+        """Branch and price at budget ``k`` (at most k classes)."""
+        run = _Run(self, k, deadline)
+        if k <= 1 or self.n <= 1:
+            return run.one_class()
+        try:
+            if hint is not None and self._breaks_hard(hint):
+                hint = None
+            if hint is None or len(np.unique(hint)) > k:
+                hint = merged_labels(self.W, self.hard, k, hint)
+                if hint is None:
+                    hint = merged_labels(self.W, self.hard, k)
+            if hint is not None:
+                self.add_labels(hint)
+                run.offer(hint, self.value_of(hint), "greedy merge")
+            return run.branch_and_price()
+        except KeyboardInterrupt:     # Ctrl-C: the incumbent stands, nothing is proven
+            out = run.result(-INF)
+            out.status = "feasible" if out.labels is not None else "unknown"
+            out.bound, out.interrupted = -INF, True
+            return out
+
+    def _breaks_hard(self, labels: np.ndarray) -> bool:
+        return bool(np.any(self.hard & (labels[:, None] == labels[None, :])))
+
+
+class _Run:
+    """The state of one ``TypeEngine.solve`` call: incumbent, bounds, counters."""
+
+    def __init__(self, engine: TypeEngine, k: int, deadline: float | None):
+        self.e = engine
+        self.k = k
+        self.deadline = deadline
+        self.upper = engine.virtual_ub       # a bound above every feasible value until an incumbent exists
+        self.labels: np.ndarray | None = None
+        self.stats = {"k": k, "nodes": 0, "lp_solves": 0, "columns_heuristic": 0, "columns_exact": 0,
+                      "exact_pricings": 0, "mispricings": 0, "incumbent_from": None, "lp_s": 0.0, "exact_s": 0.0,
+                      "mip_s": 0.0}
+        self.started = time.monotonic()
+
+    def expired(self) -> bool:
+        return self.e.work.exhausted or (self.deadline is not None and time.monotonic() >= self.deadline)
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def tol(self) -> float:
+        return GAP_TOL * max(1.0 / self.e.scale, abs(self.upper) if self.labels is not None else 0.0)
+
+    def offer(self, labels: np.ndarray, value: float, source: str = "hint") -> None:
+        if self.labels is None or value < self.upper:
+            self.labels, self.upper = labels.copy(), value
+            self.stats["incumbent_from"] = source
+
+    def one_class(self) -> PointResult:
+        """k = 1: every node in one class, unless a hard pair forbids it."""
+        e = self.e
+        if np.any(e.hard):
+            self.stats["wall_s"] = 0.0
+            return PointResult("infeasible", None, INF, INF, self.stats)
+        labels = np.zeros(e.n, dtype=np.int64)
+        self.offer(labels, self.e.value_of(labels), "one class")
+        return self.result(self.upper)
+
+    # ------------------------------------------------------------------ the tree
+    def branch_and_price(self) -> PointResult:
+        e = self.e
+        e.lp.set_k(self.k)
+        counter = itertools.count()
+        heap: list = [(-INF, next(counter), Rules())]
+        lower_open = INF          # least bound among nodes left unexplored by the deadline
+        while heap:
+            bound, _, rules = heapq.heappop(heap)
+            if bound >= self.upper - self.tol():
+                heap.clear()
+                break
+            if self.expired():
+                lower_open = bound
+                break
+            outcome = self.process(rules, bound)
+            if outcome is None:
+                continue
+            node_bound, pair, complete = outcome
+            if not complete:
+                lower_open = node_bound
+                break
+            if pair is not None and node_bound < self.upper - self.tol():
+                for together in (True, False):
+                    heapq.heappush(heap, (node_bound, next(counter), rules.child(*pair, together)))
+            if self.stats["nodes"] % 50 == 1:
+                self.mip_incumbent()
+        lower = min([lower_open] + [b for b, _, _ in heap] + [self.upper])
+        return self.result(lower)
+
+    def process(self, rules: Rules, bound: float):
+        """Column generation at one node. Returns None when the node is pruned or integral, else
+        ``(node bound, branching pair or None, complete)``."""
+        e = self.e
+        node = NodeProblem(e.W, e.hard, rules)
+        self.stats["nodes"] += 1
+        if not node.feasible:
+            return None
+        e.add_classes(node.group_singletons())
+        e.lp.set_allowed(node.allowed(e.pool.matrix))
+        node_bound, x, artificial, complete = self.column_generation(node, bound)
+        if not complete:
+            return node_bound, None, False
+        if not e.proves:       # heuristic pricing: the root LP's columns, then the pool MIP; no tree
+            self.mip_incumbent()
+            return None
+        if self.stats["nodes"] == 1:
+            self.stats["root_bound"] = node_bound * e.scale
+        if node_bound >= self.upper - self.tol():
+            return None
+        pair = self.branching_pair(node, x)
+        if pair is None:
+            if artificial <= INTEGRAL_TOL:
+                self.take_integral(x)
+            return None
+        if self.stats["nodes"] == 1:      # a fractional root: the pool MIP for an incumbent before branching
+            self.mip_incumbent()
+        return node_bound, pair, True
+
+    def result(self, lower: float) -> PointResult:
+        e = self.e
+        self.stats["wall_s"] = round(time.monotonic() - self.started, 4)
+        self.stats["pool"] = len(e.pool)
+        if self.labels is None:
+            status = "infeasible" if lower >= e.virtual_ub and self.e.proves else "unknown"
+            bound = INF if status == "infeasible" else lower * e.scale
+            return PointResult(status, None, INF, bound, self.stats)
+        lower = min(lower, self.upper)
+        closed = lower >= self.upper - self.tol()
+        status = "optimal" if closed and self.e.proves else "feasible"
+        bound = lower * e.scale if self.e.proves else -INF
+        return PointResult(status, self.labels, self.upper * e.scale, bound, self.stats)
+
+    # ------------------------------------------------------------------ column generation
+    def column_generation(self, node: NodeProblem, bound: float):
+        """Until exact pricing finds no column: returns ``(bound, x, artificial, complete)``."""
+        e, s = self.e, self.e.settings
+        centre, centre_value, smooth = None, -INF, True
+        while True:
+            t0 = time.monotonic()
+            value, x, artificial, pi, mu = e.lp.solve(self.time_left())
+            e.work.spend(e.lp.last_iterations * (e.n + 1))
+            self.stats["lp_solves"] += 1
+            self.stats["lp_s"] += time.monotonic() - t0
+            if self.expired() or not np.isfinite(value):    # no LP optimum: the node stays open
+                return bound, x, artificial, False
+            if self.heuristic_columns(node, pi, mu):
+                continue
+            if e.pricer is None:        # heuristic pricing only: nothing more can be found or proven
+                return bound, x, artificial, True
+            smoothed = centre is not None and smooth and s.smoothing > 0
+            duals, count_dual = pi, mu
+            if smoothed:
+                duals = s.smoothing * centre[0] + (1 - s.smoothing) * pi
+                count_dual = s.smoothing * centre[1] + (1 - s.smoothing) * mu
+            t0 = time.monotonic()
+            # only classes of negative reduced cost at these duals are wanted: the search prunes at that threshold,
+            # and its ``least`` (the minimum, or the threshold when nothing is below it) still gives a valid bound
+            priced = e.pricer.exact(node, duals, count_dual - RC_TOL, s.keep, self.deadline)
+            self.stats["exact_pricings"] += 1
+            self.stats["exact_s"] += time.monotonic() - t0
+            lagrangian = self.lagrangian(duals, priced)
+            if lagrangian > centre_value:
+                centre, centre_value = (duals, count_dual), lagrangian
+            bound = max(bound, lagrangian)
+            if bound >= self.upper - self.tol():     # the node cannot beat the incumbent: no need for its LP optimum
+                return bound, x, artificial, True
+            added = self.add_negative(priced, pi, mu)
+            self.stats["columns_exact"] += added
+            if added:
+                smooth = True
+                continue
+            if not smoothed:
+                return bound, x, artificial, priced.exact
+            self.stats["mispricings"] += 1
+            smooth = False
+
+    def heuristic_columns(self, node: NodeProblem, pi: np.ndarray, mu: float) -> int:
+        """Local search on the quadratic reduced cost; for an oracle, the surrogate's best proposals (whatever
+        their sign under the surrogate) are priced by the oracle and improved by single add / drop moves."""
+        e = self.e
+        thresh = mu - RC_TOL if e.additive else INF
+        priced = e.proposer.heuristic(node, pi, thresh, e.settings.keep)
+        if not e.additive:
+            priced = self.oracle_moves(node, priced.classes, pi)
+        added = self.add_negative(priced, pi, mu)
+        self.stats["columns_heuristic"] += added
+        return added
+
+    def oracle_moves(self, node: NodeProblem, classes: list[np.ndarray], pi: np.ndarray) -> Priced:
+        """Improve the first ``ORACLE_STARTS`` classes by single-group add / drop moves priced by the oracle (in
+        one batch per step), for ``ORACLE_STEPS`` steps; returns every class priced on the way."""
+        e = self.e
+        seen: dict[bytes, float] = {}
+        out = Priced([], [], costs=[])
+
+        def price(candidates):
+            new = list({c.tobytes(): c for c in candidates if c.tobytes() not in seen}.values())
+            for c, cost in zip(new, e.costs(new) if new else []):
+                seen[c.tobytes()] = cost - float(pi[c].sum())
+                out.classes.append(c)
+                out.values.append(seen[c.tobytes()])
+                out.costs.append(float(cost))
+            return [seen[c.tobytes()] for c in candidates]
+
+        price(classes)
+        for start in classes[:ORACLE_STARTS]:
+            current = start
+            for _ in range(ORACLE_STEPS):
+                moves = _neighbours(node, current, e.hard)
+                if not moves:
+                    break
+                values = price(moves)
+                best = int(np.argmin(values))
+                if values[best] >= seen[current.tobytes()]:
+                    break
+                current = moves[best]
+        return out
+
+    def add_negative(self, priced: Priced, pi: np.ndarray, mu: float) -> int:
+        """Add the priced classes whose reduced cost at the LP duals is negative."""
+        if not priced.classes:
+            return 0
+        costs = self.e.costs(priced.classes) if priced.costs is None else priced.costs
+        good = [i for i, (c, cost) in enumerate(zip(priced.classes, costs)) if cost - pi[c].sum() - mu < -RC_TOL]
+        return self.e.add_classes([priced.classes[i] for i in good], [costs[i] for i in good])
+
+    def lagrangian(self, duals: np.ndarray, priced: Priced) -> float:
+        """``Σ π + k · min(0, min_S r(S))``: a lower bound on the node's optimum for any duals, valid while the
+        artificial column cannot pay (``min r ≥ −penalty``)."""
+        if priced.least is None or priced.least < -self.e.penalty:
+            return -INF
+        return float(duals.sum()) + self.k * min(0.0, priced.least)
+
+    # ------------------------------------------------------------------ integrality and incumbents
+    def branching_pair(self, node: NodeProblem, x: np.ndarray) -> tuple[int, int] | None:
+        """The Ryan–Foster pair whose "together" value is most fractional (None when the LP is integral)."""
+        used = x > 1e-12
+        X = self.e.pool.matrix[used].astype(np.float64)
+        together = (X * x[used, None]).T @ X
+        frac = np.minimum(together, 1.0 - together)
+        same_group = node.group[:, None] == node.group[None, :]
+        frac[same_group] = 0.0
+        i, j = np.unravel_index(int(np.argmax(frac)), frac.shape)
+        if frac[i, j] <= INTEGRAL_TOL:
+            return None
+        return int(i), int(j)
+
+    def take_integral(self, x: np.ndarray) -> None:
+        chosen = np.flatnonzero(x > 0.5)
+        labels = np.full(self.e.n, -1, dtype=np.int64)
+        for c, j in enumerate(chosen.tolist()):
+            labels[self.e.pool.members[j]] = c
+        if np.all(labels >= 0) and len(chosen) <= self.k:
+            self.offer(labels, float(sum(self.e.pool.costs[j] for j in chosen)), "node LP")
+
+    def mip_incumbent(self) -> None:
+        """The restricted-master MIP over every pool column (a heuristic: the pool may lack the optimum)."""
+        e = self.e
+        limit = None if self.deadline is None else max(0.0, self.deadline - time.monotonic()) / 4
+        if (limit is not None and limit <= 1e-3) or e.settings.mip_nodes <= 0:
+            return
+        t0 = time.monotonic()
+        value, chosen = restricted_mip(e.pool, np.ones(len(e.pool), dtype=bool), self.k, e.settings.mip_nodes,
+                                       limit, self.upper if self.labels is not None else INF)
+        self.stats["mip_s"] += time.monotonic() - t0
+        if chosen is None:
+            return
+        labels = np.full(e.n, -1, dtype=np.int64)
+        for c, j in enumerate(chosen.tolist()):
+            labels[e.pool.members[j]] = c
+        if np.all(labels >= 0):
+            self.offer(labels, value, "pool MIP")
+
+
+def merged_labels(W: np.ndarray, hard: np.ndarray, k: int, start: np.ndarray | None = None) -> np.ndarray | None:
+    """A start with at most ``k`` classes: from ``start``'s classes (default singletons), merge the two classes
+    with the least weight between them (never across a hard pair) until k remain; None when the hard pairs block
+    every merge first."""
+    labels = np.arange(len(W)) if start is None else np.unique(start, return_inverse=True)[1]
+    m = int(labels.max()) + 1 if len(labels) else 0
+    A = np.zeros((len(W), m))
+    A[np.arange(len(W)), labels] = 1.0
+    between = A.T @ W @ A
+    blocked = (A.T @ hard.astype(np.float64) @ A) > 0
+    np.fill_diagonal(blocked, True)
+    alive = np.ones(m, dtype=bool)
+    for _ in range(m - k):
+        cost = np.where(blocked | ~alive[:, None] | ~alive[None, :], INF, between)
+        a, b = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        if not np.isfinite(cost[a, b]):
+            return None
+        labels[labels == b] = a
+        between[a] += between[b]
+        between[:, a] += between[:, b]
+        blocked[a] |= blocked[b]
+        blocked[:, a] |= blocked[:, b]
+        alive[b] = False
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _cost_scale(W: np.ndarray, table: np.ndarray | None) -> float:
+    """The unit of the engine's costs: the largest |pair weight| (or subset cost), so that the LP sees O(1)."""
+    n = len(W)
+    top = float(np.abs(W[np.triu_indices(n, 1)]).max()) if n > 1 else 0.0
+    if table is not None and len(table):
+        top = max(top, float(np.abs(table).max()))
+    return top if top > 0 else 1.0
+
+
+def _neighbours(node: NodeProblem, members: np.ndarray, hard: np.ndarray) -> list[np.ndarray]:
+    """The classes one group away from ``members``: a group added (no conflict, no split group) or removed."""
+    inside = np.zeros(node.m, dtype=bool)
+    inside[np.unique(node.group[members])] = True
+    out = []
+    for g in range(node.m):
+        if inside[g]:
+            if inside.sum() > 1:
+                out.append(np.setdiff1d(members, node.members[g]))
+        elif not np.any(node.conflict[g, inside]):
+            out.append(np.union1d(members, node.members[g]))
+    return out

@@ -1,0 +1,220 @@
+"""Pricing: classes of negative reduced cost ``c(S) − Σ_{v∈S} π_v − μ`` at a branch-and-price node
+(formulations/colgen.md, "Pricing").
+
+A node's Ryan–Foster rules merge pairs (``same``: a class holds both or neither) and forbid pairs (``diff``). The
+pricing problem of a node therefore lives on *groups*: the nodes joined by ``same`` rules, with summed pair weights
+``Q_gh = Σ_{i∈g, j∈h} W_ij``, the group's own internal cost in its linear term, and a conflict wherever a hard pair
+or a ``diff`` rule joins two groups. Two pricers work on that problem:
+
+* ``QuadraticPricer`` (additive costs): local search from many starts (heuristic), then exact by Gray-code
+  enumeration up to ``ENUM_MAX_ITEMS`` groups and depth-first branch and bound beyond (``_kernels``);
+* ``TablePricer`` (non-additive oracle that can price every subset, ``ClassCostOracle.subset_costs``): the reduced
+  cost of every subset at once from the cost table, exact.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+
+#: up to this many groups the exact pricer enumerates every subset (2^m · m steps); beyond it, branch and bound
+#: (measured on tiny-gpt's 24-layer types: see benchmarks/solvers/colgen/README.md)
+ENUM_MAX_ITEMS = 12
+#: work (search nodes × groups, each node costs O(groups)) of one branch-and-bound call before the deadline is
+#: looked at again: about 0.05 s; an unfinished search restarts with twice the limit
+BB_WORK_CHUNK = 50_000_000
+
+
+class WorkMeter:
+    """A deterministic work budget shared by a run's engines (0 = none), in search nodes × items: exact pricing
+    spends its search, heuristic pricing its starts × items², a master LP its simplex iterations × rows. A run
+    that spends it stops as at a deadline, at the same point on every machine."""
+
+    def __init__(self, limit: float = 0.0):
+        self.limit = float(limit)
+        self.used = 0.0
+
+    def spend(self, units: float) -> None:
+        self.used += float(units)
+
+    def left(self) -> float:
+        return float("inf") if self.limit <= 0 else max(0.0, self.limit - self.used)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left() <= 0
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The branching decisions of a node: pairs that must share a class and pairs that must not (local indices)."""
+    same: tuple[tuple[int, int], ...] = ()
+    diff: tuple[tuple[int, int], ...] = ()
+
+    def child(self, i: int, j: int, together: bool) -> "Rules":
+        pair = (min(i, j), max(i, j))
+        if together:
+            return Rules(self.same + (pair,), self.diff)
+        return Rules(self.same, self.diff + (pair,))
+
+
+class NodeProblem:
+    """A node's groups and their conflicts; ``feasible`` is False when the rules contradict the hard pairs."""
+
+    def __init__(self, W: np.ndarray, hard: np.ndarray, rules: Rules):
+        n = len(W)
+        parent = list(range(n))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for i, j in rules.same:
+            parent[find(i)] = find(j)
+        roots = [find(i) for i in range(n)]
+        _, self.group = np.unique(roots, return_inverse=True)
+        self.m = m = int(self.group.max()) + 1 if n else 0
+        A = np.zeros((n, m))
+        A[np.arange(n), self.group] = 1.0
+        self.A = A
+        WA = A.T @ W @ A
+        self.internal = 0.5 * np.diag(WA).copy()
+        self.Q = WA - np.diag(np.diag(WA))
+        conflict = (A.T @ hard.astype(np.float64) @ A) > 0
+        for i, j in rules.diff:
+            conflict[self.group[i], self.group[j]] = conflict[self.group[j], self.group[i]] = True
+        self.feasible = not bool(np.any(np.diag(conflict)))
+        np.fill_diagonal(conflict, False)
+        self.conflict = conflict.astype(np.uint8)
+        self.rules = rules
+        self.members = [np.flatnonzero(self.group == g) for g in range(m)]
+
+    def linear(self, pi: np.ndarray) -> np.ndarray:
+        """The groups' linear term at duals ``pi``: internal cost minus the members' duals."""
+        return self.internal - self.A.T @ pi
+
+    def allowed(self, matrix: np.ndarray) -> np.ndarray:
+        """Which pool columns (rows of the membership matrix) obey the rules."""
+        ok = np.ones(len(matrix), dtype=bool)
+        for i, j in self.rules.same:
+            ok &= matrix[:, i] == matrix[:, j]
+        for i, j in self.rules.diff:
+            ok &= ~(matrix[:, i] & matrix[:, j])
+        return ok
+
+    def nodes_of(self, in_set: np.ndarray) -> np.ndarray:
+        """Local node indices of a group set (a 0/1 row over groups)."""
+        return np.flatnonzero(in_set[self.group])
+
+    def group_singletons(self) -> list[np.ndarray]:
+        return list(self.members)
+
+
+@dataclass
+class Priced:
+    """Classes found (local node indices) with their reduced cost before ``μ``, ``r(S) = c(S) − π(S)``; ``least``
+    a lower bound on ``min_S r(S)`` (None when the pricer is heuristic) and whether the search was exact."""
+    classes: list[np.ndarray]
+    values: list[float]
+    least: float | None = None
+    exact: bool = False
+    costs: list[float] | None = None      # the classes' costs, when the pricer already has them
+
+
+def _rows(node: NodeProblem, vals: np.ndarray, sets: np.ndarray) -> tuple[list, list]:
+    finite = np.isfinite(vals)
+    return [node.nodes_of(s) for s in sets[finite]], vals[finite].tolist()
+
+
+class QuadraticPricer:
+    """Pricing for additive costs ``c(S) = Σ_{i<j∈S} W_ij``."""
+
+    def __init__(self, enum_max: int = ENUM_MAX_ITEMS, work: WorkMeter | None = None):
+        self.enum_max = enum_max
+        self.work = work if work is not None else WorkMeter()
+
+    def heuristic(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int) -> Priced:
+        d = node.linear(pi)
+        starts = np.argsort(d)[:max(keep, 8)].astype(np.int64)
+        vals, sets = _kernels.local_search_best(node.Q, d, node.conflict, starts, keep, thresh)
+        self.work.spend(len(starts) * node.m ** 2)
+        return Priced(*_rows(node, vals, sets))
+
+    def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None) -> Priced:
+        d = node.linear(pi)
+        m = max(node.m, 1)
+        if node.m <= self.enum_max and self.work.left() >= m * 2 ** node.m:
+            vals, sets, least = _kernels.enumerate_best(node.Q, d, node.conflict, keep, thresh)
+            self.work.spend(m * 2 ** node.m)
+            return Priced(*_rows(node, vals, sets), least=float(least), exact=True)
+        limit = max(1000, BB_WORK_CHUNK // m)
+        while True:
+            limit = int(min(limit, self.work.left() // m))
+            started = time.monotonic()
+            vals, sets, least, complete, nodes = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep,
+                                                                                thresh, max(limit, 1))
+            self.work.spend(nodes * m)
+            now = time.monotonic()
+            if complete or self.work.exhausted or (deadline is not None and now >= deadline):
+                return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
+            limit *= 2
+            if deadline is not None:    # the next try must end by the deadline, at the rate just measured
+                rate = nodes / max(now - started, 1e-6)
+                limit = max(1000, min(limit, int(rate * (deadline - now))))
+
+
+class TablePricer:
+    """Exact pricing from a table of every subset's cost (bit mask over the type's local nodes)."""
+
+    def __init__(self, table: np.ndarray, hard: np.ndarray):
+        n = hard.shape[0]
+        self.n = n
+        self.table = table
+        self.valid = _masks_without(hard, n)
+        self._rules_cache: dict[Rules, np.ndarray] = {}
+
+    def _node_valid(self, node: NodeProblem) -> np.ndarray:
+        got = self._rules_cache.get(node.rules)
+        if got is None:
+            masks = np.arange(1 << self.n, dtype=np.int64)
+            got = self.valid.copy()
+            for i, j in node.rules.same:
+                got &= ((masks >> i) & 1) == ((masks >> j) & 1)
+            for i, j in node.rules.diff:
+                got &= ~(((masks >> i) & 1).astype(bool) & ((masks >> j) & 1).astype(bool))
+            self._rules_cache[node.rules] = got
+        return got
+
+    def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None) -> Priced:
+        r = self.table - _subset_sums(pi)
+        r = np.where(self._node_valid(node), r, np.inf)
+        r[0] = np.inf
+        least = min(float(r.min()), thresh)
+        best = np.argsort(r, kind="stable")[:keep]
+        best = best[r[best] < thresh]
+        classes = [np.flatnonzero((int(m) >> np.arange(self.n)) & 1) for m in best]
+        return Priced(classes, r[best].tolist(), least=least, exact=True)
+
+
+def _subset_sums(x: np.ndarray) -> np.ndarray:
+    """``Σ_{b ∈ mask} x_b`` for every bit mask (doubling: the sums with bit b set are the previous ones + x_b)."""
+    out = np.zeros(1)
+    for v in x:
+        out = np.concatenate([out, out + v])
+    return out
+
+
+def _masks_without(hard: np.ndarray, n: int) -> np.ndarray:
+    """Which bit masks hold no hard pair (doubling over the nodes)."""
+    valid = np.ones(1, dtype=bool)
+    masks = np.zeros(1, dtype=np.int64)
+    for b in range(n):
+        conflict_bits = int(sum(1 << a for a in range(b) if hard[a, b]))
+        valid = np.concatenate([valid, valid & ((masks & conflict_bits) == 0)])
+        masks = np.concatenate([masks, masks | (1 << b)])
+    return valid

@@ -1,0 +1,220 @@
+"""The set-partitioning engine (``colgen``): pricing kernels, per-type curves and whole instances against brute
+force, bounds under a deadline, class-cost oracles, native options, and the sweep on a real instance."""
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geoshare_opt import DiagonalClassCost, InputError, Instance, solve, sweep
+from geoshare_opt.classcost import ClassCost
+from geoshare_opt.solvers.colgen import Settings, TypeEngine, class_cost_curves, combine_curves
+from geoshare_opt.solvers.colgen import _kernels
+
+from exact_cases import case
+from test_exact_bruteforce import mismatches
+
+REAL = Path(__file__).resolve().parents[1] / "benchmarks" / "solvers" / "real" / "instances" / "tiny-gpt-tie.json"
+
+
+# ---------------------------------------------------------------------- brute-force references
+def _partitions(n: int):
+    def rec(prefix, top):
+        if len(prefix) == n:
+            yield np.array(prefix)
+            return
+        for c in range(top + 2):
+            prefix.append(c)
+            yield from rec(prefix, max(top, c))
+            prefix.pop()
+    yield from rec([0], 0)
+
+
+def brute_curve(W: np.ndarray, hard: np.ndarray, cost=None) -> list[float]:
+    """f(k) for k = 1..n (at most k classes) by enumerating every partition; inf where infeasible."""
+    n = len(W)
+    best = np.full(n + 1, np.inf)
+    for lab in _partitions(n):
+        same = lab[:, None] == lab[None, :]
+        if np.any(hard & same):
+            continue
+        k = int(lab.max()) + 1
+        value = float(np.triu(W * same, 1).sum()) if cost is None else sum(cost(np.flatnonzero(lab == c))
+                                                                            for c in range(k))
+        best[k] = min(best[k], value)
+    return np.minimum.accumulate(best[1:]).tolist()
+
+
+def random_type(rng, n: int, signed: bool, p_hard: float) -> tuple[np.ndarray, np.ndarray]:
+    W = np.triu(rng.normal(size=(n, n)) if signed else rng.random((n, n)), 1)
+    hard = np.triu(rng.random((n, n)) < p_hard, 1)
+    W[hard] = 0.0
+    return W + W.T, hard | hard.T
+
+
+# ---------------------------------------------------------------------- pricing kernels
+def test_pricing_kernels_find_the_least_reduced_cost():
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        m = int(rng.integers(1, 10))
+        Q = np.triu(rng.normal(size=(m, m)), 1)
+        Q = np.abs(Q + Q.T) if trial % 2 else Q + Q.T
+        d = rng.normal(size=m) - 0.5
+        conf = np.triu(rng.random((m, m)) < 0.2, 1)
+        conf = (conf | conf.T).astype(np.uint8)
+        best = min(d[list(S)].sum() + sum(Q[a, b] for a, b in itertools.combinations(S, 2))
+                   for r in range(1, m + 1) for S in itertools.combinations(range(m), r)
+                   if not any(conf[a, b] for a, b in itertools.combinations(S, 2)))
+        vals, sets, least = _kernels.enumerate_best(Q, d, conf, 4, np.inf)
+        assert least == pytest.approx(best, abs=1e-9) and vals[0] == pytest.approx(best, abs=1e-9)
+        vals2, _, least2, complete, _ = _kernels.branch_and_bound_best(Q, d, conf, 4, np.inf, 0)
+        assert complete and least2 == pytest.approx(best, abs=1e-9)
+        assert np.allclose(vals[np.isfinite(vals)], vals2[np.isfinite(vals2)])
+        # a threshold only cuts the search: the bound it returns stays valid
+        _, _, least3, _, _ = _kernels.branch_and_bound_best(Q, d, conf, 2, 0.0, 0)
+        assert least3 <= best + 1e-12 and (best >= 0 or least3 == pytest.approx(best, abs=1e-9))
+        vals4, _ = _kernels.local_search_best(Q, d, conf, np.arange(m), 3, np.inf)
+        assert vals4[0] >= best - 1e-9
+
+
+# ---------------------------------------------------------------------- one type, every k
+@pytest.mark.parametrize("settings", [Settings(), Settings(enum_max=2, smoothing=0.0, keep=3)],
+                         ids=["default", "branch-and-bound-pricing"])
+def test_type_engine_proves_every_budget_against_brute_force(settings):
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        n = int(rng.integers(2, 9))
+        W, hard = random_type(rng, n, signed=trial % 3 != 0, p_hard=0.2 * (trial % 2))
+        ref = brute_curve(W, hard)
+        engine = TypeEngine(W, hard, settings=settings)
+        # one engine, one column pool, every k: largest first (as the sweep asks) or in any order (a node's column
+        # bounds must never leak into the next budget's root)
+        order = range(n, 0, -1) if trial % 3 else rng.permutation(np.arange(1, n + 1)).tolist()
+        for k in order:
+            res = engine.solve(k)
+            if not np.isfinite(ref[k - 1]):
+                assert res.status == "infeasible", (trial, k, res.status)
+                continue
+            assert res.status == "optimal", (trial, k, res.status)
+            assert res.value == pytest.approx(ref[k - 1], abs=1e-9)
+            assert res.bound <= res.value + 1e-12
+            assert len(np.unique(res.labels)) <= k and not np.any(hard & (res.labels[:, None] == res.labels))
+
+
+def test_bound_is_valid_when_the_deadline_cuts_the_run():
+    rng = np.random.default_rng(2)
+    W, hard = random_type(rng, 9, signed=True, p_hard=0.0)
+    optimum = brute_curve(W, hard)[2]
+    for offset in np.linspace(0.0, 0.03, 31):      # cut anywhere: in an LP, in pricing, between nodes
+        res = TypeEngine(W, hard).solve(3, time.monotonic() + offset)
+        assert res.status in ("optimal", "feasible", "unknown")
+        assert res.bound <= optimum + 1e-9
+        if res.labels is not None:
+            assert res.value >= optimum - 1e-9
+
+
+# ---------------------------------------------------------------------- whole instances (the shared random cases)
+def test_colgen_equals_brute_force_on_the_500_random_instances():
+    assert mismatches("colgen", 500) == []
+
+
+def test_colgen_without_hints_equals_brute_force():
+    """No greedy start and no warm start: every answer comes from the engine's own merges and branch and price."""
+    assert mismatches("colgen", 60, native={"hint": False}, stride=7) == []
+    assert mismatches("colgen", 40, native={"smoothing": 0.0, "enum_max": 4}, stride=11) == []
+
+
+def test_infeasible_budget_is_proven():
+    hard_k4 = Instance.build([{"id": str(i), "type": "t"} for i in range(4)],
+                             [(str(i), str(j), "hard") for i, j in itertools.combinations(range(4), 2)], 3)
+    res = solve(hard_k4, "colgen")
+    assert res.termination == "infeasible" and not res.feasible
+    inst, opt = case(7)
+    assert solve(inst, "colgen").objective == pytest.approx(opt, abs=1e-9)
+
+
+def test_native_options_are_checked():
+    inst = case(1)[0]
+    with pytest.raises(InputError, match="unknown native option 'nope'"):
+        solve(inst, "colgen", native={"nope": 1})
+    with pytest.raises(InputError, match="smoothing"):
+        solve(inst, "colgen", native={"smoothing": 1.5})
+
+
+# ---------------------------------------------------------------------- class-cost oracles
+def _diagonal_instance(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    nodes = [{"id": f"a{i}", "type": "A"} for i in range(7)] + [{"id": f"b{i}", "type": "B"} for i in range(4)]
+    h = {nd["id"]: rng.random((3, 4)) ** 2 for nd in nodes}
+    w = {nd["id"]: rng.normal(size=(3, 4)) for nd in nodes}
+
+    def pair(a, b):
+        s = h[a] + h[b]
+        return float(0.5 * (h[a] * h[b] / s * (w[a] - w[b]) ** 2).sum())
+
+    edges = [(x["id"], y["id"], pair(x["id"], y["id"])) for x, y in itertools.combinations(nodes, 2)
+             if x["type"] == y["type"] and {x["id"], y["id"]} != {"a0", "a3"}] + [("a0", "a3", "hard")]
+    inst = Instance.build(nodes, edges, len(nodes))
+    return inst, DiagonalClassCost(ClassCost(inst, h, w))
+
+
+def test_true_class_cost_curves_are_exact_with_a_subset_table():
+    inst, oracle = _diagonal_instance()
+    curves = class_cost_curves(inst, oracle)
+    for c in curves:
+        nodes = np.array(c["nodes"])
+        ref = brute_curve(np.zeros((len(nodes),) * 2), inst.part(c["type"]).hard,
+                          cost=lambda members: oracle.cost(nodes[members]))
+        assert c["pricing"] == "exact"
+        for p, want in zip(c["points"], ref):
+            if not np.isfinite(want):
+                assert p["infeasible"] and p["cost"] is None
+                continue
+            assert p["proven"] and p["cost"] == pytest.approx(want, rel=1e-9, abs=1e-12)
+            labels = np.asarray(p["labels"])
+            assert sum(oracle.cost(nodes[labels == q]) for q in np.unique(labels)) == pytest.approx(p["cost"])
+    total, labels = combine_curves(inst, curves, max_classes=5)
+    assert labels is not None and len(np.unique(labels)) <= 5
+    assert oracle.class_cost(labels) == pytest.approx(total)         # ClassCost: the total true cost
+
+
+def test_heuristic_oracle_pricing_never_claims_a_proof():
+    inst, oracle = _diagonal_instance(1)
+
+    class Measured(DiagonalClassCost):       # no subset table, estimates: surrogate proposals priced by the oracle
+        exact = False
+
+        def subset_costs(self, nodes):
+            return None
+
+    exact = class_cost_curves(inst, oracle)
+    heuristic = class_cost_curves(inst, Measured(oracle.class_cost))
+    for e, h in zip(exact, heuristic):
+        assert h["pricing"] == "heuristic"
+        for pe, ph in zip(e["points"], h["points"]):
+            if pe["infeasible"]:
+                continue
+            assert not ph["proven"] and ph["bound"] is None
+            assert ph["cost"] >= pe["cost"] - 1e-9          # never below the proven optimum
+
+
+# ---------------------------------------------------------------------- the sweep on a real instance
+def _first_layers(inst: Instance, n_layers: int) -> Instance:
+    keep = {inst.nodes[i].id for t in inst.types for i in inst.type_members(t)[:n_layers]}
+    nodes = [nd for nd in inst.nodes if nd.id in keep]
+    edges = [e for e in inst.edges if e.u in keep and e.v in keep]
+    return Instance.build(nodes, edges, len(nodes), name=f"{inst.name}[:{n_layers}]")
+
+
+def test_sweep_proves_every_point_of_a_real_instance():
+    inst = _first_layers(Instance.load(REAL), 8)
+    res = sweep(inst, "colgen")
+    assert res.complete and all(r["proven"] for r in res.rows + res.frontier)
+    for t, curve in zip(inst.types, res.types):
+        blk = inst.part(t)
+        ref = brute_curve(blk.W, blk.hard)
+        got = [p["objective"] for p in curve["points"]]
+        assert got == pytest.approx(ref, rel=1e-9, abs=1e-15)

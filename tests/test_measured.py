@@ -205,7 +205,7 @@ def test_recommend_returns_a_checked_result_from_the_starts(tiny, tmp_path, monk
     starts = {k: baseline(instance, k, classes=classes(instance)) for k in ("cycle", "sandwich", "all")}
     result, record = recommend(spec, instance, curvature, starts,
                                options={"chunks": 12, "cost_chunks": 1, "search_chunks": 2, "confirm_chunks": 2,
-                                        "max_passes": 40})
+                                        "max_passes": 40, "class_costs": True})
     assert result.solver == "measured" and result.feasible
     assert evaluate(instance, result.assignment).feasible
     assert record["surrogate"] == "MeasuredClassCost" and "measured-costs" in record["starts"]
@@ -214,6 +214,10 @@ def test_recommend_returns_a_checked_result_from_the_starts(tiny, tmp_path, monk
         recommend(spec, instance, curvature, starts, options={"passes": 3})
     with pytest.raises(InputError, match="max_passes"):
         recommend(spec, instance, curvature, starts, options={"max_passes": -1})
+    with pytest.raises(InputError, match="class_costs"):
+        recommend(spec, instance, curvature, starts, options={"class_costs": "yes"})
+    _, plain = recommend(spec, instance, curvature, starts, options={"chunks": 12, "max_passes": 10})
+    assert plain["surrogate"] != "MeasuredClassCost" and "measured-costs" not in plain["starts"]
 
 
 def test_basis_mode_evaluator_rejects_a_curvature_without_covariances(tiny):
@@ -222,3 +226,20 @@ def test_basis_mode_evaluator_rejects_a_curvature_without_covariances(tiny):
     with pytest.raises(InputError, match="mode basis|--mode basis"):
         ColouringEvaluator(spec, instance, diag_only, mode="basis", ratio=0.5)
     assert math.isfinite(ColouringEvaluator(spec, instance, diag_only).loss(baseline(instance, "cycle", classes=classes(instance))))
+
+
+def test_calibration_pieces_mix_every_batch_and_keep_every_example():
+    from geoshare_opt.materialize.recover import interleaved_pieces
+    from geoshare_opt.measured.recommend import RecommendOptions, split_indices
+    first, second = torch.arange(10.0), torch.arange(100.0, 104.0)
+    pieces = interleaved_pieces([(first, torch.tensor(7.0)), {"x": second}], 3)
+    sizes = [len(p[0]) if isinstance(p, tuple) else len(p["x"]) for p in pieces]
+    assert sizes == [3, 1, 4, 2, 3, 1]                       # round robin: batch 0, batch 1, batch 0, ...
+    assert torch.equal(torch.cat([p[0] for p in pieces[0::2]]), first)
+    assert torch.equal(torch.cat([p["x"] for p in pieces[1::2]]), second)
+    assert all(float(p[1]) == 7.0 for p in pieces[0::2])        # a value without a batch dimension is kept whole
+    opts = RecommendOptions(search_chunks=2, confirm_chunks=2, cost_chunks=1)
+    assert split_indices(6, opts) == ([], [0, 1], [2, 3])
+    with_costs = RecommendOptions(search_chunks=2, confirm_chunks=2, cost_chunks=1, class_costs=True)
+    assert split_indices(6, with_costs) == ([4], [0, 1], [2, 3])    # the same search and confirm pieces
+    assert split_indices(3, with_costs) == ([], [0], [1, 2])

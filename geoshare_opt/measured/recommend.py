@@ -35,7 +35,7 @@ class RecommendOptions:
     confirm_chunks: int = 6
     max_passes: int = 500
     time_limit: float | None = None
-    class_costs: bool | None = None      # None: in tie mode (in basis mode a class's factorisation costs seconds)
+    class_costs: bool = False            # measured class costs first (a start and the candidates' order)
     cache: bool = True
 
     @classmethod
@@ -57,30 +57,34 @@ class RecommendOptions:
         if out.time_limit is not None and (isinstance(out.time_limit, bool) or
                                            not isinstance(out.time_limit, (int, float)) or out.time_limit < 0):
             raise InputError(f"refine option time_limit must be a number of seconds >= 0, got {out.time_limit!r}")
+        for name in ("class_costs", "cache"):
+            if not isinstance(getattr(out, name), bool):
+                raise InputError(f"refine option {name} must be true or false, got {getattr(out, name)!r}")
         return out
 
 
-def calibration_pieces(spec, chunks: int) -> tuple[list, int]:
-    """The spec's calibration batches cut into about ``chunks`` pieces of equal size, and the piece size."""
-    from ..frontend.runtime import batch_size_of
+def calibration_pieces(spec, chunks: int) -> list:
+    """The spec's calibration batches cut into about ``chunks`` pieces (each batch into equally many pieces of nearly
+    equal size), listed round robin over the batches so that every run of consecutive pieces mixes them evenly."""
+    from ..materialize.recover import interleaved_pieces
     batches = list(spec.batches())
-    examples = sum(batch_size_of(b) for b in batches)
-    if examples < 2:
+    pieces = interleaved_pieces(batches, max(1, math.ceil(chunks / max(1, len(batches)))))
+    if len(pieces) < 2:
         raise InputError("the measured refinement needs at least two calibration examples")
-    return batches, max(1, math.ceil(examples / chunks))
+    return pieces
 
 
 def split_indices(n: int, opts: RecommendOptions) -> tuple[list[int], list[int], list[int]]:
-    """Cost, search and confirm pieces: disjoint and spread evenly over the ``n`` calibration pieces. With fewer
+    """Cost, search and confirm pieces: disjoint runs of consecutive pieces (so each mixes the batches evenly); the
+    search and confirm pieces come first, so measuring class costs (``class_costs``) does not change them. With fewer
     pieces than asked for, no cost pieces and the pieces halved between search and confirm."""
-    wanted = opts.cost_chunks + opts.search_chunks + opts.confirm_chunks
     if n < 2:
         raise InputError("the measured refinement needs at least two calibration pieces")
-    if n < wanted:
+    s, c = opts.search_chunks, opts.confirm_chunks
+    cost = opts.cost_chunks if opts.class_costs else 0
+    if n < s + c + cost:
         return [], list(range(n // 2)), list(range(n // 2, n))
-    spread = [k * n // wanted for k in range(wanted)]
-    c, s = opts.cost_chunks, opts.search_chunks
-    return spread[:c], spread[c:c + s], spread[c + s:]
+    return list(range(s + c, s + c + cost)), list(range(s)), list(range(s, s + c))
 
 
 def diagonal_surrogate(instance: Instance, evaluator, curvature: Mapping | None):
@@ -140,8 +144,8 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
     opts = options if isinstance(options, RecommendOptions) else RecommendOptions.from_dict(options)
     say = progress or (lambda info: None)
     started = time.perf_counter()
-    batches, piece = calibration_pieces(spec, opts.chunks)
-    evaluator = ColouringEvaluator(spec, instance, curvature, mode=mode, ratio=ratio, batches=batches, chunk=piece)
+    pieces = calibration_pieces(spec, opts.chunks)
+    evaluator = ColouringEvaluator(spec, instance, curvature, mode=mode, ratio=ratio, batches=pieces)
     try:
         cost_idx, search, confirm = split_indices(len(evaluator.batches), opts)
         labelled = {}
@@ -150,8 +154,8 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
                 labelled[name] = as_labels(instance, colouring)
             except InputError:
                 continue                         # a heuristic the budget rejects is no start
-        oracle, record = None, {"options": asdict(opts), "piece_examples": piece}
-        if (opts.class_costs if opts.class_costs is not None else mode == "tie") and cost_idx:
+        oracle, record = None, {"options": asdict(opts), "pieces": len(pieces)}
+        if opts.class_costs and cost_idx:
             oracle = MeasuredClassCost(evaluator, cost_idx, curvature=curvature, cache=opts.cache,
                                        progress=lambda info: say({"stage": "refine", **info}))
             optimum = measured_optimum(instance, oracle, say)

@@ -16,7 +16,7 @@ from geoshare_opt.measured import (ColouringEvaluator, MeasuredClassCost, Refine
                                    evaluate_colouring, recommend)
 from geoshare_opt.measured.classcosts import allocate_types, colouring_from_curves  # noqa: E402
 from geoshare_opt.measured.recommend import diagonal_surrogate  # noqa: E402
-from geoshare_opt.measured.refine import (Feasibility, Surrogate, apply_change, merge_splits, moves,  # noqa: E402
+from geoshare_opt.measured.refine import (Feasibility, Scored, Surrogate, apply_change, merge_splits, moves,  # noqa: E402
                                          partition_of, swaps)
 from geoshare_opt.specs import as_spec  # noqa: E402
 
@@ -191,7 +191,12 @@ def test_refinement_never_ends_worse_than_its_best_start_and_respects_the_budget
     best = min(idle.starts, key=lambda k: idle.starts[k]["search"] + idle.starts[k]["confirm"])
     assert idle.start == best and np.array_equal(idle.labels, starts[best])
     assert found.accepted and found.search_loss < found.starts[found.start]["search"]       # it does improve
-    assert found.confirm_loss <= found.starts[found.start]["confirm"]
+    assert found.confirm_loss <= min(s["confirm"] for s in found.starts.values())
+    scored = lambda search, confirm: Scored({}, np.array(search, float), np.array(confirm, float))
+    fits_search_only = [("a", scored([0, 0], [2, 2]))]          # best in total, behind start b on the confirm split
+    chosen = Refiner(ev, instance, [0, 1], [2, 3], surrogate).choose(
+        fits_search_only, {"a": scored([5, 5], [3, 3]), "b": scored([4, 4], [1, 1])})
+    assert chosen[0] == "b"
     assert found.forward_passes - 4 * len(starts) <= 60 + 2     # starts measured first; a confirm may end a pass over
     assert evaluate(instance, found.labels).feasible
     assert np.array_equal(found.labels, again.labels) and found.accepted == again.accepted    # deterministic

@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    args.load_start = load_average()
     opts = dict(PIPELINE_SPEC_DEFAULTS.get(args.spec, {}))
     if args.samples is not None and "n_calib" in opts:
         opts["n_calib"] = args.samples
@@ -113,6 +115,19 @@ def main(argv=None) -> int:
     print(table)
     log(f"done in {summary['wall_s']}s")
     return 0
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages (None where the platform has none): timings depend on it."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def load_note(summary: dict) -> str:
+    start, end = summary.get("load_start"), summary.get("load_now")
+    return f" (load average {start[0]:.2f} at the start, {end[0]:.2f} at the end)" if start and end else ""
 
 
 def instances_for(spec, mode: str, ratios: list[float], args, tmp: Path):
@@ -207,7 +222,8 @@ def write_outputs(args, argv, original, records, out: Path, t_start: float):
     summary = {"spec": args.spec, "solver": args.solver, "estimator": args.estimator, "samples": args.samples,
                "time_limit": args.time_limit, "seed": args.seed, "original": original, "rows": records,
                "spec_options": args.spec_options, "recovery": args.recovery,
-               "wall_s": round(time.perf_counter() - t_start, 1),
+               "wall_s": round(time.perf_counter() - t_start, 1), "load_start": args.load_start,
+               "load_now": load_average(),
                "command": "python benchmarks/compression/run.py " + " ".join(argv or sys.argv[1:])}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     table = render(summary, out, readme=not args.no_readme)
@@ -283,7 +299,8 @@ def markdown(summary: dict, metrics: list[str]) -> str:
     rows = with_random_mean(summary["rows"], metrics)
     lines = [f"Spec `{summary['spec']}`, solver `{summary['solver']}`, estimator `{summary['estimator']}`, "
              f"original: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["original"].items()) +
-             f". Wall time of the whole run: {summary['wall_s']} s. Command: `{summary['command'].strip()}`.", ""]
+             f". Wall time of the whole run: {summary['wall_s']} s{load_note(summary)}. "
+             f"Command: `{summary['command'].strip()}`.", ""]
     if recovered:
         rc = summary["recovery"]
         lines += [f"Recovery of every colouring: method `{rc['method']}`, objective `{rc['objective']}`, "

@@ -139,7 +139,7 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     ``recommended`` (the colouring the package recommends and how it compares with the best heuristic).
     ``time_limit`` None (the default) solves with fixed work budgets, so the colouring (and the class split the
     heuristics inherit) does not depend on the machine's speed. ``refine`` (default): the recommended colouring is
-    the ``measured`` one (``geoshare_opt.measured.recommend``: measured class costs and a refinement of the whole
+    the ``measured`` one (``geoshare_opt.measured.recommend``: a measured refinement of the whole
     colouring scored by the spec's loss on calibration data, from the solved colouring and every heuristic;
     ``refine_options``: ``measured.RecommendOptions`` fields); without it, the solved one. With ``outdir`` the run
     is saved there as it goes (``PipelineOutput``): instance.json (its ``meta.model`` records the spec and

@@ -264,7 +264,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
                    "calibration data, started from the solved colouring and every heuristic; docs/measured.md) "
                    "and save it; --no-refine recommends the solved colouring.")
 @click.option("--refine-passes", "refine_passes", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Forward passes the refinement may spend after measuring its starts (default 500).")
+              help="Forward passes the refinement may spend after measuring its starts (default 400).")
 @click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
@@ -304,10 +304,10 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     finally:
         progress.close()
     emit(json.dumps(out, indent=1, allow_nan=False))
-    if not quiet:
-        err(pipeline_table(out))
+    if not quiet:                               # the recommendation's verdict is the last line
         if outdir:
             err(f"saved to {outdir} (report: {Path(outdir) / REPORT})")
+        err(pipeline_table(out))
 
 
 def refine_cli_options(passes: int | None, time_limit: float | None) -> dict | None:
@@ -358,6 +358,6 @@ def pipeline_table(out: dict) -> str:
             verdict = ("WORSE than" if not b["at_least_as_good"] else
                        "level with" if b["value"] == b["best_value"] else "ahead of")
             lines.append(f"recommended colouring ({rec['colouring']}) is {verdict} the best heuristic at this budget"
-                         f"{label} ({b['best_heuristic']}: {b['metric']} {b['best_value']:.4g} vs "
+                         f"{label} on held-out data ({b['best_heuristic']}: {b['metric']} {b['best_value']:.4g} vs "
                          f"{rec['colouring']} {b['value']:.4g})")
     return "\n".join(lines)

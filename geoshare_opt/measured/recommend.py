@@ -1,13 +1,16 @@
-"""The colouring the package recommends: measured class costs and a measured refinement, on calibration data only.
+"""The colouring the package recommends: a measured refinement of the whole colouring, on calibration data only.
 
-``recommend(spec, instance, curvature, starts, ...)`` cuts the spec's calibration examples into ``chunks`` pieces and
-uses three disjoint sets of them: the **cost** pieces (measured class costs: every class of every type with at most
-``classcosts.SUBSET_MAX_NODES`` layers, then the best colouring under the summed measured costs, exactly, per type
-and over the class budget), the **search** pieces and the **confirm** pieces of the refinement (``refine.Refiner``),
-which starts from every colouring it is given (the solved one and every heuristic) and from the measured-cost optimum.
-The surrogate that orders the refinement's candidates is the measured class cost where it was measured, else the
-diagonal model's true class cost (tie mode) or the instance's own pair weights (basis mode). Returns a ``Result``
-(solver ``measured``; objective recomputed by the checker like every result) and a JSON-ready record of the search.
+``recommend(spec, instance, curvature, starts, ...)`` cuts the spec's calibration examples into ``chunks`` pieces
+(``calibration_pieces``) and uses disjoint runs of them: the **search** and **confirm** pieces of the refinement
+(``refine.Refiner``), which starts from every colouring it is given (the solved one and every heuristic) and, with
+``class_costs``, the **cost** pieces: measured class costs (every class of every type with at most
+``classcosts.SUBSET_MAX_NODES`` layers, then the best colouring under the summed measured costs, exactly, per type and
+over the class budget) give one more start and order the candidates. They are off by default: on MiniLM they take
+longer than the refinement itself and did not make its answer better at the same pass budget
+(``benchmarks/measured/surrogates.py`` compares both). Without them the surrogate
+that orders the candidates is the diagonal model's true class cost (tie mode) or the instance's own pair weights
+(basis mode). Returns a ``Result`` (solver ``measured``; objective recomputed by the checker like every result) and a
+JSON-ready record of the search.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ class RecommendOptions:
     cost_chunks: int = 1
     search_chunks: int = 6
     confirm_chunks: int = 6
-    max_passes: int = 500
+    max_passes: int = 400
     time_limit: float | None = None
     class_costs: bool = False            # measured class costs first (a start and the candidates' order)
     cache: bool = True

@@ -10,6 +10,6 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1
 $PY benchmarks/compression/run.py --spec minilm --modes tie --solver auto --time-limit none \
-    --recover 32 --recover-batch 4 --recover-lr 2e-4 --out benchmarks/compression/measured/minilm-tie --no-readme
+    --recover 16 --recover-batch 4 --recover-lr 2e-4 --out benchmarks/compression/measured/minilm-tie --no-readme
 $PY benchmarks/compression/run.py --spec tiny-gpt --modes tie --solver auto --time-limit none \
     --recover 40 --recover-batch 8 --recover-lr 1e-3 --out benchmarks/compression/measured/tiny-gpt-tie --no-readme

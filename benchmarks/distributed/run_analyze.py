@@ -1,6 +1,6 @@
 """``analyze`` on 2 gloo processes (torchrun) against one process, on the same calibration, side by side in one run.
 
-    python benchmarks/distributed/run_analyze.py                 # both workloads, 3 rounds (a few minutes idle)
+    python benchmarks/distributed/run_analyze.py                 # every workload, 3 rounds (about 10 minutes idle)
     python benchmarks/distributed/run_analyze.py --workloads lanczos-wide --rounds 5
 
 Each round runs every configuration once, in turn, on every workload (so load drifts hit them alike): the command
@@ -27,7 +27,9 @@ from pathlib import Path
 from geoshare_opt import Instance
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = {     # a curvature pass that dominates the command, and one that start-up dominates
+WORKLOADS = {     # curvature passes that dominate the command (large, wide), and one that start-up dominates
+    "lanczos-large": ["digits-mlp", "--spec-option", "depth=8", "--spec-option", "hidden=512", "--estimator",
+                      "lanczos", "--lanczos-steps", "30", "--samples", "1024"],
     "lanczos-wide": ["digits-mlp", "--spec-option", "depth=8", "--spec-option", "hidden=256", "--estimator", "lanczos",
                      "--lanczos-steps", "30"],
     "diag": ["digits-mlp"],

@@ -218,3 +218,33 @@ def test_sweep_proves_every_point_of_a_real_instance():
         ref = brute_curve(blk.W, blk.hard)
         got = [p["objective"] for p in curve["points"]]
         assert got == pytest.approx(ref, rel=1e-9, abs=1e-15)
+
+
+def test_sweep_gives_the_time_left_to_the_points_still_unproven():
+    """Under a time limit the first pass hands each point an equal share; what the easy points leave goes to a
+    second pass over the unproven ones (a fake solver that only proves a point on its second call)."""
+    from geoshare_opt.budget_sweep import _bounded_curves, _fill_curves
+    from geoshare_opt.options import SolveOptions
+    from geoshare_opt.solvers.base import SolveContext
+    from geoshare_opt.solvers.colgen import model_solver
+    from geoshare_opt.solvers.curves import ModelAnswer, parts_of
+
+    inst = _first_layers(Instance.load(REAL), 6)
+    options = SolveOptions()
+    real = model_solver(options, SolveContext(inst, options))
+    calls: dict = {}
+
+    def first_call_times_out(model, time_limit, hint):
+        key = (model.parts[0].type, model.max_classes)
+        calls[key] = calls.get(key, 0) + 1
+        if calls[key] == 1:
+            return ModelAnswer("unknown", None, -float("inf"))
+        return real(model, time_limit, hint)
+
+    curves, forests = _bounded_curves(parts_of(inst))
+    events = []
+    _, interrupted = _fill_curves(curves, forests, first_call_times_out, {}, time.monotonic() + 60, None,
+                                  events.append)
+    assert not interrupted
+    assert all(cv.exact(k) for cv in curves for k in range(1, cv.part.cap + 1))
+    assert any(e["event"] == "refine" for e in events) and max(calls.values()) == 2

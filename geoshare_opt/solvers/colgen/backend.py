@@ -62,9 +62,9 @@ def settings_from(native: dict) -> Settings:
             raise InputError(f"colgen: native option {key!r} must be a number, got {value!r}") from None
         setattr(s, key, value)
     if s.keep < 1 or not 0 <= s.smoothing < 1 or s.mip_nodes < 0 or not 1 <= s.enum_max <= 30 \
-            or s.work_limit < 0:
+            or s.work_limit < 0 or s.oracle_steps < 0:
         raise InputError("colgen: native options need keep >= 1, 0 <= smoothing < 1, mip_nodes >= 0, "
-                         "1 <= enum_max <= 30, work_limit >= 0")
+                         "1 <= enum_max <= 30, work_limit >= 0, oracle_steps >= 0")
     return s
 
 

@@ -6,7 +6,8 @@ pricer. ``TypeEngine.solve(k, deadline, hint)`` runs column generation at the ro
 pricing at Wentges-smoothed duals to prove that no column is left), then Ryan–Foster branch and price with best-bound
 node selection, incumbents from integral node LPs, the restricted-master MIP and the caller's hint. Every exact
 pricing gives a Lagrangian bound ``Σ_v π_v + k · min(0, min_S r(S))`` that is valid whatever the LP's state, so a
-deadline or Ctrl-C (``KeyboardInterrupt`` propagates; the caller keeps what was offered) leaves a valid bound.
+deadline leaves a valid bound; Ctrl-C (``KeyboardInterrupt``) ends the call with the incumbent and no bound
+(``PointResult.interrupted``).
 """
 from __future__ import annotations
 
@@ -28,9 +29,8 @@ GAP_TOL = 0.5e-9
 RC_TOL = 1e-9
 #: a node LP value counts as integral when every pair's "together" value is this close to 0 or 1
 INTEGRAL_TOL = 1e-6
-#: oracle pricing without a subset table: classes improved by single moves, and moves per class
+#: oracle pricing without a subset table: how many of the surrogate's proposals are improved by single moves
 ORACLE_STARTS = 4
-ORACLE_STEPS = 3
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Settings:
     mip_nodes: int = 50             # branch-and-bound nodes of the restricted-master MIP (0 = none)
     enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
     work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
+    oracle_steps: int = 3           # oracle pricing without a subset table: add / drop moves per class (0 = none)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class TypeEngine:
         self.hard = np.asarray(hard, dtype=bool)
         self.additive = cost_of is None
         self._cost_of = cost_of
+        self._oracle_costs: dict[bytes, float] = {}
         self.exact_costs = exact_costs
         self.scale = _cost_scale(W, table)
         self.W = W / self.scale
@@ -98,10 +100,16 @@ class TypeEngine:
 
     # ------------------------------------------------------------------ columns
     def costs(self, classes: list[np.ndarray]) -> np.ndarray:
-        """Scaled costs of classes (local members)."""
+        """Scaled costs of classes (local members). An oracle is asked once per class: its answers are kept, so
+        pricing rounds that meet a class again (every k of the type) cost nothing."""
         if self.additive:
             return np.array([float(np.triu(self.W[np.ix_(c, c)], 1).sum()) for c in classes])
-        return np.asarray(self._cost_of(classes), dtype=np.float64) / self.scale
+        keys = [np.unique(c).tobytes() for c in classes]
+        new = {key: np.unique(c) for key, c in zip(keys, classes) if key not in self._oracle_costs}
+        if new:
+            values = np.asarray(self._cost_of(list(new.values())), dtype=np.float64) / self.scale
+            self._oracle_costs.update(zip(new, values.tolist()))
+        return np.array([self._oracle_costs[key] for key in keys])
 
     def add_classes(self, classes: list[np.ndarray], costs: list[float] | None = None) -> int:
         """Add the classes not yet in the pool (hard pairs never); ``costs`` (scaled) when already known."""
@@ -324,7 +332,7 @@ class _Run:
 
     def oracle_moves(self, node: NodeProblem, classes: list[np.ndarray], pi: np.ndarray) -> Priced:
         """Improve the first ``ORACLE_STARTS`` classes by single-group add / drop moves priced by the oracle (in
-        one batch per step), for ``ORACLE_STEPS`` steps; returns every class priced on the way."""
+        one batch per step), for ``settings.oracle_steps`` steps; returns every class priced on the way."""
         e = self.e
         seen: dict[bytes, float] = {}
         out = Priced([], [], costs=[])
@@ -341,7 +349,7 @@ class _Run:
         price(classes)
         for start in classes[:ORACLE_STARTS]:
             current = start
-            for _ in range(ORACLE_STEPS):
+            for _ in range(e.settings.oracle_steps):
                 moves = _neighbours(node, current, e.hard)
                 if not moves:
                     break

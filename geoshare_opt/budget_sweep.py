@@ -33,6 +33,7 @@ import numpy as np
 
 from .checker import canonical, evaluate
 from .errors import InputError
+from .fanout import Cluster, failure_reason, run_chains
 from .instance import Instance
 from .options import SolveOptions, time_limit_or_none
 from .result import compute_gap
@@ -201,7 +202,7 @@ def _curve_points(cv: Curve, times: dict[int, float]) -> list[dict]:
 def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_limit: float | None = None,
           time_limit_per_solve: float | None = None, seed: int = 0, threads: int = 1,
           native: Mapping[str, Any] | None = None, class_cost=None,
-          progress: Callable[[dict], None] | None = None) -> SweepResult:
+          progress: Callable[[dict], None] | None = None, cluster: Cluster | None = None) -> SweepResult:
     """The optimal damage of ``instance`` for every budget (see the module docstring).
 
     ``solver``: an exact backend (``colgen``, ``cpsat``, ``highs``, ``pulp``: proven points) or any registered
@@ -210,7 +211,10 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
     proven. ``class_cost``: a ``classcost.ClassCost`` to add each row's true class cost. ``progress`` receives
     ``{"event": "point", "type", "k", "done", "total", "status"}`` after every point of the first pass (and
     ``"event": "refine"`` in the second pass over unproven points under a time limit). Ctrl-C stops the sweep and
-    returns what is known (``interrupted`` true)."""
+    returns what is known (``interrupted`` true). ``cluster`` (``fanout.Cluster``): every point's sub-solve is a Dask
+    task that waits for its neighbour's (the warm start), so the types' curves fill side by side and give the serial
+    sweep's answers; with ``time_limit`` each type shares the time left among its own points (see
+    docs/distributed.md)."""
     from .api import as_instance
     inst = as_instance(instance)
     if not inst.nodes:
@@ -222,14 +226,21 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
     deadline = None if time_limit is None else time.monotonic() + time_limit
     flags = {"symmetry": bool(options.native.get("symmetry", True)),
              "triangles": bool(options.native.get("triangles", True))}
-    solve_model = model_solver(solver, options, inst)
+    solve_model = model_solver(solver, options, inst)    # bad options fail here, before any task is sent
     per_type_cap = inst.budget.max_classes_per_type
     parts = [p.with_cap(min(p.n, per_type_cap.get(p.type, p.n))) for p in parts_of(inst)]
     curves, forests = _bounded_curves(parts)
-    times, interrupted = _fill_curves(curves, forests, solve_model, flags, deadline, time_limit_per_solve, progress)
+    notes: list[str] = []
+    if cluster is None:
+        times, interrupted = _fill_curves(curves, forests, solve_model, flags, deadline, time_limit_per_solve,
+                                          progress)
+    else:
+        job = PointJob(inst, solver, options, flags, None if time_limit is None else time.time() + time_limit,
+                       time_limit_per_solve)
+        curves, times, interrupted, notes = _fill_curves_as_tasks(cluster, curves, forests, job, progress)
     settings = {"time_limit": time_limit, "time_limit_per_solve": time_limit_per_solve, "seed": seed,
                 "threads": threads, "native": dict(options.native)}
-    return _sweep_result(inst, solver, settings, curves, times, interrupted, class_cost, started)
+    return _sweep_result(inst, solver, settings, curves, times, interrupted, class_cost, started, notes)
 
 
 def _bounded_curves(parts: Sequence[Part]) -> tuple[list[Curve], list]:
@@ -258,14 +269,12 @@ def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, dea
     pending = [(t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)]
     for pos, (t, k) in enumerate(pending):
         cv = curves[t]
-        hint = _best_hint(cv, k, forests[t])
-        if hint is not None:
-            cv.offer(hint)
-        status, interrupted = "settled", False
+        hint = _offer_hint(cv, forests[t], k)
+        interrupted, status = False, "settled"
         if not cv.exact(k):
             unsettled = sum(1 for tt, kk in pending[pos:] if not curves[tt].exact(kk))
-            status, interrupted = _solve_point(cv, k, hint, unsettled, solve_model, flags, deadline,
-                                               time_limit_per_solve, times[t])
+            status, interrupted = _solve_in_share(cv, k, hint, unsettled, solve_model, flags, deadline,
+                                                  time_limit_per_solve, times[t])
         if progress is not None:
             progress({"event": "point", "type": cv.part.type, "k": k, "done": pos + 1, "total": total_points,
                       "status": status})
@@ -276,8 +285,8 @@ def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, dea
     again = [(t, k) for t, k in pending if not curves[t].exact(k) and time_limit_per_solve is None]
     for pos, (t, k) in enumerate(again):
         cv = curves[t]
-        status, interrupted = _solve_point(cv, k, _best_hint(cv, k, forests[t]), len(again) - pos, solve_model,
-                                           flags, deadline, None, times[t])
+        status, interrupted = _solve_in_share(cv, k, _best_hint(cv, k, forests[t]), len(again) - pos, solve_model,
+                                              flags, deadline, None, times[t])
         if progress is not None:
             progress({"event": "refine", "type": cv.part.type, "k": k, "done": pos + 1, "total": len(again),
                       "status": status})
@@ -286,27 +295,112 @@ def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, dea
     return times, False
 
 
-def _solve_point(cv: Curve, k: int, hint, unsettled: int, solve_model, flags: dict, deadline: float | None,
-                 time_limit_per_solve: float | None, times: dict[int, float]) -> tuple[str, bool]:
-    """One sub-solve of point k with ``1 / unsettled`` of the time left (at most ``time_limit_per_solve``);
-    records the answer in the curve and adds its time. Returns (status, interrupted)."""
+def _solve_in_share(cv: Curve, k: int, hint, unsettled: int, solve_model, flags: dict, deadline: float | None,
+                    time_limit_per_solve: float | None, times: dict[int, float]) -> tuple[str, bool]:
+    """Point ``k`` solved with ``1 / unsettled`` of the time left (at most ``time_limit_per_solve``), its seconds
+    added to ``times``; (status, whether Ctrl-C stopped it)."""
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
     if left is not None and left <= 0:
         return "skipped (time limit)", False
-    share = None if left is None else left / max(unsettled, 1)
-    limit = _min_limit(time_limit_per_solve, share)
+    limit = _min_limit(time_limit_per_solve, None if left is None else left / max(unsettled, 1))
+    status, interrupted, seconds = _solve_point(cv, k, solve_model, flags, limit, hint)
+    times[k] = times.get(k, 0.0) + seconds
+    return status, interrupted
+
+
+def _offer_hint(cv: Curve, forest, k: int) -> np.ndarray | None:
+    """The best warm start for point ``k`` (its neighbour's solution merged down, single linkage or the greedy),
+    offered to the curve (it may settle the point against the bound)."""
+    hint = _best_hint(cv, k, forest)
+    if hint is not None:
+        cv.offer(hint)
+    return hint
+
+
+def _solve_point(cv: Curve, k: int, solve_model, flags: dict, limit: float | None,
+                 hint: np.ndarray | None) -> tuple[str, bool, float]:
+    """One sub-solve: the type alone with at most ``k`` classes, recorded on the curve. (status, whether Ctrl-C
+    stopped it, seconds)."""
     t0 = time.perf_counter()
     try:
         ans = solve_model(Model((cv.part.with_cap(k),), k, None, **flags), limit, None if hint is None else [hint])
     except KeyboardInterrupt:
         ans = ModelAnswer("unknown", None, -INF, {}, True)
-    times[k] = times.get(k, 0.0) + time.perf_counter() - t0
     cv.record(k, ans)
-    return ans.status, ans.interrupted
+    return ans.status, ans.interrupted, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------- the points as Dask tasks
+@dataclass
+class PointJob:
+    """What every point task of a distributed sweep shares (``deadline``: wall-clock epoch seconds, comparable
+    across machines, or None)."""
+    instance: Instance
+    solver: str
+    options: SolveOptions
+    flags: dict
+    deadline: float | None
+    time_limit_per_solve: float | None
+
+
+@dataclass
+class TypeCurve:
+    """One type's curve as its points are filled, handed from a point's task to the next one's."""
+    curve: Curve
+    forest: list | None
+    times: dict[int, float] = field(default_factory=dict)
+    status: str = ""                 # what the last point's task did
+    interrupted: bool = False
+
+
+def sweep_point(state: TypeCurve, k: int, job: PointJob) -> TypeCurve:
+    """Point ``k`` of one type's curve (a Dask task): the same steps as the serial loop, the time left shared
+    among this type's own unsettled points."""
+    cv = state.curve
+    hint = _offer_hint(cv, state.forest, k)
+    state.status = "settled"
+    if cv.exact(k):
+        return state
+    left = None if job.deadline is None else max(0.0, job.deadline - time.time())
+    if left is not None and left <= 0:
+        state.status = "skipped (time limit)"
+        return state
+    unsettled = sum(1 for kk in range(k, 0, -1) if not cv.exact(kk))
+    limit = _min_limit(job.time_limit_per_solve, None if left is None else left / max(unsettled, 1))
+    solve_model = model_solver(job.solver, job.options, job.instance)
+    state.status, state.interrupted, state.times[k] = _solve_point(cv, k, solve_model, job.flags, limit, hint)
+    return state
+
+
+def _fill_curves_as_tasks(cluster: Cluster, curves: Sequence[Curve], forests, job: PointJob, progress):
+    """Every point a task, each type's points a chain (large k first); (curves, times, interrupted, notes)."""
+    total = sum(cv.part.cap for cv in curves)
+    done = [0]
+
+    def finished(t: int, _step: int, state: TypeCurve) -> None:
+        done[0] += 1
+        if progress is not None:
+            k = curves[t].part.cap - _step
+            progress({"event": "point", "type": curves[t].part.type, "k": k, "done": done[0], "total": total,
+                      "status": state.status})
+
+    chains = [(TypeCurve(cv, forest), [(k, job) for k in range(cv.part.cap, 0, -1)])
+              for cv, forest in zip(curves, forests)]
+    out = run_chains(sweep_point, chains, cluster, on_done=finished,
+                     names=[f"sweep-{cv.part.type}" for cv in curves])
+    notes = []
+    for t, (step, exc) in sorted(out.failures.items()):
+        if isinstance(exc, InputError):          # a backend's bad-input failure is the serial sweep's error too
+            raise exc
+        k = curves[t].part.cap - step
+        notes.append(f"type {curves[t].part.type}: the points k = {k}..1 were not solved: {failure_reason(exc)}")
+    states = out.states
+    interrupted = out.interrupted or any(st.interrupted for st in states)
+    return [st.curve for st in states], [st.times for st in states], interrupted, notes
 
 
 def _sweep_result(inst: Instance, solver: str, settings: dict, curves: Sequence[Curve], times, interrupted: bool,
-                  class_cost, started: float) -> SweepResult:
+                  class_cost, started: float, notes: Sequence[str] = ()) -> SweepResult:
     """The table: rows per class count, the parameter frontier, the curves, and notes on what they assume
     (``started``: ``time.perf_counter()`` at the start of the sweep)."""
     parts = [cv.part for cv in curves]
@@ -316,7 +410,7 @@ def _sweep_result(inst: Instance, solver: str, settings: dict, curves: Sequence[
     rows = _class_rows(inst, parts, curves, times, original, class_cost)
     frontier = _param_rows(inst, parts, curves, times, original, type_params, class_cost)
     complete = all(cv.exact(k) for cv in curves for k in range(1, cv.part.cap + 1))
-    notes = []
+    notes = list(notes)
     if not params_exact:
         notes.append("a type mixes parameter counts: the parameter frontier charges every class its type's largest "
                      "member (storage upper bound); stored_params in each row is the colouring's real storage")

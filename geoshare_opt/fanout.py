@@ -1,17 +1,19 @@
-"""Independent jobs (the runs of a solver comparison, the per-type sub-solves of a sweep) run one after another, or
-fanned out on Dask distributed (the optional ``[distributed]`` extra; nothing here imports Dask unless asked for).
+"""Solver jobs run one after another, or fanned out on Dask distributed (the optional ``[distributed]`` extra;
+nothing here imports Dask unless a cluster is asked for).
 
-``Cluster(workers=N)`` starts a local cluster of ``N`` single-threaded worker processes for the call and closes it
-after; ``Cluster(scheduler=ADDRESS)`` submits to a running cluster (``dask scheduler`` / ``dask worker``, a
-``dask-jobqueue`` or Kubernetes cluster, ...), whose workers must have geoshare-opt installed. Each job is one task;
-answers are reported as they finish, in completion order, and returned by job index, so the caller's output keeps
-the serial order whatever the workers did.
+``run_jobs``: independent jobs (the runs of a solver comparison), each one task. ``run_chains``: independent chains
+of dependent steps (a sweep's per-type sub-solves: each waits for its neighbour's, the warm start), each step one
+task. ``Cluster(workers=N)`` starts a local cluster of ``N`` single-threaded worker processes for the call and closes
+it after; ``Cluster(scheduler=ADDRESS)`` submits to a running cluster (``dask scheduler`` / ``dask worker``, a
+``dask-jobqueue`` or Kubernetes cluster, ...), whose workers must have geoshare-opt installed. Answers are reported as
+they finish, in completion order, and returned by position, so the caller's output keeps the serial order whatever
+the workers did.
 
 Failures: a worker that dies (killed, out of memory) loses only the tasks it was running: Dask reruns them on another
 worker, and on a local cluster a task that has taken down one worker is rerun once (``allowed-failures`` 1: a second
-death marks it failed, since the task itself is then the likely cause; ``LOCAL_CONFIG``); a running cluster applies its own
-``distributed.scheduler.allowed-failures`` (Dask's default: 3). A job that raises, or is given up, is reported by
-its index with the reason; every other answer is kept. Ctrl-C or SIGTERM (``KeyboardInterrupt``) cancels the tasks
+death marks it failed, since the task itself is then the likely cause; ``LOCAL_CONFIG``); a running cluster applies
+its own ``distributed.scheduler.allowed-failures`` (Dask's default: 3). A task that raises, or is given up, is
+reported with the reason; every other answer is kept. Ctrl-C or SIGTERM (``KeyboardInterrupt``) cancels the tasks
 not yet finished, closes the local cluster, and returns what was done.
 """
 from __future__ import annotations
@@ -115,6 +117,59 @@ def _run_on_dask(fn, jobs, cluster: Cluster, on_done, names) -> Outcome:
         except KeyboardInterrupt:
             out.interrupted = True
             client.cancel(list(futures), force=True)
+    return out
+
+
+@dataclass
+class ChainOutcome:
+    """What came back from ``run_chains``: every chain's last state (its start when no step finished), the first
+    failed step of a chain with its exception (``chain -> (step, exception)``; ``failure_reason`` says it in one
+    line), and ``interrupted`` after Ctrl-C/SIGTERM."""
+    states: list[Any]
+    steps_done: list[int]
+    failures: dict[int, tuple[int, BaseException]] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def run_chains(step: Callable[..., Any], chains: Sequence[tuple[Any, Sequence[tuple]]], cluster: Cluster, *,
+               on_done: Callable[[int, int, Any], None] | None = None,
+               names: Sequence[str] | None = None) -> ChainOutcome:
+    """Independent chains of dependent steps as Dask tasks: for a chain ``(start, steps)``, ``state = step(state,
+    *args)`` for each ``args`` of ``steps`` in order (each step a task that waits for the one before it; the chains
+    run side by side). ``on_done(chain, step, state)`` as each step finishes. A failed step stops its chain only.
+    ``step`` must be importable by the workers, states and arguments picklable. (The serial sweep keeps its own
+    loop: one time budget shared by every point of every type.)"""
+    from distributed import as_completed
+
+    out = ChainOutcome(states=[start for start, _ in chains], steps_done=[0] * len(chains))
+    with connected(cluster) as client:
+        keys = _task_keys(names, len(chains))
+        where: dict[Any, tuple[int, int]] = {}
+        for c, ((start, steps), key) in enumerate(zip(chains, keys)):
+            state = start
+            for s, args in enumerate(steps):
+                state = client.submit(step, state, *args, key=f"{key}-step{s}", pure=False)
+                where[state] = (c, s)
+        if cluster.on_ready is not None:
+            cluster.on_ready(len(where))
+        try:
+            for future in as_completed(list(where)):
+                c, s = where[future]
+                try:
+                    state = future.result()
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (the chain stops there; the others go on)
+                    if c not in out.failures or s < out.failures[c][0]:   # its later steps fail with it
+                        out.failures[c] = (s, exc)
+                    continue
+                if s + 1 > out.steps_done[c]:
+                    out.states[c], out.steps_done[c] = state, s + 1
+                if on_done is not None:
+                    on_done(c, s, state)
+        except KeyboardInterrupt:
+            out.interrupted = True
+            client.cancel(list(where), force=True)
     return out
 
 

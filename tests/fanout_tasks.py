@@ -18,3 +18,10 @@ def run(kind: str, x: int, marker: str) -> int:
     if kind == "fail":
         raise ValueError(f"no answer for {x}")
     return x * x
+
+
+def step(state: int, kind: str) -> int:
+    """One step of a chain: ``add`` adds one to the state, ``fail`` raises."""
+    if kind == "fail":
+        raise ValueError(f"step failed at state {state}")
+    return state + 1

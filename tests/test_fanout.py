@@ -20,7 +20,7 @@ from click.testing import CliRunner  # noqa: E402
 from geoshare_opt.cli import cli  # noqa: E402
 from geoshare_opt.compare import compare  # noqa: E402
 from geoshare_opt.errors import InputError  # noqa: E402
-from geoshare_opt.fanout import Cluster, connected, run_jobs  # noqa: E402
+from geoshare_opt.fanout import Cluster, connected, run_chains, run_jobs  # noqa: E402
 
 import fanout_tasks  # noqa: E402  (tests/ is on sys.path, and so on the workers')
 
@@ -64,6 +64,19 @@ def test_dead_worker_costs_only_its_task(tmp_path):
     assert "KilledWorker" in out.failures[5]                     # died twice: given up after one rerun
     assert out.failures[6] == "ValueError: no answer for 7"
     assert not out.interrupted
+
+
+def test_chains_run_their_steps_in_order_and_stop_at_a_failed_step():
+    from distributed import LocalCluster
+    chains = [(0, [("add",), ("add",), ("add",)]), (10, [("add",), ("fail",), ("add",)])]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as running:
+        seen = []
+        parallel = run_chains(fanout_tasks.step, chains, Cluster(scheduler=running.scheduler_address),
+                              on_done=lambda c, s, state: seen.append((c, s, state)))
+    assert sorted(seen) == [(0, 0, 1), (0, 1, 2), (0, 2, 3), (1, 0, 11)]
+    assert parallel.states == [3, 11] and parallel.steps_done == [3, 1]
+    step, exc = parallel.failures[1]
+    assert step == 1 and str(exc) == "step failed at state 11" and not parallel.interrupted
 
 
 @pytest.mark.parametrize("args, message", [
@@ -110,3 +123,23 @@ def test_sigterm_cancels_the_rest_and_writes_the_finished_rows(tmp_path):
     assert "the comparison stopped" in rest
     _, alive = psutil.wait_procs(children, timeout=10)     # workers, nannies' helpers, the resource tracker
     assert children and not alive
+
+
+def without_times(value):
+    """A sweep payload without its wall times (everything else must repeat)."""
+    if isinstance(value, dict):
+        return {k: without_times(v) for k, v in value.items() if "time" not in k}
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
+
+
+def test_sweep_on_two_local_workers_equals_serial():
+    from geoshare_opt import sweep
+    path = str(REPO / "instances" / "tiny_signed_two_types.json")
+    serial = sweep(path, "cpsat").to_dict()
+    res = CliRunner().invoke(cli, ["sweep", path, "--solver", "cpsat", "--workers", "2", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    parallel = json.loads(res.stdout)
+    assert without_times(parallel) == without_times(serial)
+    assert serial["complete"] and len(serial["types"]) == 2

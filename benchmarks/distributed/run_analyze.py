@@ -1,11 +1,11 @@
 """``analyze`` on 2 gloo processes (torchrun) against one process, on the same calibration, side by side in one run.
 
     python benchmarks/distributed/run_analyze.py                 # both workloads, 3 rounds (a few minutes idle)
-    python benchmarks/distributed/run_analyze.py --workloads lanczos-depth8 --rounds 5
+    python benchmarks/distributed/run_analyze.py --workloads lanczos-wide --rounds 5
 
 Each round runs every configuration once, in turn, on every workload (so load drifts hit them alike): the command
-``geoshare-opt analyze`` as one process with 1 and with 2 threads, and under ``torchrun --standalone
---nproc-per-node 2`` with 1 thread per process. Wall time is the whole command (interpreter start, torch import,
+``geoshare-opt analyze`` as one process with ``--threads 1`` and ``--threads 2``, and under ``torchrun --standalone
+--nproc-per-node 2`` with ``--threads 1`` per process. Wall time is the whole command (interpreter start, torch import,
 model load, curvature, pair weights, writing); ``curvature_s`` is the pass alone (``meta.timing``, rank 0). The
 instance difference is the largest pair-weight difference between the 2-process instance and the 1-process,
 1-thread one, over the largest weight. The load average is recorded before every round. Writes
@@ -27,16 +27,17 @@ from pathlib import Path
 from geoshare_opt import Instance
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = {
-    "lanczos-depth8": ["digits-mlp", "--spec-option", "depth=8", "--estimator", "lanczos", "--lanczos-steps", "30"],
+WORKLOADS = {     # a curvature pass that dominates the command, and one that start-up dominates
+    "lanczos-wide": ["digits-mlp", "--spec-option", "depth=8", "--spec-option", "hidden=256", "--estimator", "lanczos",
+                     "--lanczos-steps", "30"],
     "diag": ["digits-mlp"],
 }
 CONFIGS = {"1 process, 1 thread": (1, 1), "1 process, 2 threads": (1, 2), "2 gloo processes × 1 thread": (2, 1)}
 BASELINE = "1 process, 1 thread"
 
 
-def command(processes: int, args: list[str], out: str) -> list[str]:
-    cli = ["-m", "geoshare_opt.cli", "analyze", *args, "-o", out, "-q"]
+def command(processes: int, threads: int, args: list[str], out: str) -> list[str]:
+    cli = ["-m", "geoshare_opt.cli", "analyze", *args, "--threads", str(threads), "-o", out, "-q"]
     if processes == 1:
         return [sys.executable, *cli]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *cli]
@@ -45,7 +46,7 @@ def command(processes: int, args: list[str], out: str) -> list[str]:
 def run_once(processes: int, threads: int, args: list[str], out: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
-    proc = subprocess.run(command(processes, args, out), capture_output=True, text=True, env=env,
+    proc = subprocess.run(command(processes, threads, args, out), capture_output=True, text=True, env=env,
                           stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

@@ -120,13 +120,14 @@ def cluster_options(f: Callable) -> Callable:
     return f
 
 
-def cluster_from(workers: int | None, scheduler: str | None, progress: "JobsProgress"):
-    """The ``fanout.Cluster`` the options ask for (its progress bar starts once the tasks are submitted), or None
-    (one job after another)."""
+def cluster_from(workers: int | None, scheduler: str | None, quiet: bool,
+                 on_ready: Callable[[int], None] | None = None):
+    """The ``fanout.Cluster`` the options ask for (``on_ready(tasks)`` once they are submitted: a progress bar
+    starts then), or None (one job after another)."""
     if workers is None and scheduler is None:
         return None
     from ..fanout import Cluster
-    return Cluster(workers=workers, scheduler=scheduler, quiet=not progress.enabled, on_ready=progress.start)
+    return Cluster(workers=workers, scheduler=scheduler, quiet=quiet, on_ready=on_ready)
 
 
 class JobsProgress:

@@ -156,7 +156,7 @@ def compare_cmd(instances, solvers, repeats, time_limit, seed, threads, native, 
     costs = _class_costs(instances) if true_cost else {}   # every sidecar checked before anything runs
 
     bar = JobsProgress("run", enabled=not quiet)
-    cluster = cluster_from(workers, scheduler, bar)
+    cluster = cluster_from(workers, scheduler, quiet, bar.start)
 
     def report(row, res):
         if true_cost:

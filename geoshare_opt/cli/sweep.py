@@ -8,8 +8,8 @@ import click
 
 from . import exits
 from .app import cli, emit, err
-from .common import (ProgressBar, check_seed_option, check_writable, emit_rows, format_table, parse_native,
-                     refuse_overwriting_inputs, rows_to_csv, write_output)
+from .common import (ProgressBar, check_seed_option, check_writable, cluster_from, cluster_options, emit_rows,
+                     format_table, parse_native, refuse_overwriting_inputs, rows_to_csv, write_output)
 
 CSV_COLUMNS = ["frontier", "max_classes", "max_params", "n_classes", "stored_params", "compression", "damage",
                "bound", "gap", "proven", "infeasible", "time_s", "true_cost", "classes_per_type"]
@@ -47,8 +47,9 @@ HEURISTIC_COLUMNS = ["kind", "classes", "seed", "feasible", "n_classes", "stored
               help="Add the true class cost of every colouring (needs the instance's curvature sidecar with "
                    "weights).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table on stderr.")
+@cluster_options
 def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, csv_out, json_out, plot_out,
-              heuristics, random_seeds, true_cost, quiet):
+              heuristics, random_seeds, true_cost, quiet, workers, scheduler):
     """The optimal predicted damage of INSTANCE for every budget, from one class per type to no sharing.
 
     \b
@@ -59,6 +60,8 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     stdout: the table as JSON (geoshare-sweep v1), or CSV with --csv -, except on a terminal, where the table on
     stderr is enough (--json - prints the JSON there too); stderr: a progress bar and the table.
     Exit codes: 0 done (also when stopped by the time limit or Ctrl-C: unproven rows say so), 2 bad input.
+    --workers N / --scheduler ADDRESS: every sub-solve a Dask task after its neighbour's (the types side by side,
+    the same answers as the serial sweep; see docs/distributed.md).
     """
     from ..errors import InputError
     from ..instance import Instance
@@ -69,6 +72,7 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
         raise InputError(f"--random-seeds must lie in 1..{MAX_SEED + 1} (seeds 0..2**31-1), got {random_seeds}")
     kinds = _heuristic_kinds(heuristics, plot_out)
     inst = Instance.load(instance)
+    cluster = cluster_from(workers, scheduler, quiet)
     cc = None
     if true_cost:
         from ..classcost import load_class_cost
@@ -78,7 +82,7 @@ def sweep_cmd(instance, solver, time_limit, per_solve, seed, threads, native, cs
     bar = ProgressBar(not quiet, "sweep", "point", _show_point)
     try:
         result = sweep(inst, solver, time_limit=time_limit, time_limit_per_solve=per_solve, seed=seed,
-                       threads=threads, native=parse_native(native), class_cost=cc, progress=bar)
+                       threads=threads, native=parse_native(native), class_cost=cc, progress=bar, cluster=cluster)
     finally:
         bar.close()
     result.heuristics = heuristic_points(inst, kinds, seeds=range(random_seeds), class_cost=cc)

@@ -76,8 +76,20 @@ def test_pricing_kernels_find_the_least_reduced_cost():
         # a threshold only cuts the search: the bound it returns stays valid
         _, _, least3, _, _ = _kernels.branch_and_bound_best(Q, d, conf, 2, 0.0, 0)
         assert least3 <= best + 1e-12 and (best >= 0 or least3 == pytest.approx(best, abs=1e-9))
-        vals4, _ = _kernels.local_search_best(Q, d, conf, np.arange(m), 3, np.inf)
+        # without the pair bound, and stopped at `keep` classes below the threshold: still a valid bound
+        vals5, _, least5, _, _ = _kernels.branch_and_bound_best(Q, d, conf, 4, np.inf, 0, False)
+        assert least5 == pytest.approx(best, abs=1e-9) and np.allclose(vals5, vals2)
+        vals6, _, least6, complete6, _ = _kernels.branch_and_bound_best(Q, d, conf, 2, 0.0, 0, True, True)
+        assert least6 <= best + 1e-12 and (vals6[1] < 0 or complete6)
+        starts = np.vstack([np.eye(m, dtype=np.uint8), np.ones((1, m), dtype=np.uint8)])
+        pins = np.concatenate([np.arange(m), [-1]])
+        vals4, sets4, _ = _kernels.local_search_best(Q, d, conf, starts, pins, 3, np.inf, 10 ** 9)
         assert vals4[0] >= best - 1e-9
+        for v, row in zip(vals4, sets4):    # every class it returns is conflict-free and priced right
+            if np.isfinite(v):
+                S = np.flatnonzero(row)
+                assert not conf[np.ix_(S, S)].any()
+                assert v == pytest.approx(d[S].sum() + np.triu(Q[np.ix_(S, S)], 1).sum(), abs=1e-9)
 
 
 # ---------------------------------------------------------------------- one type, every k

@@ -42,6 +42,7 @@ class Settings:
     enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
     work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
     oracle_steps: int = 3           # oracle pricing without a subset table: add / drop moves per class (0 = none)
+    stop_at_keep: int = 1           # 1: branch-and-bound pricing stops at `keep` negative classes; 0: searches all
 
 
 @dataclass
@@ -153,7 +154,10 @@ class TypeEngine:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
             return run.branch_and_price()
-        except KeyboardInterrupt:     # Ctrl-C: the incumbent stands, nothing is proven
+        except (KeyboardInterrupt, SystemError) as exc:     # Ctrl-C: the incumbent stands, nothing is proven
+            # a Ctrl-C that lands while numba hands a kernel's result back surfaces as a SystemError caused by it
+            if not isinstance(exc, KeyboardInterrupt) and not isinstance(exc.__cause__, KeyboardInterrupt):
+                raise
             out = run.result(-INF)
             out.status = "feasible" if out.labels is not None else "unknown"
             out.bound, out.interrupted = -INF, True
@@ -278,7 +282,7 @@ class _Run:
     def column_generation(self, node: NodeProblem, bound: float):
         """Until exact pricing finds no column: returns ``(bound, x, artificial, complete)``."""
         e, s = self.e, self.e.settings
-        centre, centre_value, smooth = None, -INF, True
+        centre, centre_value, smooth, enough = None, -INF, True, bool(s.stop_at_keep)
         while True:
             t0 = time.monotonic()
             value, x, artificial, pi, mu = e.lp.solve(self.time_left())
@@ -287,7 +291,7 @@ class _Run:
             self.stats["lp_s"] += time.monotonic() - t0
             if self.expired() or not np.isfinite(value):    # no LP optimum: the node stays open
                 return bound, x, artificial, False
-            if self.heuristic_columns(node, pi, mu):
+            if self.heuristic_columns(node, pi, mu, x):
                 continue
             if e.pricer is None:        # heuristic pricing only: nothing more can be found or proven
                 return bound, x, artificial, True
@@ -299,7 +303,7 @@ class _Run:
             t0 = time.monotonic()
             # only classes of negative reduced cost at these duals are wanted: the search prunes at that threshold,
             # and its ``least`` (the minimum, or the threshold when nothing is below it) still gives a valid bound
-            priced = e.pricer.exact(node, duals, count_dual - RC_TOL, s.keep, self.deadline)
+            priced = e.pricer.exact(node, duals, count_dual - RC_TOL, s.keep, self.deadline, enough)
             self.stats["exact_pricings"] += 1
             self.stats["exact_s"] += time.monotonic() - t0
             lagrangian = self.lagrangian(duals, priced)
@@ -311,19 +315,22 @@ class _Run:
             added = self.add_negative(priced, pi, mu)
             self.stats["columns_exact"] += added
             if added:
-                smooth = True
+                smooth, enough = True, bool(s.stop_at_keep)
                 continue
-            if not smoothed:
+            if smoothed:        # a mispricing: the smoothed duals' classes do not price out at the LP's
+                self.stats["mispricings"] += 1
+                smooth = False
+            elif not priced.exact and priced.classes and not self.expired():
+                enough = False      # stopped early on classes the pool holds already: search everything
+            else:
                 return bound, x, artificial, priced.exact
-            self.stats["mispricings"] += 1
-            smooth = False
 
-    def heuristic_columns(self, node: NodeProblem, pi: np.ndarray, mu: float) -> int:
+    def heuristic_columns(self, node: NodeProblem, pi: np.ndarray, mu: float, x: np.ndarray) -> int:
         """Local search on the quadratic reduced cost; for an oracle, the surrogate's best proposals (whatever
         their sign under the surrogate) are priced by the oracle and improved by single add / drop moves."""
         e = self.e
         thresh = mu - RC_TOL if e.additive else INF
-        priced = e.proposer.heuristic(node, pi, thresh, e.settings.keep)
+        priced = e.proposer.heuristic(node, pi, thresh, e.settings.keep, e.pool.matrix[x > 1e-9])
         if not e.additive:
             priced = self.oracle_moves(node, priced.classes, pi)
         added = self.add_negative(priced, pi, mu)

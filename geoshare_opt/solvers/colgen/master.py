@@ -126,6 +126,12 @@ class MasterLP:
         self.h.setOptionValue("time_limit", limit)
         self.h.run()
         self.last_iterations = int(self.h.getInfo().simplex_iteration_count)
+        if self.h.getModelStatus() == highspy.HighsModelStatus.kUnknown:
+            # the warm basis can leave HiGHS without a verdict (numerical trouble at tight tolerances): once more
+            # from scratch, which has always ended with an optimum on the benchmark instances
+            self.h.clearSolver()
+            self.h.run()
+            self.last_iterations += int(self.h.getInfo().simplex_iteration_count)
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return INF, np.zeros(len(self.pool)), 0.0, np.zeros(self.n), 0.0
         sol = self.h.getSolution()

@@ -115,6 +115,12 @@ class PipelineOutput:
             from .atomic import write_json_atomic
             write_json_atomic(self.out / REPORT, report)
 
+    def result(self, name: str, result) -> None:
+        """Another result beside ``result.json`` (``<name>.json``, written atomically)."""
+        if self.out is not None:
+            from .atomic import write_json_atomic
+            write_json_atomic(self.out / f"{name}.json", result.to_dict())
+
     def model(self, model, tie_map: dict) -> None:
         from .materialize.save import add_model_files
         add_model_files(model, self.out, tie_map)
@@ -125,23 +131,28 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
              baselines: Iterable[str] = DEFAULT_BASELINES, outdir: str | os.PathLike | None = None,
              force: bool = False, spec_options: dict | None = None, analyze_options: dict | None = None,
              recover_steps: int | None = None, recover_options: dict | None = None, sidecar: str = "diag",
+             refine: bool = True, refine_options: dict | None = None,
              progress: Callable[[dict], None] | None = None) -> dict:
     """Run the job on ``spec`` (a ``ModelSpec`` or a spec ref) at ``ratio`` (fraction of the shareable layers'
     stored parameters removed). Returns a JSON-ready dict: ``rows`` (one per colouring: metrics, stored
-    parameters, compression, apply/eval time), ``original`` metrics, ``times`` per stage, the solve summary.
+    parameters, compression, apply/eval time), ``original`` metrics, ``times`` per stage, the solve summary,
+    ``recommended`` (the colouring the package recommends and how it compares with the best heuristic).
     ``time_limit`` None (the default) solves with fixed work budgets, so the colouring (and the class split the
-    heuristics inherit) does not depend on the machine's speed. With ``outdir`` the run is saved there as it goes
-    (``PipelineOutput``): instance.json (its ``meta.model`` records the spec and ``spec_options``), the curvature
-    sidecar (``sidecar``: full, diag = without the weight copy, none), result.json, pipeline.json and the solved
-    compressed network. With ``recover_steps`` every colouring is also recovered with the same budget
+    heuristics inherit) does not depend on the machine's speed. ``refine`` (default): the recommended colouring is
+    the ``measured`` one (``geoshare_opt.measured.recommend``: a measured refinement of the whole
+    colouring scored by the spec's loss on calibration data, from the solved colouring and every heuristic;
+    ``refine_options``: ``measured.RecommendOptions`` fields); without it, the solved one. With ``outdir`` the run
+    is saved there as it goes (``PipelineOutput``): instance.json (its ``meta.model`` records the spec and
+    ``spec_options``), the curvature sidecar (``sidecar``: full, diag = without the weight copy, none),
+    result.json (the solver's), measured.json (the refinement's), pipeline.json and the recommended compressed
+    network. With ``recover_steps`` every colouring is also recovered with the same budget
     (``materialize.recover``; ``recover_options``: lr, method, rank, batch_size, objective) and measured again:
     ``row["recovered"]``; the saved network is then the recovered one."""
-    from .api import solve
-    from .frontend import analyze, load_curvature
     from .specs import ModelSpec
 
     kinds = check_pipeline_options(ratio, mode, baselines, sidecar)
     recovery = recovery_settings(recover_steps, recover_options, seed)
+    refinement = refine_settings(refine, refine_options)
     output = PipelineOutput(outdir, force, sidecar)
     say = progress or (lambda info: None)
     clock = _Clock()
@@ -153,42 +164,81 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     else:
         ref, options = str(spec), pipeline_spec_options(str(spec), spec_options, samples)
         spec = clock.run("load", load_pipeline_spec, ref, spec_options, samples)
-    say({"stage": "analyze", "message": f"curvature ({estimator}, mode {mode})"})
     with tempfile.TemporaryDirectory(prefix="geoshare-pipeline-") as tmp:
-        inst_path = Path(tmp) / "instance.json"
-        aopts = dict(analyze_options or {})
-        if samples is not None:
-            aopts["samples"] = samples
-        instance = clock.run("analyze", analyze, spec, estimator=estimator, mode=mode, ratio=ratio, seed=seed,
-                             out=inst_path, progress=lambda info: say({"stage": "analyze", **info}),
-                             sidecar="full" if sidecar == "full" else "diag",
-                             provenance={"spec": ref, "spec_options": options}, **aopts)
-        curvature = load_curvature(inst_path)
-        limit = (f"time limit {time_limit:g} s" if time_limit is not None
-                 else "work budgets, reproducible" if solver == "auto" else "no time limit")
-        say({"stage": "solve", "message": f"solver {solver} ({limit})"})
-        result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
-        if not result.feasible:
-            raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")
+        instance, curvature, result = analyze_and_solve(
+            spec, Path(tmp) / "instance.json", clock, say, ref=ref, spec_options=options, solver=solver, mode=mode,
+            estimator=estimator, ratio=ratio, seed=seed, samples=samples, time_limit=time_limit, sidecar=sidecar,
+            analyze_options=analyze_options)
         header = {"spec": ref, "spec_options": options, "ratio": ratio, "mode": mode, "estimator": estimator,
-                  "solver": solver, "time_limit": time_limit, "seed": seed}
+                  "solver": solver, "time_limit": time_limit, "seed": seed, "refine": None}
         report = lambda rows, original, done: pipeline_report(header, instance, result, original, rows, recovery,
                                                              clock.times, done, output.out)
         output.publish(Path(tmp), instance, result, report([], None, False))
 
         say({"stage": "evaluate", "message": "metrics of the original network"})
         original = clock.run("evaluate", evaluate_model, spec, spec.model)
-        rows, solved = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
-                                          ref=ref, progress=say, clock=clock.times, keep_solved=output.out is not None,
-                                          recovery=recovery, on_row=lambda done: output.report(
-                                              report(done, original, False)))
-    if output.out is not None and solved is not None:
-        say({"stage": "save", "message": f"saving the solved network to {output.out}"})
-        clock.run("save", output.model, solved[0], solved[1].tie_map)
+        extra = []
+        if refinement is not None:
+            measured, header["refine"] = clock.run("refine", recommend_colouring, spec, instance, curvature, result,
+                                                   kinds, mode, ratio, seed, refinement, say)
+            output.result("measured", measured)
+            extra = [("measured", measured)]
+        rows, kept = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
+                                        ref=ref, progress=say, clock=clock.times, keep_solved=output.out is not None,
+                                        recovery=recovery, extra=extra, on_row=lambda done: output.report(
+                                            report(done, original, False)))
+    if output.out is not None and kept is not None:
+        say({"stage": "save", "message": f"saving the recommended network to {output.out}"})
+        clock.run("save", output.model, kept[0], kept[1].tie_map)
     clock.times["total"] = time.perf_counter() - t_all
     final = report(rows, original, True)
     output.report(final)
     return final
+
+
+def analyze_and_solve(spec, inst_path: Path, clock: _Clock, say: Callable[[dict], None], *, ref: str,
+                      spec_options: dict, solver: str, mode: str, estimator: str, ratio: float, seed: int,
+                      samples: int | None, time_limit: float | None, sidecar: str, analyze_options: dict | None):
+    """The instance (written to ``inst_path`` with its sidecar), its curvature and the solver's feasible result."""
+    from .api import solve
+    from .frontend import analyze, load_curvature
+    say({"stage": "analyze", "message": f"curvature ({estimator}, mode {mode})"})
+    aopts = dict(analyze_options or {})
+    if samples is not None:
+        aopts["samples"] = samples
+    instance = clock.run("analyze", analyze, spec, estimator=estimator, mode=mode, ratio=ratio, seed=seed,
+                         out=inst_path, progress=lambda info: say({"stage": "analyze", **info}),
+                         sidecar="full" if sidecar == "full" else "diag",
+                         provenance={"spec": ref, "spec_options": spec_options}, **aopts)
+    curvature = load_curvature(inst_path)
+    limit = (f"time limit {time_limit:g} s" if time_limit is not None
+             else "work budgets, reproducible" if solver == "auto" else "no time limit")
+    say({"stage": "solve", "message": f"solver {solver} ({limit})"})
+    result = clock.run("solve", solve, instance, solver, time_limit=time_limit, seed=seed)
+    if not result.feasible:
+        raise InputError(f"solver {solver} found no feasible colouring ({result.termination}: {result.message})")
+    return instance, curvature, result
+
+
+def refine_settings(refine: bool, options: dict | None):
+    """The refinement's options (``measured.RecommendOptions``), checked before any work; None without one."""
+    if not refine:
+        if options:
+            raise InputError("refine options were given with the refinement switched off")
+        return None
+    from .measured.recommend import RecommendOptions
+    return RecommendOptions.from_dict(options)
+
+
+def recommend_colouring(spec, instance, curvature, result, kinds: Iterable[str], mode: str, ratio: float,
+                        seed: int, options, say: Callable[[dict], None]):
+    """``(measured Result, record)``: the measured refinement from the solved colouring and every heuristic."""
+    from .measured import recommend
+    say({"stage": "refine", "message": "measured refinement of the colouring on calibration data"})
+    starts = {"solved": result, **dict(heuristic_colourings(instance, result, kinds, mode, seed))}
+    measured, record = recommend(spec, instance, curvature, starts, mode=mode,
+                                 ratio=ratio if mode == "basis" else None, options=options, progress=say)
+    return measured, record
 
 
 def check_pipeline_options(ratio: float, mode: str, baselines: Iterable[str], sidecar: str) -> list[str]:
@@ -218,6 +268,8 @@ def pipeline_report(header: dict, instance, result, original: dict | None, rows:
         "best_heuristic": best_heuristic(rows, original) if original else None,
         "recovery": recovery, "best_heuristic_recovered": best_heuristic(rows, original, recovered=True)
         if recovery and original else None,
+        "recommended": recommended_verdict(rows, original, recovery,
+                                           "measured" if header.get("refine") else "solved"),
         "times_s": {k: round(v, 3) for k, v in times.items()}, "outdir": None if outdir is None else str(outdir),
     }
 
@@ -244,32 +296,44 @@ def recovery_settings(steps, options: dict | None, seed: int) -> dict | None:
     return settings
 
 
-def compare_colourings(spec, instance, curvature, result, mode: str, ratio: float, kinds: Iterable[str], *,
-                       seed: int = 0, ref: str | None = None, progress: Callable[[dict], None] | None = None,
-                       clock: dict | None = None, keep_solved: bool = False, recovery: dict | None = None,
-                       random_seeds: Iterable[int] | None = None,
-                       on_row: Callable[[list[dict]], None] | None = None):
-    """Apply ``result``'s colouring and every heuristic ``kinds`` (at the solved number of classes per type; in
-    basis mode also ``none``, per-layer low rank at the same ratio) and measure the spec's metrics on each.
-    ``random_seeds``: the ``random`` kind once per seed (rows ``random-<seed>``; default: ``seed`` alone, row
-    ``random``). ``recovery`` (``recovery_settings``): each colouring is then recovered with the same budget and
-    measured again (``row["recovered"]``, the recovery time in ``row["recover_s"]``).
-    Returns ``(rows, (solved model, report) or None)``."""
-    from .materialize import apply
-    say = progress or (lambda info: None)
-    times = clock if clock is not None else {}
+def heuristic_colourings(instance, result, kinds: Iterable[str], mode: str, seed: int = 0,
+                         random_seeds: Iterable[int] | None = None) -> list[tuple[str, Any]]:
+    """``(name, Result)`` of every heuristic ``kinds`` at the solved number of classes per type (``all`` and
+    ``none`` at their own; in basis mode ``none``, per-layer low rank, always; in tie mode never, it is the
+    original network). ``random_seeds``: the ``random`` kind once per seed (``random-<seed>``)."""
     seeds = [seed] if random_seeds is None else [int(s) for s in random_seeds]
-    colourings = [("solved", result)]
+    out = []
     for kind in kinds:
         if kind == "none" and mode == "tie":
             continue                              # no sharing = the original network in tie mode
         classes = None if kind in ("all", "none") else dict(result.classes_per_type)
         if kind == "random" and random_seeds is not None:
-            colourings += [(f"random-{s}", baseline(instance, kind, classes=classes, seed=s)) for s in seeds]
+            out += [(f"random-{s}", baseline(instance, kind, classes=classes, seed=s)) for s in seeds]
             continue
-        colourings.append((kind, baseline(instance, kind, classes=classes, seed=seed)))
+        out.append((kind, baseline(instance, kind, classes=classes, seed=seed)))
     if mode == "basis" and "none" not in kinds:
-        colourings.append(("none", baseline(instance, "none")))
+        out.append(("none", baseline(instance, "none")))
+    return out
+
+
+def compare_colourings(spec, instance, curvature, result, mode: str, ratio: float, kinds: Iterable[str], *,
+                       seed: int = 0, ref: str | None = None, progress: Callable[[dict], None] | None = None,
+                       clock: dict | None = None, keep_solved: bool = False, recovery: dict | None = None,
+                       random_seeds: Iterable[int] | None = None, extra: Iterable[tuple[str, Any]] = (),
+                       on_row: Callable[[list[dict]], None] | None = None):
+    """Apply ``result``'s colouring, the ``extra`` ones (name, Result; e.g. the measured recommendation) and every
+    heuristic (``heuristic_colourings``) and measure the spec's metrics on each. ``recovery``
+    (``recovery_settings``): each colouring is then recovered with the same budget and measured again
+    (``row["recovered"]``, the recovery time in ``row["recover_s"]``). Returns ``(rows, (model, report) or
+    None)``: with ``keep_solved`` the compressed network of the recommended colouring (the last of ``extra``,
+    else the solved one)."""
+    from .materialize import apply
+    say = progress or (lambda info: None)
+    times = clock if clock is not None else {}
+    extra = list(extra)
+    colourings = [("solved", result), *extra,
+                  *heuristic_colourings(instance, result, kinds, mode, seed, random_seeds)]
+    keep = extra[-1][0] if extra else "solved"
     rows, solved = [], None
     teacher_cache: dict = {}             # the original network's outputs, computed once for every colouring
     for name, res in colourings:
@@ -303,7 +367,7 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
                                                                      times, teacher_cache)
         rows.append(row)
         on_row and on_row(rows)
-        if name == "solved" and keep_solved:
+        if name == keep and keep_solved:
             solved = (model, report)
         del model
     return rows, solved
@@ -350,9 +414,16 @@ def primary_metric(metrics: dict[str, float]) -> str:
     return next(iter(metrics))
 
 
-def best_heuristic(rows: list[dict], original: dict[str, float], recovered: bool = False) -> dict | None:
-    """The best heuristic row by the primary metric (direction from its name), and whether solved beats it
-    (``recovered``: compare the metrics after recovery)."""
+NOT_HEURISTICS = ("solved", "measured", "all", "none")   # rows a colouring is not compared against
+
+
+def best_heuristic(rows: list[dict], original: dict[str, float], recovered: bool = False,
+                   colouring: str = "solved") -> dict | None:
+    """The best heuristic row by the primary metric (direction from its name), and whether ``colouring`` is at
+    least as good (``recovered``: compare the metrics after recovery). ``all`` stores fewer parameters and
+    ``none`` (basis mode) is the no-sharing reference: neither is a heuristic at the same budget. The keys
+    ``solved``/``solved_at_least_as_good`` hold ``colouring``'s value and verdict (named after the solved row,
+    which the report has always compared)."""
     from .specs.base import lower_is_better
     if not original:
         return None
@@ -362,11 +433,26 @@ def best_heuristic(rows: list[dict], original: dict[str, float], recovered: bool
     def metrics(r):
         m = (r.get("recovered") or {}).get("metrics") if recovered else r.get("metrics")
         return m if m and m.get(key) is not None else None
-    ok = [r for r in rows if metrics(r) and r["colouring"] not in ("solved", "all", "none")]
-    solved = next((r for r in rows if r["colouring"] == "solved" and metrics(r)), None)
-    if not ok or solved is None:
+    ok = [r for r in rows if metrics(r) and r["colouring"] not in NOT_HEURISTICS]
+    mine = next((r for r in rows if r["colouring"] == colouring and metrics(r)), None)
+    if not ok or mine is None:
         return None
     best = max(ok, key=lambda r: sign * metrics(r)[key])
     return {"metric": key, "colouring": best["colouring"], "value": metrics(best)[key],
-            "solved": metrics(solved)[key],
-            "solved_at_least_as_good": sign * metrics(solved)[key] >= sign * metrics(best)[key]}
+            "solved": metrics(mine)[key],
+            "solved_at_least_as_good": sign * metrics(mine)[key] >= sign * metrics(best)[key]}
+
+
+def recommended_verdict(rows: list[dict], original: dict | None, recovery: dict | None, name: str) -> dict | None:
+    """The recommended colouring ``name`` against the best heuristic, before and (with recovery) after."""
+    if not original:
+        return None
+    out = {"colouring": name}
+    for label, recovered in (("before", False), ("after_recovery", True)):
+        if recovered and not recovery:
+            continue
+        b = best_heuristic(rows, original, recovered=recovered, colouring=name)
+        out[label] = None if b is None else {
+            "metric": b["metric"], "best_heuristic": b["colouring"], "best_value": b["value"],
+            "value": b["solved"], "at_least_as_good": b["solved_at_least_as_good"]}
+    return out

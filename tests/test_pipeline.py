@@ -24,7 +24,7 @@ def test_pipeline_tie_compares_solved_with_every_heuristic_at_the_same_budget(di
     out = pipeline_mod.pipeline(digits, 0.5, solver="cpsat", mode="tie", time_limit=10,
                                 outdir=tmp_path / "c", baselines=("sequence", "cycle", "sandwich", "random"))
     rows = {r["colouring"]: r for r in out["rows"]}
-    assert set(rows) == {"solved", "sequence", "cycle", "sandwich", "random"}
+    assert set(rows) == {"solved", "measured", "sequence", "cycle", "sandwich", "random"}
     budget = out["instance"]["max_params"]
     for r in rows.values():
         assert r["stored_params"] <= budget
@@ -35,13 +35,14 @@ def test_pipeline_tie_compares_solved_with_every_heuristic_at_the_same_budget(di
     assert rows["cycle"]["pattern"] == {"hidden:128x128": "0 1 0 1"}          # layer order, 2 classes
     assert out["best_heuristic"]["metric"] == "accuracy"
     assert {"analyze", "solve", "apply", "evaluate", "total"} <= set(out["times_s"])
-    # the saved network reloads to the metric the pipeline measured
+    # the recommended (measured) colouring is saved; it reloads to the metric the pipeline measured
+    assert out["recommended"]["colouring"] == "measured" and out["refine"]["start"] in rows
     from geoshare_opt.materialize import load_compressed
     model = load_compressed(tmp_path / "c", digits)
-    assert digits.metrics(model)["accuracy"] == pytest.approx(rows["solved"]["metrics"]["accuracy"])
+    assert digits.metrics(model)["accuracy"] == pytest.approx(rows["measured"]["metrics"]["accuracy"])
     assert (tmp_path / "c" / "instance.json").exists() and (tmp_path / "c" / "result.json").exists()
     # the output directory is self-contained: `apply` finds the instance (and its sidecar) beside the result
-    r = CliRunner().invoke(cli, ["apply", "digits-mlp", str(tmp_path / "c" / "result.json"), "-o",
+    r = CliRunner().invoke(cli, ["apply", "digits-mlp", str(tmp_path / "c" / "measured.json"), "-o",
                                  str(tmp_path / "again"), "--quiet"])
     assert r.exit_code == 0, r.output
     again = load_compressed(tmp_path / "again", digits)
@@ -70,8 +71,10 @@ def test_cli_pipeline_basis_json_and_table(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     names = [row["colouring"] for row in out["rows"]]
-    assert names == ["solved", "adjacent", "sandwich", "none"]             # none = per-layer low rank
+    assert names == ["solved", "measured", "adjacent", "sandwich", "none"]  # none = per-layer low rank
     for row in out["rows"]:
         assert row["shareable_removed"] >= 0.5 - 1e-9
         assert row["metrics"]["accuracy"] > 0.5                             # shared bases keep digits working
     assert "colouring" in r.stderr and "time per stage" in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("recommended colouring (measured) is ") and "the best heuristic" in last

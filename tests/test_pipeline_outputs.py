@@ -30,15 +30,15 @@ def test_pipeline_records_the_spec_options_it_built_the_network_with(tmp_path):
     opts = [a for k, v in tie_map["spec_options"].items() for a in ("--spec-option", f"{k}={v}")]
     r = CliRunner().invoke(cli, ["evaluate", "digits-mlp", str(tmp_path / "o"), "-q", *opts])
     assert r.exit_code == 0, r.output
-    solved = next(row for row in out["rows"] if row["colouring"] == "solved")
-    assert json.loads(r.stdout)["compressed"]["accuracy"] == pytest.approx(solved["metrics"]["accuracy"])
+    saved = next(row for row in out["rows"] if row["colouring"] == "measured")        # the recommended colouring
+    assert json.loads(r.stdout)["compressed"]["accuracy"] == pytest.approx(saved["metrics"]["accuracy"])
 
 
 def test_a_stopped_pipeline_keeps_every_row_already_measured(tmp_path, monkeypatch):
     calls = []
     real = pipeline_mod.evaluate_model
 
-    def evaluate_then_die(spec, model):      # original, solved, sequence, then the process "dies"
+    def evaluate_then_die(spec, model):      # original, solved, measured, then the process "dies"
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
@@ -50,10 +50,10 @@ def test_a_stopped_pipeline_keeps_every_row_already_measured(tmp_path, monkeypat
                               outdir=tmp_path / "o")
     report = json.loads((tmp_path / "o" / "pipeline.json").read_text())
     assert report["complete"] is False
-    assert [r["colouring"] for r in report["rows"]] == ["solved", "sequence"]
+    assert [r["colouring"] for r in report["rows"]] == ["solved", "measured"]
     assert report["original"] and all(r["metrics"] for r in report["rows"])
     # what the solve produced is there too, so `apply` can redo the colouring later
-    for name in ("instance.json", "result.json", "instance.curvature.safetensors"):
+    for name in ("instance.json", "result.json", "measured.json", "instance.curvature.safetensors"):
         assert (tmp_path / "o" / name).is_file()
     assert not list((tmp_path / "o").glob(".*"))                 # no temporary file left behind
 

@@ -228,7 +228,7 @@ def test_pipeline_recover_on_digits(tmp_path):
     out = pipeline(digits, 0.5, solver="cpsat", mode="tie", time_limit=5, baselines=("sequence", "random"),
                    recover_steps=15, recover_options={"lr": 1e-3, "batch_size": 64}, outdir=tmp_path / "p")
     rows = {r["colouring"]: r for r in out["rows"]}
-    assert set(rows) == {"solved", "sequence", "random"}
+    assert set(rows) == {"solved", "measured", "sequence", "random"}
     for r in rows.values():
         rec = r["recovered"]
         assert set(rec["metrics"]) == set(out["original"]) and r["recover_s"] > 0
@@ -236,8 +236,9 @@ def test_pipeline_recover_on_digits(tmp_path):
         assert rec["stored_params"] == r["stored_params"]            # distill: the same storage
     assert out["best_heuristic_recovered"]["metric"] == "accuracy"
     assert "accuracy recovered" in pipeline_table(out) and "after recovery" in pipeline_table(out)
-    loaded = load_compressed(tmp_path / "p", digits)                  # the saved network is the recovered one
-    assert digits.metrics(loaded)["accuracy"] == pytest.approx(rows["solved"]["recovered"]["metrics"]["accuracy"])
+    assert "after_recovery" in out["recommended"]
+    loaded = load_compressed(tmp_path / "p", digits)   # the saved network is the recommended one, recovered
+    assert digits.metrics(loaded)["accuracy"] == pytest.approx(rows["measured"]["recovered"]["metrics"]["accuracy"])
     r = CliRunner().invoke(cli, ["pipeline", "digits-mlp", "--recover", "0", "-q"])
     assert r.exit_code == 2 and "steps must be a positive integer" in r.stderr
 

@@ -111,15 +111,25 @@ def minilm():
 
 
 @needs_minilm
-def test_minilm_batches_are_packed_windows_with_teacher_outputs(minilm):
+def test_minilm_batches_are_packed_windows_and_short_texts_with_teacher_outputs(minilm):
     batches = list(minilm.batches())
-    assert len(batches) == 2 and batches == list(minilm.batches())  # a fresh, repeatable iterator each call
-    b = batches[0]
-    assert b["input_ids"].shape == (2, 32) and bool(b["attention_mask"].all())
+    assert batches == list(minilm.batches())                         # a fresh, repeatable iterator each call
+    windows = [b for b in batches if b["input_ids"].shape[1] == 32 and bool(b["attention_mask"].all())]
+    texts = [b for b in batches if all(b is not w for w in windows)]
+    assert len(windows) == 2 and sum(len(b["input_ids"]) for b in texts) == minilm.meta["calib_texts"] == 8
+    assert [b is w for b, w in zip(batches, [windows[0], texts[0], windows[1]])] == [True] * 3   # interleaved
+    b = windows[0]
+    assert b["input_ids"].shape == (2, 32)
     assert b["input_ids"][:, 0].eq(101).all() and b["input_ids"][:, -1].eq(102).all()  # [CLS] ... [SEP]
     assert b["teacher"].shape == (2, 32, 384)
     assert not set(map(tuple, b["input_ids"].tolist())) & set(
         map(tuple, next(iter(minilm.heldout()))["input_ids"].tolist()))
+    for t in texts:                                                   # padded short texts: [CLS] body [SEP] pad
+        lengths = t["attention_mask"].sum(1)
+        assert t["teacher"].shape[:2] == t["input_ids"].shape and int(lengths.max()) == t["input_ids"].shape[1]
+        assert all(int(t["input_ids"][i, n - 1]) == 102 for i, n in enumerate(lengths.tolist()))
+    with torch.no_grad():                                             # the loss is zero on every kind of batch
+        assert all(float(minilm.loss(minilm.model, b)) == pytest.approx(0.0, abs=1e-5) for b in batches)
 
 
 @needs_minilm
@@ -143,7 +153,9 @@ def test_minilm_loss_is_zero_at_the_original_and_grows_with_damage(minilm):
 
 
 def check_loss_grows(minilm, batch):
-    assert float(minilm.loss(minilm.model, batch)) == 0.0
+    """The loss is the cosine distillation the metrics reward (zero at the original, growing with damage, the same
+    function recovery trains on); the curvature's output loss is the hidden-state MSE, also zero there."""
+    assert float(minilm.loss(minilm.model, batch)) == pytest.approx(0.0, abs=1e-6)
     assert float(minilm.output_loss(minilm.outputs(minilm.model, batch), batch)) == 0.0
     damaged = copy.deepcopy(minilm.model)
     with torch.no_grad():
@@ -152,16 +164,18 @@ def check_loss_grows(minilm, batch):
     small = float(minilm.loss(damaged, batch))
     with torch.no_grad():
         damaged.encoder.layer[1].attention.self.value.weight.mul_(0.0)
-    assert 0.0 < small < float(minilm.loss(damaged, batch))
+    assert 1e-5 < small < float(minilm.loss(damaged, batch))
+    teacher = minilm.outputs(minilm.model, batch)
     assert float(minilm.loss(damaged, batch)) == pytest.approx(
-        float(minilm.output_loss(minilm.outputs(damaged, batch), batch)))
+        float(minilm.distill_loss(minilm.outputs(damaged, batch), teacher, batch)), rel=1e-4)
+    assert float(minilm.output_loss(minilm.outputs(damaged, batch), batch)) > 0.0
 
 
 @needs_minilm
 def test_minilm_metrics_perfect_for_the_original_and_lower_when_damaged(minilm):
     original = minilm.metrics(minilm.model)
     assert original["embedding_cosine"] == pytest.approx(1.0, abs=1e-5)
-    assert original["heldout_loss"] < 1e-10
+    assert original["heldout_loss"] < 1e-5
     assert original["retrieval_top1"] == minilm.meta["original_retrieval_top1"] > 0.2
     assert 0 < original["retrieval_top1"] <= original["retrieval_mrr"] <= 1
     damaged = copy.deepcopy(minilm.model)
@@ -179,7 +193,7 @@ def test_minilm_meta_records_provenance(minilm):
     meta = minilm.meta
     assert len(meta["weights_sha256"]) == 64 and len(meta["data_sha256"]) == 64
     assert meta["seq_len"] == 32 and meta["n_calib"] == 4 and meta["seed"] == 0
-    assert "MSE" in meta["loss"]
+    assert "cosine" in meta["loss"] and "MSE" in meta["curvature_loss"]
 
 
 @needs_minilm
@@ -352,7 +366,7 @@ def test_minilm_directory_through_real_transformers_matches_our_bert():
     batch = next(iter(spec.batches()))
     assert batch["input_ids"].shape == (2, 16) and batch["input_ids"][0, 0] == 101
     with torch.no_grad():
-        assert float(spec.loss(spec.model, batch)) == 0.0
+        assert float(spec.loss(spec.model, batch)) == pytest.approx(0.0, abs=1e-6)
         theirs = spec.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         ours = load_minilm()(batch["input_ids"], batch["attention_mask"])
     assert torch.allclose(theirs, ours, atol=1e-4)
@@ -383,5 +397,5 @@ def test_specs_build_and_evaluate_on_the_gpu(digits_cache):
         batch = next(iter(spec.batches()))
         assert batch["teacher"].is_cuda
         loss = spec.loss(spec.model, batch)
-        assert float(loss.detach()) == 0.0
+        assert float(loss.detach()) == pytest.approx(0.0, abs=1e-5)
         assert spec.metrics(spec.model)["embedding_cosine"] == pytest.approx(1.0, abs=1e-4)

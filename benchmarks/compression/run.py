@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", default="minilm")
     ap.add_argument("--ratios", default="0.2,0.3,0.4,0.5")
@@ -46,7 +47,11 @@ def main(argv=None) -> int:
     ap.add_argument("--solver", default="cpsat")
     ap.add_argument("--estimator", default="diag")
     ap.add_argument("--samples", type=int, default=None, help="calibration sequences for analyze (spec default)")
-    ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--time-limit", default="30", help="solver seconds, or 'none' (the work budgets the pipeline "
+                    "uses by default: the same colouring on every machine)")
+    ap.add_argument("--no-refine", action="store_true", help="no measured row (the package's recommendation)")
+    ap.add_argument("--refine-passes", type=int, default=None, help="forward passes of the measured refinement "
+                    "(default: the pipeline's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kinds", default=",".join(KINDS), help="heuristic colourings to compare against")
     ap.add_argument("--random-seeds", default=None, help="comma-separated seeds of the random heuristic")
@@ -63,6 +68,12 @@ def main(argv=None) -> int:
     ap.add_argument("--render", metavar="RESULTS_JSON", default=None,
                     help="only re-render tables, plot and README from a results.json this script wrote")
     args = ap.parse_args(argv)
+    args.time_limit = None if str(args.time_limit).lower() == "none" else float(args.time_limit)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if args.render:
         summary = json.loads(Path(args.render).read_text())
         table = render(summary, Path(args.out), readme=not args.no_readme)
@@ -71,90 +82,138 @@ def main(argv=None) -> int:
 
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    from geoshare_opt import solve
-    from geoshare_opt.frontend import analyze, load_curvature
-    from geoshare_opt.frontend.sidecar import sidecar_path
-    from geoshare_opt.pipeline import compare_colourings, evaluate_model, recovery_settings
+    from geoshare_opt.pipeline import PIPELINE_SPEC_DEFAULTS, evaluate_model, recovery_settings
     from geoshare_opt.specs import load_spec
 
-    ratios = [float(r) for r in args.ratios.split(",")]
-    modes = [m.strip() for m in args.modes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    from geoshare_opt.pipeline import PIPELINE_SPEC_DEFAULTS
+    args.load_start = load_average()
     opts = dict(PIPELINE_SPEC_DEFAULTS.get(args.spec, {}))
     if args.samples is not None and "n_calib" in opts:
         opts["n_calib"] = args.samples
     for item in args.spec_option:
         key, _, value = item.partition("=")
         opts[key] = int(value) if value.lstrip("-").isdigit() else value
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    random_seeds = [int(x) for x in args.random_seeds.split(",")] if args.random_seeds else None
-    recovery = recovery_settings(args.recover, {"lr": args.recover_lr, "method": args.recover_method,
-                                                "rank": args.recover_rank, "batch_size": args.recover_batch}
-                                 if args.recover is not None else None, args.seed)
-    args.spec_options, args.recovery = opts, recovery
+    args.recovery = recovery_settings(args.recover, {"lr": args.recover_lr, "method": args.recover_method,
+                                                     "rank": args.recover_rank, "batch_size": args.recover_batch}
+                                      if args.recover is not None else None, args.seed)
+    args.spec_options = opts
     log(f"loading spec {args.spec} {opts}")
     spec = load_spec(args.spec, **opts)
     original = evaluate_model(spec, spec.model)
     log(f"original: {original}")
     records = []
+    ratios = [float(r) for r in args.ratios.split(",")]
     with tempfile.TemporaryDirectory(prefix="geoshare-bench-") as tmp:
-        for mode in modes:
-            base = None
+        for mode in [m.strip() for m in args.modes.split(",")]:
+            instances = instances_for(spec, mode, ratios, args, Path(tmp))
             for ratio in ratios:
-                t0 = time.perf_counter()
-                path = Path(tmp) / f"{mode}-{ratio}.json"
-                if mode == "tie":
-                    if base is None:
-                        log(f"analyze ({args.estimator}, tie)")
-                        base = analyze(spec, estimator=args.estimator, mode="tie", ratio=ratios[0], seed=args.seed,
-                                       samples=args.samples, out=Path(tmp) / "tie.json")
-                        curvature = load_curvature(Path(tmp) / "tie.json")
-                    total = int(base.params.sum())
-                    instance = base.with_budget(max_params=math.floor((1 - ratio) * total))
-                else:
-                    log(f"analyze ({args.estimator}, basis, ratio {ratio})")
-                    instance = analyze(spec, estimator=args.estimator, mode="basis", ratio=ratio, seed=args.seed,
-                                       samples=args.samples, out=path)
-                    curvature = load_curvature(path)
-                t_an = time.perf_counter() - t0
-                inst_file = Path(tmp) / "tie.json" if mode == "tie" else path
-                # the true-class-cost search reads the weights and curvature from the instance's sidecar
-                native = ({"sidecar": str(sidecar_path(inst_file))}
-                          if args.solver == "classcost" else None)
-                result = solve(instance, args.solver, time_limit=args.time_limit, seed=args.seed, native=native)
-                log(f"{mode} {ratio}: {args.solver} {result.termination}, objective {result.objective}, "
-                    f"classes {result.classes_per_type}")
-                rows, _ = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=args.seed,
-                                             ref=args.spec, progress=lambda info: log(info.get("message", "")),
-                                             recovery=recovery, random_seeds=random_seeds)
-                for r in rows:
-                    rec = r.get("recovered") or {}
-                    after = {f"after_{k}": v for k, v in (rec.get("metrics") or {}).items()}
-                    if rec:
-                        after.update(recover_s=r.get("recover_s"), recover_train_s=rec.get("train_s"),
-                                     calib_loss_before=rec.get("loss_before"), calib_loss_after=rec.get("loss_after"),
-                                     heldout_loss_before=rec.get("heldout_before"),
-                                     heldout_loss_after=rec.get("heldout_after"),
-                                     recover_params_added=rec.get("params_added"))
-                        log(f"  {r['colouring']}: {rec.get('metrics')} recover {r.get('recover_s')}s")
-                    records.append({"mode": mode, "ratio": ratio, "colouring": r["colouring"],
-                                    "objective": r.get("objective"), "classes": r.get("classes"),
-                                    "stored_params": r.get("stored_params"),
-                                    "shareable_removed": r.get("shareable_removed"),
-                                    "model_removed": r.get("model_removed"), **(r.get("metrics") or {}),
-                                    "solve_s": result.wall_time_s if r["colouring"] == "solved" else None,
-                                    "analyze_s": round(t_an, 2) if r["colouring"] == "solved" else None,
-                                    "solver_termination": result.termination if r["colouring"] == "solved" else None,
-                                    "pattern": r.get("pattern"), **after})
-                log(f"{mode} {ratio} done in {time.perf_counter() - t0:.0f}s")
+                records += measure_ratio(spec, mode, ratio, *next(instances), args)
                 write_outputs(args, argv, original, records, out, t_start)
     summary, table = write_outputs(args, argv, original, records, out, t_start)
     print(table)
     log(f"done in {summary['wall_s']}s")
     return 0
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1/5/15-minute load averages (None where the platform has none): timings depend on it."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def load_note(summary: dict) -> str:
+    start, end = summary.get("load_start"), summary.get("load_now")
+    return f" (load average {start[0]:.2f} at the start, {end[0]:.2f} at the end)" if start and end else ""
+
+
+def instances_for(spec, mode: str, ratios: list[float], args, tmp: Path):
+    """``(instance, curvature, instance file, analyze seconds)`` for each ratio: tie mode analyses once and sets the
+    budget per ratio (``Instance.with_budget``); basis mode analyses per ratio (its pair weights depend on the rank)."""
+    from geoshare_opt.frontend import analyze, load_curvature
+    if mode == "tie":
+        t0 = time.perf_counter()
+        log(f"analyze ({args.estimator}, tie)")
+        base = analyze(spec, estimator=args.estimator, mode="tie", ratio=ratios[0], seed=args.seed,
+                       samples=args.samples, out=tmp / "tie.json")
+        curvature, t_an = load_curvature(tmp / "tie.json"), time.perf_counter() - t0
+        for ratio in ratios:
+            yield (base.with_budget(max_params=math.floor((1 - ratio) * int(base.params.sum()))), curvature,
+                   tmp / "tie.json", t_an)
+        return
+    for ratio in ratios:
+        t0 = time.perf_counter()
+        log(f"analyze ({args.estimator}, basis, ratio {ratio})")
+        path = tmp / f"basis-{ratio}.json"
+        instance = analyze(spec, estimator=args.estimator, mode="basis", ratio=ratio, seed=args.seed,
+                           samples=args.samples, out=path)
+        yield instance, load_curvature(path), path, time.perf_counter() - t0
+
+
+def measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, progress):
+    """The package's recommendation (``pipeline.recommend_colouring``) and what its search did."""
+    from geoshare_opt.pipeline import recommend_colouring, refine_settings
+    t1 = time.perf_counter()
+    opts = None if args.refine_passes is None else {"max_passes": args.refine_passes}
+    measured, info = recommend_colouring(spec, instance, curvature, result, kinds, mode, ratio, args.seed,
+                                         refine_settings(True, opts), progress)
+    refined = {"refine_s": round(time.perf_counter() - t1, 2), "refine_start": info["start"],
+               "refine_passes": info["forward_passes"], "refine_moves": len(info["accepted"]),
+               "refine_search_loss": info["search_loss"], "refine_confirm_loss": info["confirm_loss"],
+               "refine_stopped": info["stopped"]}
+    log(f"{mode} {ratio}: measured from {info['start']}, {len(info['accepted'])} moves, "
+        f"{info['forward_passes']} passes, {refined['refine_s']} s")
+    return measured, refined
+
+
+def measure_ratio(spec, mode: str, ratio: float, instance, curvature, inst_file: Path, t_an: float, args) -> list:
+    """Solve, refine, and measure every colouring at one ratio: one record per colouring."""
+    from geoshare_opt import solve
+    from geoshare_opt.frontend.sidecar import sidecar_path
+    from geoshare_opt.pipeline import compare_colourings
+    t0 = time.perf_counter()
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    progress = lambda info: info.get("message") and log(info["message"])
+    # the true-class-cost search reads the weights and curvature from the instance's sidecar
+    native = {"sidecar": str(sidecar_path(inst_file))} if args.solver == "classcost" else None
+    result = solve(instance, args.solver, time_limit=args.time_limit, seed=args.seed, native=native)
+    log(f"{mode} {ratio}: {args.solver} {result.termination}, objective {result.objective}, "
+        f"classes {result.classes_per_type}")
+    extra, refined = [], {}
+    if not args.no_refine:
+        measured, refined = measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, progress)
+        extra = [("measured", measured)]
+    random_seeds = [int(x) for x in args.random_seeds.split(",")] if args.random_seeds else None
+    rows, _ = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=args.seed,
+                                 ref=args.spec, progress=progress, recovery=args.recovery,
+                                 random_seeds=random_seeds, extra=extra)
+    records = []
+    for r in rows:
+        solved = r["colouring"] == "solved"
+        records.append({"mode": mode, "ratio": ratio, "colouring": r["colouring"], "objective": r.get("objective"),
+                        "classes": r.get("classes"), "stored_params": r.get("stored_params"),
+                        "shareable_removed": r.get("shareable_removed"), "model_removed": r.get("model_removed"),
+                        **(r.get("metrics") or {}), "solve_s": result.wall_time_s if solved else None,
+                        "analyze_s": round(t_an, 2) if solved else None,
+                        "solver_termination": result.termination if solved else None, "pattern": r.get("pattern"),
+                        **recovered_columns(r), **(refined if r["colouring"] == "measured" else {})})
+    log(f"{mode} {ratio} done in {time.perf_counter() - t0:.0f}s")
+    return records
+
+
+def recovered_columns(row: dict) -> dict:
+    rec = row.get("recovered") or {}
+    after = {f"after_{k}": v for k, v in (rec.get("metrics") or {}).items()}
+    if rec:
+        after.update(recover_s=row.get("recover_s"), recover_train_s=rec.get("train_s"),
+                     calib_loss_before=rec.get("loss_before"), calib_loss_after=rec.get("loss_after"),
+                     heldout_loss_before=rec.get("heldout_before"), heldout_loss_after=rec.get("heldout_after"),
+                     recover_params_added=rec.get("params_added"))
+        log(f"  {row['colouring']}: {rec.get('metrics')} recover {row.get('recover_s')}s")
+    return after
 
 
 def write_outputs(args, argv, original, records, out: Path, t_start: float):
@@ -163,7 +222,8 @@ def write_outputs(args, argv, original, records, out: Path, t_start: float):
     summary = {"spec": args.spec, "solver": args.solver, "estimator": args.estimator, "samples": args.samples,
                "time_limit": args.time_limit, "seed": args.seed, "original": original, "rows": records,
                "spec_options": args.spec_options, "recovery": args.recovery,
-               "wall_s": round(time.perf_counter() - t_start, 1),
+               "wall_s": round(time.perf_counter() - t_start, 1), "load_start": args.load_start,
+               "load_now": load_average(),
                "command": "python benchmarks/compression/run.py " + " ".join(argv or sys.argv[1:])}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     table = render(summary, out, readme=not args.no_readme)
@@ -175,7 +235,9 @@ def render(summary: dict, out: Path, readme: bool = True) -> str:
     metric_names = list(summary["original"])
     records = summary["rows"]
     cols = ["mode", "ratio", "colouring", *metric_names, "objective", "classes", "stored_params",
-            "shareable_removed", "model_removed", "analyze_s", "solve_s", "solver_termination", "pattern"]
+            "shareable_removed", "model_removed", "analyze_s", "solve_s", "solver_termination", "pattern",
+            "refine_s", "refine_start", "refine_passes", "refine_moves", "refine_search_loss", "refine_confirm_loss",
+            "refine_stopped"]
     if summary.get("recovery"):
         cols += [f"after_{k}" for k in metric_names] + ["recover_s", "recover_train_s", "calib_loss_before",
                                                          "calib_loss_after", "heldout_loss_before",
@@ -203,7 +265,8 @@ def lower_is_better(name: str) -> bool:
 
 
 RANDOM_MEAN = "random (mean)"
-EXCLUDED = ("solved", "all", "none")      # not heuristics at the same budget (all stores fewer; none = no sharing)
+# not heuristics at the same budget (all stores fewer; none = no sharing; solved and measured are the package's)
+EXCLUDED = ("solved", "measured", "all", "none")
 
 
 def with_random_mean(rows: list[dict], metrics: list[str]) -> list[dict]:
@@ -236,7 +299,8 @@ def markdown(summary: dict, metrics: list[str]) -> str:
     rows = with_random_mean(summary["rows"], metrics)
     lines = [f"Spec `{summary['spec']}`, solver `{summary['solver']}`, estimator `{summary['estimator']}`, "
              f"original: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["original"].items()) +
-             f". Wall time of the whole run: {summary['wall_s']} s. Command: `{summary['command'].strip()}`.", ""]
+             f". Wall time of the whole run: {summary['wall_s']} s{load_note(summary)}. "
+             f"Command: `{summary['command'].strip()}`.", ""]
     if recovered:
         rc = summary["recovery"]
         lines += [f"Recovery of every colouring: method `{rc['method']}`, objective `{rc['objective']}`, "
@@ -263,7 +327,7 @@ def markdown(summary: dict, metrics: list[str]) -> str:
                 return "–"
             v = f"{r[k]:.4f}"
             b = best[(ratio, k)]
-            if n == "solved" and b is not None:
+            if n in ("solved", "measured") and b is not None:
                 v += " ✓" if sign * r[k] >= b else " ✗"
             return v
         for n in names:
@@ -272,13 +336,7 @@ def markdown(summary: dict, metrics: list[str]) -> str:
             lines.append(f"| {n} | " + " | ".join(vals) + " |")
         lines.append("")
         if recovered:
-            lines.append("Recovery time per colouring (s, recovery steps plus the calibration/held-out losses before "
-                         "and after; the metric passes not included): " + "; ".join(
-                             f"{int(100 * ratio)} % → " + ", ".join(
-                                 f"{n} {cell[(n, ratio)]['recover_s']:.1f}" for n in names
-                                 if (n, ratio) in cell and cell[(n, ratio)].get("recover_s") is not None
-                                 and n != RANDOM_MEAN) for ratio in ratios))
-            lines.append("")
+            lines += [recovery_time_line(cell, names, ratios), ""]
         rhos = []
         for ratio in ratios:
             for k, label in ((key, "before"), (f"after_{key}", "after")):
@@ -311,11 +369,24 @@ def markdown(summary: dict, metrics: list[str]) -> str:
             f"{int(100 * ratio)} % → {100 * cell[('solved', ratio)]['shareable_removed']:.1f} %"
             for ratio in ratios if ('solved', ratio) in cell and cell[('solved', ratio)].get('shareable_removed') is not None))
         lines.append("")
-    lines.append("✓ = solved at least as good as the best heuristic at the same budget (excluding `all`, which "
-                 "stores fewer parameters, and `none`, the per-layer low-rank reference; the random heuristic counts "
-                 "through its mean over seeds when several were run); ✗ = worse. Every metric "
-                 "of every row, and each colouring's per-role layer pattern, is in results.csv / results.json.")
+    lines.append(LEGEND)
     return "\n".join(lines)
+
+
+LEGEND = ("✓ = solved (surrogate only) / measured (the package's recommendation: measured refinement on calibration "
+          "data, docs/measured.md) at least as good as the best heuristic at the same budget (excluding `all`, which "
+          "stores fewer parameters, and `none`, the per-layer low-rank reference; the random heuristic counts "
+          "through its mean over seeds when several were run); ✗ = worse. Every metric of every row, and each "
+          "colouring's per-role layer pattern, is in results.csv / results.json.")
+
+
+def recovery_time_line(cell: dict, names: list, ratios: list) -> str:
+    return ("Recovery time per colouring (s, recovery steps plus the calibration/held-out losses before and after; "
+            "the metric passes not included): " + "; ".join(
+                f"{int(100 * ratio)} % → " + ", ".join(
+                    f"{n} {cell[(n, ratio)]['recover_s']:.1f}" for n in names
+                    if (n, ratio) in cell and cell[(n, ratio)].get("recover_s") is not None
+                    and n != RANDOM_MEAN) for ratio in ratios))
 
 
 def plot(summary: dict, key: str, path: Path) -> None:
@@ -340,7 +411,8 @@ def plot(summary: dict, key: str, path: Path) -> None:
                 if str(name).startswith("random-"):
                     continue                           # shown through their mean
                 pts = sorted((r["ratio"], r[k]) for r in rows if r["colouring"] == name)
-                style = dict(lw=2.5, color="black", marker="o") if name == "solved" else \
+                style = dict(lw=2.5, color="crimson", marker="o") if name == "measured" else \
+                    dict(lw=2.5, color="black", marker="o") if name == "solved" else \
                     dict(lw=1.5, ls="--", marker="s") if name == "none" else dict(lw=1, marker=".", alpha=0.8)
                 ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], label=name, **style)
             ax.axhline(summary["original"][key], color="grey", lw=0.8, ls=":")

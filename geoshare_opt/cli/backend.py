@@ -259,9 +259,18 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--recover-rank", "recover_rank", type=int, default=None, help="lora: rank per member (default 8).")
 @click.option("--recover-batch-size", "recover_batch", type=int, default=None,
               help="Cut calibration batches into pieces of this many examples for recovery.")
+@click.option("--refine/--no-refine", default=True, show_default=True,
+              help="Recommend the colouring found by the measured refinement (scored by the spec's loss on "
+                   "calibration data, started from the solved colouring and every heuristic; docs/measured.md) "
+                   "and save it; --no-refine recommends the solved colouring.")
+@click.option("--refine-passes", "refine_passes", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Forward passes the refinement may spend after measuring its starts (default 400).")
+@click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
+              help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
 def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force, sidecar,
-                 recover_steps, recover_lr, recover_method, recover_rank, recover_batch, quiet, spec_options):
+                 recover_steps, recover_lr, recover_method, recover_rank, recover_batch, refine, refine_passes,
+                 refine_time_limit, quiet, spec_options):
     """analyze -> solve -> apply -> evaluate on SPEC, against every heuristic colouring at the same budget.
 
     \b
@@ -285,6 +294,7 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
         out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
                        samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
                        recover_options=options or None, spec_options=parse_spec_options(spec_options),
+                       refine=refine, refine_options=refine_cli_options(refine_passes, refine_time_limit),
                        sidecar=sidecar, progress=progress)
     except KeyboardInterrupt:
         progress.close()
@@ -294,10 +304,15 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     finally:
         progress.close()
     emit(json.dumps(out, indent=1, allow_nan=False))
-    if not quiet:
-        err(pipeline_table(out))
+    if not quiet:                               # the recommendation's verdict is the last line
         if outdir:
             err(f"saved to {outdir} (report: {Path(outdir) / REPORT})")
+        err(pipeline_table(out))
+
+
+def refine_cli_options(passes: int | None, time_limit: float | None) -> dict | None:
+    opts = {k: v for k, v in (("max_passes", passes), ("time_limit", time_limit)) if v is not None}
+    return opts or None
 
 
 def _partial_report(path: Path) -> bool:
@@ -331,9 +346,18 @@ def pipeline_table(out: dict) -> str:
     t = out["times_s"]
     lines = [format_table(rows, cols),
              "time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items())]
+    rec = out.get("recommended") or {}
     for label, b in (("", out.get("best_heuristic")), (" after recovery", out.get("best_heuristic_recovered"))):
-        if b:
+        if b and rec.get("colouring") != "solved":      # the recommendation's verdict comes last
             verdict = "at least as good as" if b["solved_at_least_as_good"] else "WORSE than"
-            lines.append(f"solved colouring is {verdict} the best heuristic at this budget{label} ({b['colouring']}: "
-                         f"{b['metric']} {b['value']:.4g} vs solved {b['solved']:.4g})")
+            lines.append(f"solved colouring (surrogate only) is {verdict} the best heuristic at this budget{label} "
+                         f"({b['colouring']}: {b['metric']} {b['value']:.4g} vs solved {b['solved']:.4g})")
+    for label, key in (("", "before"), (" after recovery", "after_recovery")):
+        b = rec.get(key)
+        if b:
+            verdict = ("WORSE than" if not b["at_least_as_good"] else
+                       "level with" if b["value"] == b["best_value"] else "ahead of")
+            lines.append(f"recommended colouring ({rec['colouring']}) is {verdict} the best heuristic at this budget"
+                         f"{label} on held-out data ({b['best_heuristic']}: {b['metric']} {b['best_value']:.4g} vs "
+                         f"{rec['colouring']} {b['value']:.4g})")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..instance import Instance
 from ..options import check_ratio
 from ..provenance import versions
-from .basis import choose_side, max_rank, rank_for_ratio, swap_class
+from .basis import choose_side, class_rank, swap_class
 from .common import as_result, check_model, classes_of, fingerprint
 from .report import compare, parameter_report
 from .tie import tie_classes
@@ -89,15 +89,7 @@ def apply(model, instance: Instance, result: Any, mode: str = "tie", curvature: 
         for members in classes:
             d_out, d_in = params[members[0]].shape
             s = choose_side(side, d_out, d_in)
-            n = len(members)
-            if rank == "full":
-                r = max_rank(s, n, d_out, d_in)
-            elif rank is not None:
-                if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-                    raise InputError(f"rank must be a positive integer or 'full', got {rank!r}")
-                r = min(rank, max_rank(s, n, d_out, d_in))
-            else:
-                r = rank_for_ratio(s, n, d_out, d_in, target)
+            r = class_rank(rank, target, s, len(members), d_out, d_in)
             covs = [curvature[f"in_cov/{m}"] for m in members]
             for m, c in zip(members, covs):
                 if tuple(c.shape) != (d_in, d_in):

@@ -88,6 +88,18 @@ def rank_for_ratio(side: str, n: int, d_out: int, d_in: int, ratio: float) -> in
     return max(1, min(r, max_rank(side, n, d_out, d_in)))
 
 
+def class_rank(rank: int | str | None, ratio: float | None, side: str, n: int, d_out: int, d_in: int) -> int:
+    """The rank of a class of ``n`` members: ``rank`` (an int, capped at the full rank, or ``"full"``), else Basis
+    Sharing's rank for compression ``ratio``."""
+    if rank == "full":
+        return max_rank(side, n, d_out, d_in)
+    if rank is not None:
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise InputError(f"rank must be a positive integer or 'full', got {rank!r}")
+        return min(rank, max_rank(side, n, d_out, d_in))
+    return rank_for_ratio(side, n, d_out, d_in, ratio)
+
+
 def _cholesky(G: torch.Tensor) -> torch.Tensor:
     """Lower Cholesky factor of a covariance, with the smallest damping that makes it positive definite."""
     G = 0.5 * (G + G.T)

@@ -102,6 +102,19 @@ def split_batches(batches, size: int | None) -> list:
     return out
 
 
+def interleaved_pieces(batches, per_batch: int) -> list:
+    """Every batch cut into ``per_batch`` pieces of nearly equal size (fewer for a batch with fewer examples), listed
+    round robin over the batches (first piece of every batch, then the second, ...): any run of consecutive pieces
+    mixes the batches evenly, whatever kinds of examples each batch holds."""
+    cut = []
+    for batch in batches:
+        n = _batch_length(batch)
+        k = 1 if n is None else max(1, min(per_batch, n))
+        bounds = [round(i * n / k) for i in range(k + 1)] if n is not None else [None, None]
+        cut.append([batch] if k == 1 else [_slice(batch, bounds[i], bounds[i + 1], n) for i in range(k)])
+    return [pieces[i] for i in range(max(map(len, cut), default=0)) for pieces in cut if i < len(pieces)]
+
+
 def _objective_fn(spec, objective: str) -> Callable:
     """``(model, batch, teacher_outputs) -> scalar loss`` for the chosen objective."""
     if objective == "task":

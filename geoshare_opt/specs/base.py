@@ -4,10 +4,19 @@ A user spec is ``make()`` returning either a ``ModelSpec`` or a plain dict with 
 ``model`` (``torch.nn.Module``), ``batches`` (an iterable of batches, or a callable returning one),
 ``loss`` (``(model, batch) -> scalar tensor``) and optionally ``metrics`` (``model -> dict[str, float]``; higher is
 better unless the name ends in ``loss``, ``perplexity``, ``ppl``, ``error`` or ``mse``) and ``heldout`` (batches not
-used for calibration, same forms as ``batches``). Two optional keys let the front end compute Gauss-Newton /
-Fisher curvature that stays informative at a stationary point (where squared gradients vanish, e.g. a distillation
-loss at the original weights): ``outputs`` (``(model, batch) -> tensor``, the network's output) and ``output_loss``
-(``(outputs, batch) -> scalar``) with ``loss(model, batch) == output_loss(outputs(model, batch), batch)``.
+used for calibration, same forms as ``batches``).
+
+``loss`` must be what ``metrics`` reward (a smooth stand-in for them on calibration data: cross-entropy for accuracy
+or perplexity, cosine distillation for embedding cosine): the measured class costs and the measured refinement
+(``geoshare_opt.measured``) choose the recommended colouring by it, and a loss the metrics do not reward leads them
+astray (docs/measured.md: MiniLM with a hidden-state MSE loss).
+
+Two optional keys let the front end compute Gauss-Newton / Fisher curvature that stays informative at a stationary
+point (where squared gradients vanish, e.g. a distillation loss at the original weights): ``outputs`` (``(model,
+batch) -> tensor``, the network's output) and ``output_loss`` (``(outputs, batch) -> scalar``), the output-space loss
+whose curvature weights the tie merge and the pair weights. Usually ``loss(model, batch) == output_loss(outputs(model,
+batch), batch)``; a spec may choose another output-space metric for the curvature where the merge measures better
+with it (the prose encoders: MSE of hidden states, see ``prose_distill``).
 ``distill_loss`` (optional, ``(student_outputs, teacher_outputs, batch) -> scalar``, needs ``outputs``) is the loss
 recovery after sharing minimises to match the original network (e.g. KL between next-token distributions); recovery
 falls back to the MSE between outputs when it is absent.

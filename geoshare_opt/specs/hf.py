@@ -105,7 +105,7 @@ def default_sizes(n_params: int) -> dict[str, int]:
 
 def make_from_directory(path, n_calib: int | None = None, seq_len: int = 128, batch_size: int | None = None,
                         n_heldout: int | None = None, heldout_seqs: int | None = None, seed: int = 0,
-                        device=None) -> ModelSpec:
+                        device=None, calib_texts: int | None = None) -> ModelSpec:
     """``local_files_only``: the directory is the model, the hub is never contacted. Sizes left at None come from
     ``default_sizes`` (recorded in ``spec.meta["sizes"]``)."""
     path = Path(path)
@@ -118,4 +118,5 @@ def make_from_directory(path, n_calib: int | None = None, seq_len: int = 128, ba
     meta = {"model": str(path.resolve()), "library": f"transformers {_require_transformers().__version__}",
             "architecture": type(model).__name__, "attention": "eager", "sizes": sizes}
     return build_distill_spec(path.name, model.eval(), forward, hf_codec(tokenizer), seq_len=seq_len, seed=seed,
-                              device=device, max_len=max_tokens(model, tokenizer), meta=meta, **sizes)
+                              device=device, max_len=max_tokens(model, tokenizer), meta=meta,
+                              calib_texts=calib_texts, **sizes)

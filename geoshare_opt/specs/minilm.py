@@ -40,10 +40,10 @@ def _sha256(path) -> str:
 
 
 def make(n_calib: int = 256, seq_len: int = 128, batch_size: int = 32, n_heldout: int = 256, heldout_seqs: int = 64,
-         seed: int = 0, device=None) -> ModelSpec:
-    """all-MiniLM-L6-v2 with ``n_calib`` calibration windows of ``seq_len`` tokens in batches of ``batch_size``;
-    metrics on ``n_heldout`` held-out paragraphs (retrieval, embedding fidelity) and ``heldout_seqs`` packed windows
-    (held-out loss)."""
+         seed: int = 0, device=None, calib_texts: int | None = None) -> ModelSpec:
+    """all-MiniLM-L6-v2 with ``n_calib`` calibration windows of ``seq_len`` tokens in batches of ``batch_size`` and
+    ``calib_texts`` short calibration texts (default ``min(256, 2 * n_calib)``); metrics on ``n_heldout`` held-out
+    paragraphs (retrieval, embedding fidelity) and ``heldout_seqs`` packed windows (held-out loss)."""
     path = model_dir()
     check_options(n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, n_special=2,
                   max_len=BertConfig.from_json(path / "config.json").max_position_embeddings)  # fail before loading
@@ -54,4 +54,4 @@ def make(n_calib: int = 256, seq_len: int = 128, batch_size: int = 32, n_heldout
     return build_distill_spec("minilm", model, forward, bert_codec(load_tokenizer(path)), n_calib=n_calib,
                               seq_len=seq_len, batch_size=batch_size, n_heldout=n_heldout, heldout_seqs=heldout_seqs,
                               seed=seed, device=device, max_len=model.config.max_position_embeddings, meta=meta,
-                              fast_forward=fast_forward)
+                              fast_forward=fast_forward, calib_texts=calib_texts)

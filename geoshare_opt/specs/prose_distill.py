@@ -2,22 +2,31 @@
 
 Calibration data: calibration-split paragraphs, shuffled by ``seed``, tokenised and packed end to end into full
 windows of ``seq_len`` tokens (special tokens included), so every calibration token is real text and no compute goes
-to padding. Each batch is ``{"input_ids", "attention_mask", "teacher"}`` where ``teacher`` holds the original model's
-last hidden states for that batch, computed once in ``make`` so the loss needs no second model.
+to padding; and, interleaved with them, short texts (halves of calibration paragraphs, padded, grouped by length),
+the form the embedding metrics score: on windows alone the loss ranked near colourings against the held-out
+embedding cosine (docs/measured.md). Each batch is ``{"input_ids", "attention_mask", "teacher"}`` where ``teacher``
+holds the original model's last hidden states for that batch, computed once in ``make`` so the loss needs no second
+model.
 
-Loss (the choice, and why): the mean squared error between the model's last hidden states and the teacher's, over
-real tokens and hidden units. Token-level states carry far more information than the pooled sentence embedding (the
-embedding is their mean, so this loss bounds its damage), and it needs no vocabulary-sized head. At the original
-weights the loss and its gradient are exactly zero (a stationary point), so first-order criteria see nothing: the
-spec therefore also gives ``outputs`` (the hidden states) and ``output_loss`` (the MSE), whose Hessian in the outputs
-is the constant ``2/(tokens*hidden)`` on real tokens -- the front end's Gauss-Newton curvature ``Jᵀ (∂²ℓ) J``.
-Recovery after sharing (``distill_loss``) trains on a cosine objective instead, matching what the metrics measure.
+Loss (the choice, and why): what the metrics reward (the spec contract), the cosine distillation
+``embedding_distill_loss``: 1 − cosine to the teacher's hidden state per real token plus 1 − cosine of the mean-pooled
+window embeddings. The metrics compare normalised mean-pooled embeddings, which ignore scale; the mean squared error of
+raw hidden states is dominated by a few large-magnitude dimensions that the cosine ignores, and optimising it harder
+made the embedding cosine worse (docs/measured.md: over 26 colourings of MiniLM at 50 % the calibration cosine loss
+ranks the held-out embedding cosine with Spearman −0.95). Recovery (``distill_loss``) trains on the same function.
+
+Curvature (``outputs``/``output_loss``): the masked MSE of the last hidden states, whose Hessian in the outputs is the
+constant ``2/(tokens*hidden)`` on real tokens, so the front end's Gauss-Newton curvature is ``diag(JᵀJ)``: how much
+each weight moves the hidden states. It weights the tie merge and the pair weights. The Gauss-Newton curvature of the
+cosine loss was measured as a merge weight too and made every merge worse (MiniLM, 50 %: sandwich 0.53 → 0.38
+embedding cosine; docs/measured.md), so ``output_loss`` is the curvature metric and ``loss`` the objective; both are
+zero, with a zero gradient, at the original weights.
 
 Metrics on held-out prose, computed on a copy in one forward pass over cached inputs:
 ``embedding_cosine`` (mean cosine between the model's and the original's sentence embeddings of held-out
 half-paragraphs; 1.0 = perfect fidelity), ``retrieval_top1`` / ``retrieval_mrr`` (each paragraph's first half must
 retrieve its own second half among all held-out second halves, by cosine of the model's own embeddings) and
-``heldout_loss`` (the distillation loss on packed held-out windows; lower is better).
+``heldout_loss`` (the spec's loss on packed held-out windows; lower is better).
 """
 from __future__ import annotations
 
@@ -118,16 +127,17 @@ def on_device_of(net: torch.nn.Module, batches: list):
         yield batch if param is None else move_batch(batch, param.device)
 
 
-def distill_loss(hidden: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Masked mean squared error to the teacher's hidden states, per real token and hidden unit."""
+def hidden_mse(hidden: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Masked mean squared error to the teacher's hidden states, per real token and hidden unit: the spec's
+    ``output_loss``, whose Gauss-Newton curvature weights the merge (not its objective, see the module docstring)."""
     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     diff = (hidden - batch["teacher"].to(hidden.dtype)) * mask
     return diff.pow(2).sum() / (mask.sum() * hidden.shape[-1])
 
 
 def embedding_distill_loss(student: torch.Tensor, teacher: torch.Tensor, batch: dict) -> torch.Tensor:
-    """The recovery objective (``ModelSpec.distill_loss``): 1 − cosine to the teacher per real token plus 1 − cosine
-    of the mean-pooled window embeddings. The metrics compare normalised mean-pooled embeddings, which ignore scale;
+    """The spec's loss and recovery objective (``ModelSpec.distill_loss``): 1 − cosine to the teacher per real token
+    plus 1 − cosine of the mean-pooled window embeddings. The metrics compare normalised mean-pooled embeddings, which ignore scale;
     MSE spends a short recovery on hidden-state norms instead (benchmarks/compression/recovery/objective_check.py:
     at 50 % sharing, cosine after 12 steps 0.34 with MSE vs 0.56 with this loss)."""
     mask = batch["attention_mask"].to(student.dtype)
@@ -135,6 +145,16 @@ def embedding_distill_loss(student: torch.Tensor, teacher: torch.Tensor, batch: 
     per_token = ((1 - F.cosine_similarity(student, teacher, dim=-1)) * mask).sum() / mask.sum()
     pooled = lambda h: (h * mask.unsqueeze(-1)).sum(1)
     return per_token + (1 - F.cosine_similarity(pooled(student), pooled(teacher), dim=-1)).mean()
+
+
+def distill_meta(meta: dict, **sizes) -> dict:
+    """The spec's provenance: the caller's ``meta``, the objectives, the data and its sizes."""
+    return {**meta,
+            "loss": "1 - cosine per token + 1 - cosine of mean-pooled windows, to the original model's states",
+            "curvature_loss": "masked MSE between last hidden states and the original model's (per token and unit)",
+            "recovery_loss": "the loss",
+            "data": "stdlib prose snapshot (geoshare_opt/data/stdlib_prose.txt.gz)", "data_sha256": snapshot_sha256(),
+            "split": "calib = sha256(paragraph)[:8] mod 100 < 80, heldout otherwise", **sizes}
 
 
 def split_halves(paragraph: str) -> tuple[str, str]:
@@ -151,18 +171,47 @@ def retrieval_scores(queries: torch.Tensor, docs: torch.Tensor) -> tuple[float, 
 
 
 def _prose_data(name: str, codec: TokenCodec, seq_len: int, n_calib: int, heldout_seqs: int, n_heldout: int,
-                seed: int):
-    """(calibration windows, held-out windows, the (query, document) halves of the retrieval paragraphs)."""
+                seed: int, calib_texts: int):
+    """(calibration windows, calibration texts, held-out windows, the (query, document) halves of the retrieval
+    paragraphs). The calibration texts are halves of calibration paragraphs, the form the metrics embed."""
     calib_paragraphs = load_paragraphs("calib")
     random.Random(seed).shuffle(calib_paragraphs)
     calib_ids = pack_windows(calib_paragraphs, codec, seq_len, n_calib, name)
+    long_enough = [p for p in calib_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
+    random.Random(seed + 2).shuffle(long_enough)
+    texts = [h for p in long_enough[:(calib_texts + 1) // 2] for h in split_halves(p)][:calib_texts]
     heldout_paragraphs = load_paragraphs("heldout")
     heldout_ids = pack_windows(heldout_paragraphs, codec, seq_len, heldout_seqs, f"{name} held-out")
     candidates = [p for p in heldout_paragraphs if len(p.split()) >= MIN_RETRIEVAL_WORDS]
     if len(candidates) < n_heldout:
         raise InputError(f"n_heldout {n_heldout}: only {len(candidates)} held-out paragraphs are long enough")
     retrieval = random.Random(seed + 1).sample(candidates, n_heldout)
-    return calib_ids, heldout_ids, [split_halves(p) for p in retrieval]
+    return calib_ids, texts, heldout_ids, [split_halves(p) for p in retrieval]
+
+
+@torch.no_grad()
+def _texts_with_teacher(model: torch.nn.Module, forward: Callable, texts: list[str], codec: TokenCodec, seq_len: int,
+                        device) -> list[dict]:
+    """Padded batches of short texts (grouped by length) with the original model's last hidden states."""
+    batches, _ = embedding_batches(texts, codec, seq_len, device) if texts else ([], None)
+    for batch in batches:
+        batch["teacher"] = forward(model, batch).detach()
+    return batches
+
+
+def interleave(first: list, second: list) -> list:
+    """The two lists merged in proportion (``w t t w t t`` for 2 and 4 items), so that any evenly spread subset of
+    the calibration batches holds both kinds."""
+    n = len(first) + len(second)
+    out, i, j = [], 0, 0
+    for k in range(n):
+        if j >= len(second) or (i < len(first) and i * n <= k * len(first)):
+            out.append(first[i])
+            i += 1
+        else:
+            out.append(second[j])
+            j += 1
+    return out
 
 
 @torch.no_grad()
@@ -179,16 +228,21 @@ def _with_teacher(model: torch.nn.Module, forward: Callable, ids: torch.Tensor, 
 
 def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, codec: TokenCodec, *, n_calib: int,
                        seq_len: int, batch_size: int, n_heldout: int, heldout_seqs: int, seed: int, device,
-                       max_len: int, meta: dict, fast_forward: Callable | None = None) -> ModelSpec:
+                       max_len: int, meta: dict, fast_forward: Callable | None = None,
+                       calib_texts: int | None = None) -> ModelSpec:
     """``forward(model, batch) -> last hidden states``; ``fast_forward`` (same result, e.g. fused attention) is used
-    for evaluation-only passes in ``metrics``."""
+    for evaluation-only passes in ``metrics``. The calibration batches are ``n_calib`` packed windows and
+    ``calib_texts`` short texts (default ``min(256, 2 * n_calib)``), interleaved."""
     n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed = check_options(
         n_calib, seq_len, batch_size, n_heldout, heldout_seqs, seed, n_special=codec.n_special, max_len=max_len)
+    calib_texts = min(256, 2 * n_calib) if calib_texts is None else check_positive("calib_texts", calib_texts, 0)
     fast_forward = fast_forward or forward
 
-    calib_ids, heldout_ids, halves = _prose_data(name, codec, seq_len, n_calib, heldout_seqs, n_heldout, seed)
+    calib_ids, texts, heldout_ids, halves = _prose_data(name, codec, seq_len, n_calib, heldout_seqs, n_heldout, seed,
+                                                        calib_texts)
     model.to(device).eval()
-    calib_batches = _with_teacher(model, forward, calib_ids, batch_size, device)
+    calib_batches = interleave(_with_teacher(model, forward, calib_ids, batch_size, device),
+                               _texts_with_teacher(model, forward, texts, codec, seq_len, device))
     heldout_batches = _with_teacher(model, forward, heldout_ids, batch_size, device)
     query_batches, query_order = embedding_batches([q for q, _ in halves], codec, seq_len, device)
     doc_batches, doc_order = embedding_batches([d for _, d in halves], codec, seq_len, device)
@@ -207,33 +261,28 @@ def build_distill_spec(name: str, model: torch.nn.Module, forward: Callable, cod
         return forward(net, batch)
 
     def loss(net, batch):
-        return distill_loss(forward(net, batch), batch)
+        # without gradients (measuring colourings) the fused attention kernel gives the same states faster
+        hidden = forward(net, batch) if torch.is_grad_enabled() else fast_forward(net, batch)
+        return embedding_distill_loss(hidden, batch["teacher"], batch)
 
     @torch.no_grad()
     def metrics(net) -> dict[str, float]:
         with eval_mode(net):
             q, d = embed(net, query_batches, query_order), embed(net, doc_batches, doc_order)
-            tokens = total = 0.0
+            windows = total = 0.0
             for b in on_device_of(net, heldout_batches):
-                n = float(b["attention_mask"].sum())
-                total += float(distill_loss(fast_forward(net, b).float(), b)) * n
-                tokens += n
+                n = float(b["attention_mask"].shape[0])
+                total += float(embedding_distill_loss(fast_forward(net, b).float(), b["teacher"], b)) * n
+                windows += n
         top1, mrr = retrieval_scores(q, d)
         cosine = 0.5 * float((q * teacher_q.to(q.device)).sum(-1).mean() + (d * teacher_d.to(d.device)).sum(-1).mean())
         return {"embedding_cosine": cosine, "retrieval_top1": top1, "retrieval_mrr": mrr,
-                "heldout_loss": total / tokens}
+                "heldout_loss": total / windows}
 
-    meta = dict(meta)
-    meta.update({
-        "loss": "masked MSE between last hidden states and the original model's (per token and hidden unit)",
-        "recovery_loss": "1 - cosine per token + 1 - cosine of mean-pooled windows, to the original model's states",
-        "data": "stdlib prose snapshot (geoshare_opt/data/stdlib_prose.txt.gz)",
-        "data_sha256": snapshot_sha256(),
-        "split": "calib = sha256(paragraph)[:8] mod 100 < 80, heldout otherwise",
-        "seed": seed, "seq_len": seq_len, "n_calib": n_calib, "batch_size": batch_size,
-        "calib_tokens": int(calib_ids.numel()), "heldout_seqs": heldout_seqs, "n_heldout": n_heldout,
-        "original_retrieval_top1": teacher_top1, "original_retrieval_mrr": teacher_mrr,
-    })
+    meta = distill_meta(meta, seed=seed, seq_len=seq_len, n_calib=n_calib, calib_texts=len(texts),
+                        batch_size=batch_size, calib_tokens=int(calib_ids.numel()), heldout_seqs=heldout_seqs,
+                        n_heldout=n_heldout,
+                        original_retrieval_top1=teacher_top1, original_retrieval_mrr=teacher_mrr)
     return ModelSpec(name=name, model=model, batches=lambda: iter(calib_batches), loss=loss, metrics=metrics,
-                     heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=distill_loss,
+                     heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=hidden_mse,
                      distill_loss=embedding_distill_loss)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..instance import Instance
-from ..options import SolveOptions
+from ..options import SolveOptions, check_threads
 from .base import Backend, Outcome, SolveContext
 from .budget import BuildClock, BuildTimeout, refusal
 from .curves import INF, Model, ModelAnswer
@@ -42,8 +42,14 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         if time_limit is not None:
             settings["time_limit"] = max(float(time_limit), 1e-3)
         settings.update(native)  # native options are applied last
+        if "threads" in native:   # HiGHS aborts the whole process on absurd counts (10**6)
+            check_threads(native["threads"], "native option threads")
         for key, value in settings.items():
-            if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
+            try:
+                status = h.setOptionValue(key, value)
+            except (TypeError, ValueError, OverflowError):   # a value of no type HiGHS takes (a list, an object)
+                status = highspy.HighsStatus.kError
+            if status == highspy.HighsStatus.kError:
                 raise InputError(f"highs: cannot set option {key!r} to {value!r}")
 
     configure(new_highs(), None)  # bad native options fail now, even if no sub-solve ever runs

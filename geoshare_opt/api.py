@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .deferred_stop import ImportsFinishFirst
 from .checker import canonical, check_result, evaluate, labels_from_assignment  # noqa: F401 (check_result: public here too)
 from .errors import InputError, ResultError
 from .instance import Instance
@@ -70,7 +71,8 @@ def run_backend(inst: Instance, backend_cls, options: SolveOptions, *, log=None,
         if not inst.nodes:    # nothing to colour: the empty assignment is optimal, whatever the backend
             outcome = Outcome(Termination.OPTIMAL, np.zeros(0, dtype=np.int64), 0.0, "the instance has no nodes")
         else:
-            outcome = backend_cls().run(inst, options, ctx)
+            with ImportsFinishFirst():      # a first run imports and compiles: a Ctrl-C there waits for it
+                outcome = backend_cls().run(inst, options, ctx)
     except KeyboardInterrupt:
         outcome = Outcome(Termination.INTERRUPTED, None, None, "interrupted by the user")
     except InputError:

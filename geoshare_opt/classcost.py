@@ -209,12 +209,10 @@ def load_class_cost(instance: Instance, instance_path: str | os.PathLike | None 
 
 
 def has_sidecar(instance: Instance) -> bool:
-    """Whether the instance's meta names a curvature sidecar (it may still be missing or lack weights)."""
-    try:
-        sidecar_ref(instance)
-    except InputError:
-        return False
-    return True
+    """Whether the instance's meta names a curvature sidecar (it may still be missing, lack weights, or be named
+    by a path that ``sidecar_ref`` refuses: using it says which)."""
+    ref = instance.meta.get("curvature") if isinstance(instance.meta, dict) else None
+    return isinstance(ref, dict) and "file" in ref
 
 
 def annotate_true_cost(result, class_cost: ClassCost):

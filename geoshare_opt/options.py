@@ -13,6 +13,17 @@ from .errors import InputError
 MAX_SEED = 2**31 - 1
 #: a time limit of this many seconds (about 32 years) or more, or ``inf``, means no limit
 NO_LIMIT_FROM = 1e9
+#: the most worker threads a run may ask for (solvers and torch alike): far beyond any machine's cores, and below
+#: what makes HiGHS abort the process or a 64-bit thread count overflow
+MAX_THREADS = 1024
+
+
+def check_threads(threads: Any, what: str = "threads", error: type[InputError] = InputError) -> int:
+    """``threads`` when it is an integer in 1 .. MAX_THREADS, else ``error``."""
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS:
+        shown = threads if not isinstance(threads, int) or abs(threads) < 10**30 else "a huge number"
+        raise error(f"{what} must be an integer from 1 to {MAX_THREADS}, got {shown}")
+    return int(threads)
 
 
 def time_limit_or_none(value: Any, what: str = "time limit") -> float | None:
@@ -58,8 +69,7 @@ class SolveOptions:
         # frozen: normalised values are set through object.__setattr__
         object.__setattr__(self, "time_limit", time_limit_or_none(self.time_limit))
         object.__setattr__(self, "seed", check_seed(self.seed))
-        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
-            raise InputError(f"threads must be a positive integer, got {self.threads!r}")
+        object.__setattr__(self, "threads", check_threads(self.threads))
         if not isinstance(self.native, Mapping):
             raise InputError("native options must be a mapping of option name -> value")
         for key, value in self.native.items():   # the result echoes them as JSON, which has no inf/nan

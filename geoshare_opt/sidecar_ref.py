@@ -27,6 +27,11 @@ def sidecar_ref(instance: Instance) -> dict:
     if not isinstance(ref, dict) or not isinstance(ref.get("file"), str) or not isinstance(ref.get("sha256"), str):
         raise InputError(f"instance {instance.name!r} names no curvature sidecar (meta.curvature.file/sha256); "
                          "write one with `geoshare-opt analyze -o`")
+    name = ref["file"]
+    if not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name):
+        # analyze writes the sidecar beside its instance: a path would let an instance read files elsewhere
+        raise InputError(f"instance {instance.name!r}: curvature sidecar {name[:200]!r} is not a plain file name "
+                         "beside the instance")
     return ref
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -235,12 +236,22 @@ def test_ctrl_c_keeps_the_incumbent(tmp_path):
     edges = [(f"n{i}", f"n{j}", float(rng.normal())) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.1]
     p = tmp_path / "big.json"
     Instance.build([{"id": f"n{i}", "type": "t"} for i in range(n)], edges, 6).save(p)
+    # a fresh session with SIGINT at its default: a test run in the background (SIGINT ignored) still delivers it
     proc = subprocess.Popen([sys.executable, "-m", "geoshare_opt.cli", "solve", str(p), "--solver",
                              "anneal", "--time-limit", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    time.sleep(2.5)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    t0 = time.monotonic()      # the stop lands while the solve runs: after its first incumbent, whatever the load
+    while not any("incumbent" in line for line in lines) and proc.poll() is None and time.monotonic() - t0 < 120:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, errs = proc.communicate(timeout=60)
+    out = proc.stdout.read()
+    proc.wait(timeout=60)
+    reader.join(timeout=60)
+    errs = "".join(lines)
     assert "Traceback" not in errs
     if proc.returncode == 130:       # stopped before any assignment: nothing written
         assert out == ""

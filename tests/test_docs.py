@@ -46,3 +46,12 @@ def test_nothing_cites_design_notes_outside_the_repository():
 def test_readme_shows_the_layer_diagram_of_the_architecture_document():
     diagram = re.search(r"```\n(.*?)```", (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"), re.S)
     assert diagram and diagram.group(1) in README.read_text(encoding="utf-8")
+
+
+def test_the_package_and_its_metadata_state_one_version():
+    """The version lives in pyproject.toml and in provenance.py (results record it without importing packaging
+    metadata, which an uninstalled checkout lacks); the two must agree."""
+    import tomllib
+    from geoshare_opt.provenance import __version__
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert __version__ == declared, f"provenance.__version__ {__version__} != pyproject.toml {declared}"

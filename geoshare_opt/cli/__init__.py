@@ -20,8 +20,13 @@ def load():
 
 
 def main(argv=None):
-    from . import signals
-    previous = signals.install()
+    try:
+        from . import signals
+        previous = signals.install()
+    except KeyboardInterrupt:      # Python's own handler, while ours was being put in place
+        import sys
+        sys.stderr.write("interrupted: during start-up\n")
+        raise SystemExit(130) from None
     try:
         try:
             group = load()

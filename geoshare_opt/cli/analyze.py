@@ -109,7 +109,14 @@ def analyze_cmd(spec, output, estimator, mode, samples, seq_len, ratio, max_clas
     if samples is not None and samples < 1:
         raise InputError(f"--samples must be >= 1, got {samples}")
     if output is not None:
-        from .common import refuse_overwriting_inputs
+        from ..atomic import output_target
+        from .common import check_writable, refuse_overwriting_inputs
+        target, is_stream = output_target(output)
+        if is_stream:
+            raise InputError(f"-o {output}: analyze writes a file and its curvature sidecar beside it; give a file "
+                             "name (without -o the instance goes to stdout)")
+        check_writable(output)
+        output = str(target)          # through a link: the sidecar goes beside the file it names
         refuse_overwriting_inputs(output, spec_paths(spec))
         refuse_overwriting_inputs(sidecar_path(output), spec_paths(spec), "-o (its curvature sidecar)")
     distributed = launched()

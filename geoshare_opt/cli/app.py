@@ -2,6 +2,7 @@
 every command shares (stderr messages, payload output)."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -54,10 +55,27 @@ class GeoshareGroup(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(exits.INTERNAL)
         except Exception as exc:  # noqa: BLE001
+            if _output_failure(exc):
+                err(f"error: {_output_failure(exc)}")
+                sys.exit(exits.BAD_INPUT)
             if os.environ.get("GEOSHARE_DEBUG"):
                 traceback.print_exc()
             err(f"internal error: {type(exc).__name__}: {exc} (set GEOSHARE_DEBUG=1 for a traceback)")
             sys.exit(exits.INTERNAL)
+
+
+#: errors of a file system that cannot take an output: full, over quota, over the size limit, read-only
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def _output_failure(exc: BaseException) -> str:
+    """The line for an output the file system refused (every writer removes its temporary files on the way out),
+    or "" for any other exception. safetensors reports such failures as its own error with the OS message."""
+    if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+        return f"cannot write {exc.filename or 'an output file'}: {exc.strerror}"
+    if type(exc).__name__ == "SafetensorError" and "I/O error" in str(exc):
+        return f"cannot write a weights file: {str(exc).split('I/O error: ')[-1]}"
+    return ""
 
 
 @click.group(cls=GeoshareGroup, context_settings={"help_option_names": ["-h", "--help"]})

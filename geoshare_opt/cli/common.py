@@ -58,14 +58,15 @@ DEFAULT_TORCH_THREADS = 1
 
 def _set_torch_threads(ctx, param, value):
     import os
+    from ..options import MAX_THREADS, check_threads
     if value is None:
-        env = os.environ.get("GEOSHARE_THREADS")
+        env = os.environ.get("GEOSHARE_THREADS", "").strip()
         try:
-            value = int(env) if env else DEFAULT_TORCH_THREADS
+            value = check_threads(int(env) if env else DEFAULT_TORCH_THREADS, "GEOSHARE_THREADS", ValueError)
         except ValueError:
-            raise InputError(f"GEOSHARE_THREADS must be a positive integer, got {env!r}") from None
-    if value < 1:
-        raise InputError(f"--threads must be a positive integer, got {value}")
+            raise InputError(f"GEOSHARE_THREADS must be an integer from 1 to {MAX_THREADS}, got "
+                             f"{env[:40]!r}") from None
+    check_threads(value, "--threads")
     import torch
     torch.set_num_threads(value)
     return value
@@ -339,7 +340,13 @@ def check_writable(path: str | None) -> None:
     """Fail before a long run, not after it, when an output file cannot be created."""
     if not path or path == "-":
         return
-    parent = os.path.dirname(os.path.abspath(path))
+    from ..atomic import output_target
+    target, is_stream = output_target(path)
+    if is_stream:                 # /dev/stdout, a named pipe: written into, not replaced
+        if not os.access(target, os.W_OK):
+            raise InputError(f"cannot write {path}: permission denied")
+        return
+    parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
         raise InputError(f"cannot write {path}: directory {parent} does not exist")
     if os.path.isdir(path):

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
@@ -178,18 +175,11 @@ def export_cmd(instance, fmt, output):
         fmt = Path(output).suffix.lower().lstrip(".")
         if fmt not in ("lp", "mps"):
             raise InputError(f"cannot tell the format from {output!r}: give --format lp or --format mps")
+    check_writable(output)
     refuse_overwriting_inputs(output, [instance])
     inst = Instance.load(instance)
-    target = Path(output)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(f"cannot write {output}: directory {directory} does not exist")
-    # the exporter writes through the solver library; build the file aside and rename it into place
-    tmpdir = tempfile.mkdtemp(prefix=f".{target.name}.", dir=directory)
     try:
-        tmp = Path(tmpdir) / f"model.{fmt}"
-        milp.export(inst, tmp, fmt)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        milp.export(inst, output, fmt)      # written aside, then moved into place
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
     err(f"{output}: {fmt.upper()} model of {inst.name or instance} ({len(inst.nodes)} nodes, {len(inst.edges)} edges)")

@@ -13,16 +13,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
+from ..deferred_stop import FORCE_AFTER_S, RETRY_S, must_not_stop_in   # a later signal forces the stop
 from .exits import INTERRUPTED, TERMINATED
-
-#: a signal this long after the first one interrupts again (whatever is still running did not stop)
-FORCE_AFTER_S = 10.0
 
 _received: list[tuple[int, float]] = []      # (signal, time.monotonic()) in order of arrival
 _finishing = False
 _installed: list[int] = []                   # signals whose handler is ours (command line only)
+_deferred: list[int] = []                    # a first signal not raised yet (see _stop_or_defer)
 
 
 def install() -> dict:
@@ -30,6 +30,7 @@ def install() -> dict:
     Returns the previous handlers for ``restore``."""
     global _finishing
     _received.clear()
+    _deferred.clear()
     _finishing = False
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -47,16 +48,44 @@ def restore(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
     _installed.clear()
+    _deferred.clear()
 
 
 def _handle(signum, frame) -> None:
     now = time.monotonic()
+    if _deferred and signum == _deferred[0] and _received and now - _received[0][1] < FORCE_AFTER_S:
+        _stop_or_defer(signum, frame)    # our own retry (or the same signal again) while the first one waits
+        return
     _received.append((signum, now))
     if _finishing:
         return
     if len(_received) > 1 and now - _received[0][1] < FORCE_AFTER_S:
         return   # already stopping: the stop of the first signal (and its clean-up or output) completes
+    _stop_or_defer(signum, frame)
+
+
+def _stop_or_defer(signum, frame) -> None:
+    """Raise the stop, unless the main thread is inside code that cannot take it (``deferred_stop.NO_STOP_IN``: an
+    import, a numba compilation), where the command would end in an internal error instead of its one line, or not
+    stop at all. The stop then waits for that code to return (at most ``FORCE_AFTER_S``), the signal being sent
+    again every ``RETRY_S``."""
+    if _finishing:
+        _deferred.clear()
+        return
+    if must_not_stop_in(frame) and time.monotonic() - _received[0][1] < FORCE_AFTER_S:
+        if not _deferred:
+            _deferred.append(signum)
+        retry = threading.Timer(RETRY_S, _send_again, (signum,))
+        retry.daemon = True
+        retry.start()
+        return
+    _deferred.clear()
     raise KeyboardInterrupt
+
+
+def _send_again(signum) -> None:
+    if _deferred and signal.getsignal(signum) is _handle:     # not once the stop is over or the handlers restored
+        os.kill(os.getpid(), signum)
 
 
 def finishing() -> None:

@@ -148,7 +148,11 @@ def _require_matplotlib() -> None:
 
 
 def _show_point(bar, info: dict) -> None:
-    """Sweep progress: one more per-type sub-solve, and how it ended."""
+    """Sweep progress: one more per-type sub-solve, and how it ended (the second pass over unproven points, under a
+    time limit, only changes the text)."""
+    if info.get("event") == "refine":
+        bar.set_postfix_str(f"again {info['done']}/{info['total']}: {info['type']} k={info['k']}: {info['status']}")
+        return
     bar.set_postfix_str(f"{info['type']} k={info['k']}: {info['status']}", refresh=False)
     bar.update(1)
 
@@ -188,7 +192,7 @@ def plot(payload: dict, path: str) -> None:
 
     import matplotlib
 
-    from ..atomic import follow_umask
+    from ..atomic import place, temp_dir_for
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -224,14 +228,12 @@ def plot(payload: dict, path: str) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(f"{payload['instance_name']}: damage for every budget ({payload['solver']})")
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".sweep-plot.", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".sweep-plot.", suffix=suffix, dir=temp_dir_for(path))
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
-        follow_umask(tmp)
-        os.replace(tmp, path)
+        place(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..atomic import follow_umask
 from ..errors import InputError
-from .basis import SharedBasisLinear, skeleton_class
+from .basis import SharedBasisLinear, max_rank, skeleton_class
 from .common import owner
 from .corrections import add_corrections, corrections_of
 from .tie import retie
@@ -88,7 +88,9 @@ def _sha256(path: Path) -> str:
 
 
 def prepare_outdir(outdir: str | os.PathLike, force: bool) -> Path:
-    out = Path(outdir)
+    """The output directory to write (through a symbolic link: the directory it names, so that the link stays),
+    after checking that it is empty or may be replaced, and that its parent takes a new directory."""
+    out = Path(os.path.realpath(outdir)) if os.path.islink(outdir) else Path(outdir)
     if out.exists():
         if not out.is_dir():
             raise InputError(f"output path {out} exists and is not a directory")
@@ -96,6 +98,8 @@ def prepare_outdir(outdir: str | os.PathLike, force: bool) -> Path:
             raise InputError(f"output directory {out} exists and is not empty (use --force to replace it)")
     if not out.parent.exists():
         raise InputError(f"the parent directory of {out} does not exist")
+    if not os.access(out.parent, os.W_OK):    # refused now, not after the work
+        raise InputError(f"cannot write {out}: directory {out.parent} is not writable")
     return out
 
 
@@ -188,13 +192,14 @@ def read_tie_map(outdir: str | os.PathLike) -> dict:
         raise TieMapError(f"corrupt tie map: {exc}") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise TieMapError(f"{path}: not a {FORMAT} file")
-    if m.get("version") not in VERSIONS:
+    if m.get("version") not in VERSIONS or isinstance(m.get("version"), bool):   # True == 1 in Python
         raise TieMapError(f"{path}: unsupported tie map version {m.get('version')!r} (this build reads "
                           f"{', '.join(map(str, VERSIONS))})")
     if m.get("mode") not in ("tie", "basis"):
         raise TieMapError(f"{path}: unknown mode {m.get('mode')!r}")
     _check_classes(m, path)
     _check_weights_record(m.get("weights"), path)
+    _check_records(m, path)
     if "corrections" in m:
         c = m["corrections"]
         if m["version"] < 2 or not isinstance(c, dict) or c.get("method") != "lora" \
@@ -218,9 +223,43 @@ def _check_classes(m: dict, path: Path) -> None:
             if name in seen:
                 raise TieMapError(f"{path}: node {name!r} is listed in two classes (or twice in one)")
             seen.add(name)
-        if m["mode"] == "basis" and (not isinstance(c.get("rank"), int) or c.get("side") not in ("in", "out")
-                                     or not isinstance(c.get("shape"), list) or len(c["shape"]) != 2):
-            raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
+        if m["mode"] == "basis":
+            _check_basis_class(c, path)
+
+
+def _is_count(x, least: int = 1) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
+def _check_basis_class(c: dict, path: Path) -> None:
+    """A basis class: a side, a shape of two positive sizes and a rank from 1 to the class's full rank (the rank
+    sizes the factors allocated on load: a rank beyond it would only ask for memory)."""
+    shape, rank = c.get("shape"), c.get("rank")
+    if c.get("side") not in ("in", "out") or not isinstance(shape, list) or len(shape) != 2 \
+            or not all(_is_count(d) for d in shape) or not _is_count(rank):
+        raise TieMapError(f"{path}: a basis class record lacks side, rank or shape")
+    full = max_rank(c["side"], len(c["members"]), *shape)
+    if rank > full:
+        raise TieMapError(f"{path}: a basis class of {len(c['members'])} {shape} layers has rank {rank}, above its "
+                          f"full rank {full}")
+
+
+def _check_records(m: dict, path: Path) -> None:
+    """The fields that loading and recovery read besides the classes and weights have the types they need."""
+    if m.get("fingerprint") is not None and not isinstance(m["fingerprint"], str):
+        raise TieMapError(f"{path}: 'fingerprint' must be a string")
+    colouring = m.get("colouring")
+    if colouring is not None and (not isinstance(colouring, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in colouring.items())):
+        raise TieMapError(f"{path}: 'colouring' must map node names to class numbers")
+    params = m.get("parameters")
+    before = params.get("before") if isinstance(params, dict) else None
+    if params is not None and (not isinstance(params, dict) or before is not None and (
+            not isinstance(before, dict) or not all(_is_count(v, 0) for v in before.values()))):
+        raise TieMapError(f"{path}: 'parameters' must be an object whose 'before' record counts parameters")
+    recovery = m.get("recovery")
+    if recovery is not None and (not isinstance(recovery, list) or not all(isinstance(r, dict) for r in recovery)):
+        raise TieMapError(f"{path}: 'recovery' must be a list of recovery records")
 
 
 def _check_weights_record(w, path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..instance import Instance
-from ..options import SolveOptions
+from ..options import SolveOptions, check_threads
 from .base import Backend, Outcome, SolveContext
 from .budget import NO_CLOCK, BuildClock, BuildTimeout, refusal
 from .curves import INF, Model, ModelAnswer, first_appearance
@@ -193,6 +193,8 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         if time_limit is not None:
             prm.max_time_in_seconds = max(float(time_limit), 1e-3)
         for key, value in native.items():  # native options are applied last
+            if key in ("num_workers", "num_search_workers") and value != 0:   # 0: CP-SAT chooses. One OS thread
+                check_threads(value, f"native option {key}")                   # each: 10**5 swamp a machine
             try:
                 setattr(prm, key, value)
             except (AttributeError, TypeError, ValueError) as exc:

@@ -8,12 +8,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..instance import Instance
-from ..options import SolveOptions
+from ..options import SolveOptions, check_threads
 from .base import Backend, Outcome, SolveContext
 from .budget import BuildClock, BuildTimeout, refusal
 from .curves import INF, Model, ModelAnswer
 from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
+from .quiet import new_highs, run_highs, stdout_to_stderr
 
 
 class HighsBackend(Backend):
@@ -33,7 +34,6 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     """A ``SolveModel`` for HiGHS bound to the run's options (see curves.SolveModel)."""
     import highspy
     from .milp import build, cuts_until, to_highs
-    from .quiet import new_highs, stdout_to_stderr
     native = solver_native(options)
 
     def configure(h, time_limit: float | None) -> None:
@@ -42,8 +42,14 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         if time_limit is not None:
             settings["time_limit"] = max(float(time_limit), 1e-3)
         settings.update(native)  # native options are applied last
+        if "threads" in native:   # HiGHS aborts the whole process on absurd counts (10**6)
+            check_threads(native["threads"], "native option threads")
         for key, value in settings.items():
-            if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
+            try:
+                status = h.setOptionValue(key, value)
+            except (TypeError, ValueError, OverflowError):   # a value of no type HiGHS takes (a list, an object)
+                status = highspy.HighsStatus.kError
+            if status == highspy.HighsStatus.kError:
                 raise InputError(f"highs: cannot set option {key!r} to {value!r}")
 
     configure(new_highs(), None)  # bad native options fail now, even if no sub-solve ever runs
@@ -78,7 +84,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         h.HandleUserInterrupt = True  # lets cancelSolve stop a running solve
         finished = []
         with stdout_to_stderr():  # the log (verbose only) belongs on stderr
-            interrupted = run_interruptible(lambda: finished.append(h.run()), h.cancelSolve, grace=STOP_GRACE_S)
+            interrupted = run_interruptible(lambda: finished.append(run_highs(h)), h.cancelSolve, grace=STOP_GRACE_S)
         if not finished:  # HiGHS did not react in time (e.g. inside presolve): leave it to its time limit
             return ModelAnswer("unknown", None, -INF, built, True)
         status = h.getModelStatus()

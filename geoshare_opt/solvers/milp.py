@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,13 +349,27 @@ def to_highs(milp: Milp, h) -> None:
 FORMATS = ("lp", "mps")
 
 
+#: the last line of a complete model file of each format
+END_MARKERS = {"lp": b"end", "mps": b"ENDATA"}
+
+
+def _ends_with(path: Path, marker: bytes) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 64))
+        return fh.read().rstrip().endswith(marker)
+
+
 def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, *, symmetry: bool = True,
            triangles: bool = True) -> Path:
     """Write the monolithic MILP of ``instance`` as LP or MPS (``fmt`` defaults to the file extension).
 
     Names: ``x_t_i_c`` (type t in ``instance.types`` order, i the node's position among that type's nodes in
     instance order, c the slot), ``y_t_e`` (t's e-th soft edge), ``z_t_c``, ``s_t_c``. The file is written to a
-    temporary name and renamed, so a failure never leaves half a file; stdout stays clean."""
+    temporary name and renamed (``atomic.place``: through a link, into a stream), so a failure never leaves half a
+    file; stdout stays clean."""
+    import tempfile
+    from ..atomic import place, temp_dir_for
     from .quiet import new_highs, stdout_to_stderr
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
@@ -365,15 +380,17 @@ def export(instance: Instance, path: str | os.PathLike, fmt: str | None = None, 
     milp = build(instance_model(instance, symmetry, triangles), normalise=False)
     h = new_highs()
     to_highs(milp, h)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.{fmt}")  # HiGHS picks the writer from the extension
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=temp_dir_for(path)))
+    tmp = tmpdir / f"model.{fmt}"      # HiGHS picks the writer from the extension
     try:
         with stdout_to_stderr():
             status = h.writeModel(str(tmp))
         import highspy
         if status == highspy.HighsStatus.kError or not tmp.exists():
             raise InputError(f"export: HiGHS could not write {path}")
-        os.replace(tmp, path)
+        if not _ends_with(tmp, END_MARKERS[fmt]):    # HiGHS reports no error when the disk fills up
+            raise InputError(f"export: cannot write {path}: the model file came out incomplete (disk full?)")
+        place(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        shutil.rmtree(tmpdir, ignore_errors=True)
     return path

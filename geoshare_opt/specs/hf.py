@@ -71,16 +71,22 @@ def load_directory(path: Path):
     transformers = _require_transformers()
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
+    what = "its tokenizer (text models only: the calibration data is text)"
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        what = "the model"
         model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True,
                                                        attn_implementation="eager")
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise InputError(f"{path}: cannot load with transformers: {type(exc).__name__}: {first_line}") from None
+        raise InputError(f"{path}: cannot load {what} with transformers: {type(exc).__name__}: "
+                         f"{first_line}") from None
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
+    if getattr(model.config, "is_encoder_decoder", False):   # its forward needs decoder inputs too
+        raise InputError(f"{path}: {type(model).__name__} is an encoder-decoder model; Hugging Face directories "
+                         "are supported for encoders (BERT, MPNet, ...) and decoders (GPT-2, LLaMA, ...)")
     return tokenizer, model
 
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .interrupts import ImportsFinishFirst
+from .deferred_stop import ImportsFinishFirst
 from .checker import canonical, check_result, evaluate, labels_from_assignment  # noqa: F401 (check_result: public here too)
 from .errors import InputError, ResultError
 from .instance import Instance

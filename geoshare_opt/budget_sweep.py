@@ -205,11 +205,12 @@ def sweep(instance: Instance | Mapping | str, solver: str = "cpsat", *, time_lim
           progress: Callable[[dict], None] | None = None, cluster: Cluster | None = None) -> SweepResult:
     """The optimal damage of ``instance`` for every budget (see the module docstring).
 
-    ``solver``: an exact backend (``cpsat``, ``highs``, ``pulp``: proven points) or any registered backend (points
-    unproven unless it proves them). ``time_limit`` bounds the whole sweep, ``time_limit_per_solve`` each sub-solve;
+    ``solver``: an exact backend (``colgen``, ``cpsat``, ``highs``, ``pulp``: proven points) or any registered
+    backend (points unproven unless it proves them). ``time_limit`` bounds the whole sweep, ``time_limit_per_solve`` each sub-solve;
     points left unsolved keep the greedy / merged value and the best bound known, and their rows say they are not
     proven. ``class_cost``: a ``classcost.ClassCost`` to add each row's true class cost. ``progress`` receives
-    ``{"event": "point", "type", "k", "done", "total", "status"}`` after every sub-solve. Ctrl-C stops the sweep and
+    ``{"event": "point", "type", "k", "done", "total", "status"}`` after every point of the first pass (and
+    ``"event": "refine"`` in the second pass over unproven points under a time limit). Ctrl-C stops the sweep and
     returns what is known (``interrupted`` true). ``cluster`` (``fanout.Cluster``): every point's sub-solve is a Dask
     task that waits for its neighbour's (the warm start), so the types' curves fill side by side and give the serial
     sweep's answers; with ``time_limit`` each type shares the time left among its own points (see
@@ -259,7 +260,10 @@ def _bounded_curves(parts: Sequence[Part]) -> tuple[list[Curve], list]:
 def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, deadline: float | None,
                  time_limit_per_solve: float | None, progress) -> tuple[list[dict[int, float]], bool]:
     """Every point of every curve, large k first, from its best hint; a point not settled by its hint is solved
-    with an equal share of the time left. Returns the sub-solve time per point and whether Ctrl-C stopped it."""
+    with an equal share of the time left. Under a time limit, the time the first pass leaves (easy points finish
+    well within their share) then goes to the points still unproven, in equal shares again: the hard points are
+    not all at the end of the order, so the first pass alone starves the early ones. Returns the sub-solve time per
+    point and whether Ctrl-C stopped it."""
     times: list[dict[int, float]] = [{} for _ in curves]
     total_points = sum(cv.part.cap for cv in curves)
     pending = [(t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)]
@@ -268,19 +272,40 @@ def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, dea
         hint = _offer_hint(cv, forests[t], k)
         interrupted, status = False, "settled"
         if not cv.exact(k):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if left is not None and left <= 0:
-                status = "skipped (time limit)"
-            else:
-                unsettled = sum(1 for tt, kk in pending[pos:] if not curves[tt].exact(kk))
-                limit = _min_limit(time_limit_per_solve, None if left is None else left / max(unsettled, 1))
-                status, interrupted, times[t][k] = _solve_point(cv, k, solve_model, flags, limit, hint)
+            unsettled = sum(1 for tt, kk in pending[pos:] if not curves[tt].exact(kk))
+            status, interrupted = _solve_in_share(cv, k, hint, unsettled, solve_model, flags, deadline,
+                                                  time_limit_per_solve, times[t])
         if progress is not None:
             progress({"event": "point", "type": cv.part.type, "k": k, "done": pos + 1, "total": total_points,
                       "status": status})
         if interrupted:
             return times, True
+    if deadline is None:
+        return times, False
+    again = [(t, k) for t, k in pending if not curves[t].exact(k) and time_limit_per_solve is None]
+    for pos, (t, k) in enumerate(again):
+        cv = curves[t]
+        status, interrupted = _solve_in_share(cv, k, _best_hint(cv, k, forests[t]), len(again) - pos, solve_model,
+                                              flags, deadline, None, times[t])
+        if progress is not None:
+            progress({"event": "refine", "type": cv.part.type, "k": k, "done": pos + 1, "total": len(again),
+                      "status": status})
+        if interrupted:
+            return times, True
     return times, False
+
+
+def _solve_in_share(cv: Curve, k: int, hint, unsettled: int, solve_model, flags: dict, deadline: float | None,
+                    time_limit_per_solve: float | None, times: dict[int, float]) -> tuple[str, bool]:
+    """Point ``k`` solved with ``1 / unsettled`` of the time left (at most ``time_limit_per_solve``), its seconds
+    added to ``times``; (status, whether Ctrl-C stopped it)."""
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if left is not None and left <= 0:
+        return "skipped (time limit)", False
+    limit = _min_limit(time_limit_per_solve, None if left is None else left / max(unsettled, 1))
+    status, interrupted, seconds = _solve_point(cv, k, solve_model, flags, limit, hint)
+    times[k] = times.get(k, 0.0) + seconds
+    return status, interrupted
 
 
 def _offer_hint(cv: Curve, forest, k: int) -> np.ndarray | None:

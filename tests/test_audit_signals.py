@@ -22,8 +22,10 @@ while time.monotonic() - t0 < 0.3:
 DONE = True
 """
 
+# the probes start as a program in a terminal does: a test run in the background inherits SIGINT ignored
 PROBE = """
-import importlib.util, sys, time, types
+import importlib.util, signal, sys, time, types
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from geoshare_opt.cli import signals
 signals.install()
 path = sys.argv[1]
@@ -77,7 +79,8 @@ def test_a_stop_while_the_handlers_are_installed_is_one_line(monkeypatch, capsys
 
 
 API_PROBE = """
-import importlib, sys
+import importlib, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 from geoshare_opt import Instance, solve
 from geoshare_opt.solvers import Registry

@@ -76,8 +76,20 @@ def test_pricing_kernels_find_the_least_reduced_cost():
         # a threshold only cuts the search: the bound it returns stays valid
         _, _, least3, _, _ = _kernels.branch_and_bound_best(Q, d, conf, 2, 0.0, 0)
         assert least3 <= best + 1e-12 and (best >= 0 or least3 == pytest.approx(best, abs=1e-9))
-        vals4, _ = _kernels.local_search_best(Q, d, conf, np.arange(m), 3, np.inf)
+        # without the pair bound, and stopped at `keep` classes below the threshold: still a valid bound
+        vals5, _, least5, _, _ = _kernels.branch_and_bound_best(Q, d, conf, 4, np.inf, 0, False)
+        assert least5 == pytest.approx(best, abs=1e-9) and np.allclose(vals5, vals2)
+        vals6, _, least6, complete6, _ = _kernels.branch_and_bound_best(Q, d, conf, 2, 0.0, 0, True, True)
+        assert least6 <= best + 1e-12 and (vals6[1] < 0 or complete6)
+        starts = np.vstack([np.eye(m, dtype=np.uint8), np.ones((1, m), dtype=np.uint8)])
+        pins = np.concatenate([np.arange(m), [-1]])
+        vals4, sets4, _ = _kernels.local_search_best(Q, d, conf, starts, pins, 3, np.inf, 10 ** 9)
         assert vals4[0] >= best - 1e-9
+        for v, row in zip(vals4, sets4):    # every class it returns is conflict-free and priced right
+            if np.isfinite(v):
+                S = np.flatnonzero(row)
+                assert not conf[np.ix_(S, S)].any()
+                assert v == pytest.approx(d[S].sum() + np.triu(Q[np.ix_(S, S)], 1).sum(), abs=1e-9)
 
 
 # ---------------------------------------------------------------------- one type, every k
@@ -218,3 +230,33 @@ def test_sweep_proves_every_point_of_a_real_instance():
         ref = brute_curve(blk.W, blk.hard)
         got = [p["objective"] for p in curve["points"]]
         assert got == pytest.approx(ref, rel=1e-9, abs=1e-15)
+
+
+def test_sweep_gives_the_time_left_to_the_points_still_unproven():
+    """Under a time limit the first pass hands each point an equal share; what the easy points leave goes to a
+    second pass over the unproven ones (a fake solver that only proves a point on its second call)."""
+    from geoshare_opt.budget_sweep import _bounded_curves, _fill_curves
+    from geoshare_opt.options import SolveOptions
+    from geoshare_opt.solvers.base import SolveContext
+    from geoshare_opt.solvers.colgen import model_solver
+    from geoshare_opt.solvers.curves import ModelAnswer, parts_of
+
+    inst = _first_layers(Instance.load(REAL), 6)
+    options = SolveOptions()
+    real = model_solver(options, SolveContext(inst, options))
+    calls: dict = {}
+
+    def first_call_times_out(model, time_limit, hint):
+        key = (model.parts[0].type, model.max_classes)
+        calls[key] = calls.get(key, 0) + 1
+        if calls[key] == 1:
+            return ModelAnswer("unknown", None, -float("inf"))
+        return real(model, time_limit, hint)
+
+    curves, forests = _bounded_curves(parts_of(inst))
+    events = []
+    _, interrupted = _fill_curves(curves, forests, first_call_times_out, {}, time.monotonic() + 60, None,
+                                  events.append)
+    assert not interrupted
+    assert all(cv.exact(k) for cv in curves for k in range(1, cv.part.cap + 1))
+    assert any(e["event"] == "refine" for e in events) and max(calls.values()) == 2

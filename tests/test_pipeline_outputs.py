@@ -89,11 +89,11 @@ def test_pipeline_default_solve_has_no_wall_clock_limit(monkeypatch):
     assert out["time_limit"] is None
 
 
-def _signed_instance(n=24, k=5, density=0.6, seed=3):
+def _signed_instance(n=24, k=5, density=0.6, seed=3, signed=True):
     rng = np.random.default_rng(seed)
     nodes = [{"id": f"a{i}", "type": "a"} for i in range(n)]
-    edges = [(f"a{i}", f"a{j}", float(rng.normal())) for i in range(n) for j in range(i + 1, n)
-             if rng.random() < density]
+    edges = [(f"a{i}", f"a{j}", float(rng.normal() if signed else abs(rng.normal()))) for i in range(n)
+             for j in range(i + 1, n) if rng.random() < density]
     return Instance.build(nodes, edges, max_classes=k)
 
 
@@ -130,7 +130,7 @@ def test_pipeline_sidecar_choice(tmp_path, kind, has_weights, has_file):
 
 def test_auto_without_a_time_limit_gives_no_stage_a_wall_clock_limit(monkeypatch):
     """Every stage of a limit-free auto run stops on a work budget: the anneal on its move budget, the exact stage
-    on colgen's work budget (the default here: soft weights only) or, each CP-SAT sub-solve, on deterministic time.
+    on colgen's work budget (non-negative weights) or, each CP-SAT sub-solve, on deterministic time (signed weights).
     A wall-clock cap (as before: 20 s for the proof) makes the answer depend on the machine's speed and load."""
     from ortools.sat.python import cp_model
 
@@ -148,13 +148,13 @@ def test_auto_without_a_time_limit_gives_no_stage_a_wall_clock_limit(monkeypatch
 
     monkeypatch.setattr(auto, "_stage", stage)
     monkeypatch.setattr(cp_model.CpSolver, "solve", cp_solve)
-    res = solve(_signed_instance(), "auto", seed=1)
+    res = solve(_signed_instance(signed=False), "auto", seed=1)      # colgen: non-negative weights
     assert res.termination == "optimal"
     assert [name for name, _, _ in limits] == ["dsatur", "anneal", "colgen"]
     assert all(limit is None for _, limit, _ in limits)
     assert limits[-1][2]["work_limit"] == auto.DEFAULT_COLGEN_WORK
     limits.clear()
-    res = solve(_signed_instance(), "auto", seed=1, native={"exact_solver": "cpsat"})
+    res = solve(_signed_instance(), "auto", seed=1)                  # cpsat: signed weights
     assert res.termination == "optimal"
     assert [name for name, _, _ in limits] == ["dsatur", "anneal", "cpsat"]
     assert all(limit is None for _, limit, _ in limits)

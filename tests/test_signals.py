@@ -235,7 +235,7 @@ def test_cpsat_log_goes_to_stderr(tmp_path):
     _signed(20, 0.5, k=4).save(p)
     for solver in ("cpsat", "auto"):
         args = [sys.executable, "-m", "geoshare_opt.cli", "solve", str(p), "--solver", solver, "-vv", "--time-limit", "20"]
-        if solver == "auto":            # its exact stage would be colgen here (soft weights only)
+        if solver == "auto":            # the stage whose log is checked, whatever exact_solver_for picks
             args += ["--native", "exact_solver=cpsat"]
         out = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]

@@ -10,6 +10,7 @@ MiniLM's tokenizer files (the only tokenizer on the machine). Nothing in ``geosh
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,7 @@ def main() -> int:
     torch.set_num_threads(1)
     from geoshare_opt.pipeline import pipeline
     started = time.perf_counter()
-    results = {}
+    results = {"load_start": [round(x, 2) for x in os.getloadavg()]}
     progress = lambda info: info.get("message") and log(info["message"])
     with tempfile.TemporaryDirectory() as tmp:
         bert = random_bert(Path(tmp) / "random-bert")
@@ -63,6 +64,7 @@ def main() -> int:
         results[f"digits-mlp/{mode}"] = summary(pipeline("digits-mlp", 0.5, mode=mode, progress=progress))
     results["command"] = "python benchmarks/measured/unseen.py"
     results["wall_s"] = round(time.perf_counter() - started, 1)
+    results["load_end"] = [round(x, 2) for x in os.getloadavg()]
     (HERE / "unseen.json").write_text(json.dumps(results, indent=1) + "\n")
     for key, r in results.items():
         if isinstance(r, dict) and "recommended" in r:

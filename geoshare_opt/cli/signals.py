@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from ..interrupts import FORCE_AFTER_S, RETRY_S, must_not_stop_in   # a later signal forces the stop
+from ..deferred_stop import FORCE_AFTER_S, RETRY_S, must_not_stop_in   # a later signal forces the stop
 from .exits import INTERRUPTED, TERMINATED
 
 _received: list[tuple[int, float]] = []      # (signal, time.monotonic()) in order of arrival
@@ -65,7 +65,7 @@ def _handle(signum, frame) -> None:
 
 
 def _stop_or_defer(signum, frame) -> None:
-    """Raise the stop, unless the main thread is inside code that cannot take it (``interrupts.NO_STOP_IN``: an
+    """Raise the stop, unless the main thread is inside code that cannot take it (``deferred_stop.NO_STOP_IN``: an
     import, a numba compilation), where the command would end in an internal error instead of its one line, or not
     stop at all. The stop then waits for that code to return (at most ``FORCE_AFTER_S``), the signal being sent
     again every ``RETRY_S``."""

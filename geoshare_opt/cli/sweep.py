@@ -148,7 +148,11 @@ def _require_matplotlib() -> None:
 
 
 def _show_point(bar, info: dict) -> None:
-    """Sweep progress: one more per-type sub-solve, and how it ended."""
+    """Sweep progress: one more per-type sub-solve, and how it ended (the second pass over unproven points, under a
+    time limit, only changes the text)."""
+    if info.get("event") == "refine":
+        bar.set_postfix_str(f"again {info['done']}/{info['total']}: {info['type']} k={info['k']}: {info['status']}")
+        return
     bar.set_postfix_str(f"{info['type']} k={info['k']}: {info['status']}", refresh=False)
     bar.update(1)
 

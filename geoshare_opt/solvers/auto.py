@@ -3,8 +3,8 @@
 Stages, all sharing one incumbent (every feasible state a stage finds is offered to the caller's context):
 1. ``dsatur`` greedy (milliseconds), the anneal's start;
 2. ``anneal`` (simulated annealing + TabuCol);
-3. an exact backend with the best labels as a complete hint, only when a proof is in reach: ``colgen`` on weighted
-   instances without hard edges whose types have at most ``COLGEN_MAX_TYPE_NODES`` nodes (it proves every budget
+3. an exact backend with the best labels as a complete hint, only when a proof is in reach: ``colgen`` on instances
+   with non-negative weights and no hard edges whose types have at most ``COLGEN_MAX_TYPE_NODES`` nodes (it proves every budget
    of 24-layer types in seconds), else ``cpsat`` when every type has at most ``EXACT_MAX_TYPE_NODES`` nodes
    (``exact_solver_for``; benchmarks/solvers/colgen/crossover.md). Its termination (optimal / infeasible /
    time_limit) and bound become the result's.
@@ -32,7 +32,7 @@ from ..result import Termination
 from .base import Backend, Outcome, SolveContext
 
 EXACT_MAX_TYPE_NODES = 40
-# colgen, the exact stage for weighted instances without hard edges, proves the whole curve of 24-layer types in
+# colgen, the exact stage for non-negative weights without hard edges, proves the whole curve of 24-layer types in
 # seconds and most of it at 48 (benchmarks/solvers/colgen/README.md, crossover.md)
 COLGEN_MAX_TYPE_NODES = 48
 ANNEAL_SHARE = 0.3
@@ -57,12 +57,15 @@ def _stage(ctx: SolveContext, instance: Instance, backend_cls, options: SolveOpt
 
 
 def exact_solver_for(instance: Instance) -> str:
-    """The default exact stage: colgen where the set-partitioning model fits (soft weights, no hard edges, and a
-    decomposition by type), cpsat otherwise: hard edges make it a colouring problem, whose fractional bound CP-SAT
-    beats (DIMACS rows of crossover.md), and coupled types go to CP-SAT anyway."""
+    """The default exact stage: colgen where the set-partitioning model is strong (non-negative soft weights, no
+    hard edges, a decomposition by type: the curvature instances), cpsat otherwise. Measured in
+    benchmarks/solvers/colgen/crossover.md: hard edges make it a colouring problem, whose fractional bound CP-SAT
+    beats; with signed weights that cancel, the set-partitioning LP bound is weak and CP-SAT proves dense types of
+    24-32 nodes that colgen does not; coupled types go to CP-SAT anyway."""
     from .decompose import can_decompose
-    _, _, _, hard = instance.edge_arrays
-    return "colgen" if not hard.any() and can_decompose(instance) else "cpsat"
+    _, _, w, hard = instance.edge_arrays
+    signed = bool((w[~hard] < 0).any())
+    return "colgen" if not hard.any() and not signed and can_decompose(instance) else "cpsat"
 
 
 class AutoBackend(Backend):

@@ -14,6 +14,7 @@ from .budget import BuildClock, BuildTimeout, refusal
 from .curves import INF, Model, ModelAnswer
 from .decompose import model_memory_limit, solve_exact, solver_native
 from .interrupt import STOP_GRACE_S, run_interruptible
+from .quiet import new_highs, run_highs, stdout_to_stderr
 
 
 class HighsBackend(Backend):
@@ -33,7 +34,6 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
     """A ``SolveModel`` for HiGHS bound to the run's options (see curves.SolveModel)."""
     import highspy
     from .milp import build, cuts_until, to_highs
-    from .quiet import new_highs, stdout_to_stderr
     native = solver_native(options)
 
     def configure(h, time_limit: float | None) -> None:
@@ -84,7 +84,7 @@ def model_solver(options: SolveOptions, ctx: SolveContext):
         h.HandleUserInterrupt = True  # lets cancelSolve stop a running solve
         finished = []
         with stdout_to_stderr():  # the log (verbose only) belongs on stderr
-            interrupted = run_interruptible(lambda: finished.append(h.run()), h.cancelSolve, grace=STOP_GRACE_S)
+            interrupted = run_interruptible(lambda: finished.append(run_highs(h)), h.cancelSolve, grace=STOP_GRACE_S)
         if not finished:  # HiGHS did not react in time (e.g. inside presolve): leave it to its time limit
             return ModelAnswer("unknown", None, -INF, built, True)
         status = h.getModelStatus()

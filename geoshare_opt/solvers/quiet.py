@@ -63,3 +63,16 @@ def new_highs():
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
     return h
+
+
+def run_highs(h):
+    """``h.run()``, and once more after a reset of HiGHS's thread scheduler if the first refused to start. The
+    scheduler is global to the process and keeps the thread count of the first run that made it: a later run that
+    sets another ``threads`` (colgen's masters ask for 1 after a default run asked for 2) ends at once with an
+    error and no result, which would turn a provable point into an unproven one."""
+    import highspy
+    status = h.run()
+    if status == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        highspy.Highs.resetGlobalScheduler(True)
+        status = h.run()
+    return status

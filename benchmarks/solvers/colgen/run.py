@@ -39,7 +39,9 @@ def summarise(res) -> dict:
             "frontier_median_gap": statistics.median(gaps) if gaps else None,
             "frontier_max_gap": max(gaps) if gaps else None, "complete": res.complete,
             "sweep_wall_s": res.wall_time_s,
-            "damage": {r["budget"]["max_classes"]: r["damage"] for r in res.rows}}
+            "damage": {r["budget"]["max_classes"]: r["damage"] for r in res.rows},
+            "unproven": [{"type": t["type"], "k": p["k"], "objective": p["objective"], "bound": p["bound"],
+                          "time_s": p["time_s"]} for t in res.types for p in t["points"] if not p["proven"]]}
 
 
 def run_one(path: Path, solver: str, limit: float) -> dict:

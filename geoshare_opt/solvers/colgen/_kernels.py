@@ -97,11 +97,57 @@ def _bound(depth, order, value, g, cc, neg_suffix):
 
 
 @njit()
-def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
-    """Depth-first search over include / exclude decisions (items by increasing ``d``), pruned by ``_bound``.
-    Exact unless ``node_limit`` (> 0) search nodes are exceeded; returns ``(vals, sets, least, complete, nodes)``
-    where
-    ``least`` is a valid lower bound on the minimum below ``thresh`` even when the search stopped early."""
+def _pair_bound(depth, order, g, cc, Qp, rowsort, free, mark, hv, cum):
+    """A lower bound on the positive pair costs plus the marginals of every completion ``T`` of the current set
+    (items ``order[depth:]`` without a conflict), by its size ``t``: each member ``j`` pays ``g_j`` and half of its
+    ``Q⁺`` to the other ``t − 1`` members, at least half the ``t − 1`` smallest ``Q⁺_jl`` among the free items
+    (Gilmore–Lawler). Returns ``min_t`` of the sum of the ``t`` smallest such shares (0 for the empty completion)."""
+    m = len(g)
+    nf = 0
+    for p in range(depth, m):
+        j = order[p]
+        if cc[j] == 0:
+            free[nf] = j
+            mark[j] = 1
+            nf += 1
+    for a in range(nf):           # cum[a, r]: the r smallest Q⁺ from free item a to the other free items
+        j = free[a]
+        r = 0
+        total = 0.0
+        for q in range(m):
+            other = rowsort[j, q]
+            if mark[other] and other != j:
+                total += Qp[j, other]
+                r += 1
+                cum[a, r] = total
+    best = 0.0
+    for t in range(1, nf + 1):
+        negatives = 0
+        negative_sum = 0.0
+        for a in range(nf):
+            hv[a] = g[free[a]] + 0.5 * cum[a, t - 1]
+            if hv[a] < 0.0:
+                negatives += 1
+                negative_sum += hv[a]
+        if negatives < t:
+            # shares only grow with t: no larger completion pays less than the negative shares at this t
+            best = min(best, negative_sum)
+            break
+        best = min(best, np.sum(np.sort(hv[:nf])[:t]))
+    for a in range(nf):
+        mark[free[a]] = 0
+    return best
+
+
+@njit()
+def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit, pair_bound=True, enough=False):
+    """Depth-first search over include / exclude decisions (items by increasing ``d``), pruned by ``_bound`` and,
+    where that fails, by the stronger ``_pair_bound`` (``pair_bound``). Exact unless ``node_limit`` (> 0) work units
+    are exceeded (a search node is 1, a pair bound ``m``: about its cost in multiples of a node's), or, with
+    ``enough``, once ``keep`` sets below ``thresh`` are found (column generation needs negative columns, not the
+    best ones, until the last round, which finds none and so searches everything). Returns ``(vals, sets, least,
+    complete, work)`` where ``least`` is a valid lower bound on the minimum below ``thresh`` even when the search
+    stopped early (the bounds of the subtrees it left are in it)."""
     m = len(d)
     vals = np.full(keep, np.inf)
     sets = np.zeros((keep, m), dtype=np.uint8)
@@ -113,6 +159,14 @@ def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
         for q in range(p + 1, m):
             s += min(0.0, Q[order[p], order[q]])
         neg_suffix[p] = neg_suffix[p + 1] + s
+    Qp = np.maximum(Q, 0.0)
+    rowsort = np.empty((m, m), dtype=np.int64)
+    for j in range(m):
+        rowsort[j, :] = np.argsort(Qp[j])
+    free = np.zeros(m, dtype=np.int64)
+    mark = np.zeros(m, dtype=np.uint8)
+    hv = np.zeros(m)
+    cum = np.zeros((m, m + 1))
     g = d.copy()
     cc = np.zeros(m, dtype=np.int64)
     action = np.zeros(m + 1, dtype=np.int64)
@@ -121,16 +175,24 @@ def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
     best = np.inf
     cut = thresh
     open_bound = np.inf        # least bound of a subtree abandoned at the node limit
-    nodes = 0
+    work = 0
     depth = 0
     while depth >= 0:
         if action[depth] == 0:
-            nodes += 1
-            if depth == m or _bound(depth, order, value, g, cc, neg_suffix) >= cut:
+            work += 1
+            if depth == m:
                 depth -= 1
                 continue
-            if node_limit > 0 and nodes > node_limit:
-                open_bound = min(open_bound, _bound(depth, order, value, g, cc, neg_suffix))
+            lower = _bound(depth, order, value, g, cc, neg_suffix)
+            if lower < cut and pair_bound:
+                work += m
+                lower = max(lower, value + neg_suffix[depth]
+                            + _pair_bound(depth, order, g, cc, Qp, rowsort, free, mark, hv, cum))
+            if lower >= cut:
+                depth -= 1
+                continue
+            if (node_limit > 0 and work > node_limit) or (enough and vals[keep - 1] < thresh):
+                open_bound = min(open_bound, lower)
                 depth -= 1
                 continue
             j = order[depth]
@@ -159,48 +221,81 @@ def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit):
             depth -= 1
     # every set not visited lies in a subtree pruned at a bound >= the cut (>= min(thresh, best)) or abandoned
     least = min(best, thresh, open_bound)
-    return vals, sets, least, open_bound == np.inf, nodes
+    return vals, sets, least, open_bound == np.inf, work
 
 
 @njit()
-def local_search_best(Q, d, conf, starts, keep, thresh):
-    """From each start item: greedy growth by the most negative marginal, then single add / drop moves until none
-    improves. Heuristic; duplicates are dropped."""
+def _best_move(Q, conf, g, cc, in_set, pinned):
+    """The most improving single move: add ``j`` (``g_j``), drop ``i`` (``−g_i``) or swap ``i`` out for ``j``
+    (``g_j − g_i − Q_ij``, allowed when ``i`` is ``j``'s only conflict in the set). Returns (delta, out, in)."""
+    m = len(g)
+    best, out, inn = -1e-12, -1, -1
+    for j in range(m):
+        if in_set[j]:
+            if j != pinned and -g[j] < best:
+                best, out, inn = -g[j], j, -1
+        elif cc[j] == 0 and g[j] < best:
+            best, out, inn = g[j], -1, j
+    for i in range(m):
+        if not in_set[i] or i == pinned:
+            continue
+        for j in range(m):
+            if in_set[j] or cc[j] - conf[i, j] != 0:
+                continue
+            delta = g[j] - g[i] - Q[i, j]
+            if delta < best:
+                best, out, inn = delta, i, j
+    return best, out, inn
+
+
+@njit()
+def local_search_best(Q, d, conf, starts, pins, keep, thresh, budget):
+    """From each start set (rows of ``starts``, in order; a start with a conflict inside is skipped):
+    best-improvement add / drop / swap moves until none improves (at most ``4 m`` moves), never dropping the start's
+    pinned item (``pins``, −1 for none). No further move once ``budget`` operations are spent (a move scan costs
+    ``m · (1 + |S|)``): on large dense problems swaps would otherwise take seconds per call. Heuristic; duplicates
+    are dropped. Returns ``(vals, sets, work)``."""
     m = len(d)
+    work = 0
     vals = np.full(keep, np.inf)
     sets = np.zeros((keep, m), dtype=np.uint8)
     in_set = np.zeros(m, dtype=np.uint8)
     g = np.empty(m)
     cc = np.zeros(m, dtype=np.int64)
-    for s in starts:
+    for r in range(starts.shape[0]):
+        if work > budget:
+            break
         in_set[:] = 0
         cc[:] = 0
         g[:] = d
-        value = g[s]
-        _flip(s, True, Q, conf, g, cc, in_set)
-        improved = True
-        while improved:
-            improved = False
-            best_j, best_delta = -1, -1e-12
-            for j in range(m):
-                if in_set[j]:
-                    delta = -g[j]
-                    if delta < best_delta and j != s:
-                        best_j, best_delta = j, delta
-                elif cc[j] == 0 and g[j] < best_delta:
-                    best_j, best_delta = j, g[j]
-            if best_j >= 0:
-                add = in_set[best_j] == 0
-                if add:
-                    value += g[best_j]
-                    _flip(best_j, True, Q, conf, g, cc, in_set)
-                else:
-                    _flip(best_j, False, Q, conf, g, cc, in_set)
-                    value -= g[best_j]
-                improved = True
-        if value < min(thresh, vals[keep - 1]) and not _kept(vals, sets, in_set):
+        value = 0.0
+        clash = False
+        for j in range(m):
+            if starts[r, j]:
+                clash = clash or cc[j] > 0
+                value += g[j]
+                _flip(j, True, Q, conf, g, cc, in_set)
+        if clash:
+            continue
+        size = in_set.sum()
+        for _ in range(4 * m):
+            if work > budget:       # this start's class so far is still a class, priced right
+                break
+            work += m * (1 + size)
+            delta, out, inn = _best_move(Q, conf, g, cc, in_set, pins[r])
+            if out < 0 and inn < 0:
+                break
+            if out >= 0:
+                _flip(out, False, Q, conf, g, cc, in_set)
+                value -= g[out]
+                size -= 1
+            if inn >= 0:
+                value += g[inn]
+                _flip(inn, True, Q, conf, g, cc, in_set)
+                size += 1
+        if value < min(thresh, vals[keep - 1]) and size > 0 and not _kept(vals, sets, in_set):
             _insert(vals, sets, in_set, value, thresh)
-    return vals, sets
+    return vals, sets, work
 
 
 @njit()

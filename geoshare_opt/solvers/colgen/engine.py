@@ -6,7 +6,8 @@ pricer. ``TypeEngine.solve(k, deadline, hint)`` runs column generation at the ro
 pricing at Wentges-smoothed duals to prove that no column is left), then Ryan–Foster branch and price with best-bound
 node selection, incumbents from integral node LPs, the restricted-master MIP and the caller's hint. Every exact
 pricing gives a Lagrangian bound ``Σ_v π_v + k · min(0, min_S r(S))`` that is valid whatever the LP's state, so a
-deadline or Ctrl-C (``KeyboardInterrupt`` propagates; the caller keeps what was offered) leaves a valid bound.
+deadline leaves a valid bound; Ctrl-C (``KeyboardInterrupt``) ends the call with the incumbent and no bound
+(``PointResult.interrupted``).
 """
 from __future__ import annotations
 
@@ -28,9 +29,8 @@ GAP_TOL = 0.5e-9
 RC_TOL = 1e-9
 #: a node LP value counts as integral when every pair's "together" value is this close to 0 or 1
 INTEGRAL_TOL = 1e-6
-#: oracle pricing without a subset table: classes improved by single moves, and moves per class
+#: oracle pricing without a subset table: how many of the surrogate's proposals are improved by single moves
 ORACLE_STARTS = 4
-ORACLE_STEPS = 3
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Settings:
     mip_nodes: int = 50             # branch-and-bound nodes of the restricted-master MIP (0 = none)
     enum_max: int = ENUM_MAX_ITEMS  # exact pricing by enumeration up to this many groups
     work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
+    oracle_steps: int = 3           # oracle pricing without a subset table: add / drop moves per class (0 = none)
+    stop_at_keep: int = 1           # 1: branch-and-bound pricing stops at `keep` negative classes; 0: searches all
 
 
 @dataclass
@@ -70,6 +72,7 @@ class TypeEngine:
         self.hard = np.asarray(hard, dtype=bool)
         self.additive = cost_of is None
         self._cost_of = cost_of
+        self._oracle_costs: dict[bytes, float] = {}
         self.exact_costs = exact_costs
         self.scale = _cost_scale(W, table)
         self.W = W / self.scale
@@ -98,10 +101,16 @@ class TypeEngine:
 
     # ------------------------------------------------------------------ columns
     def costs(self, classes: list[np.ndarray]) -> np.ndarray:
-        """Scaled costs of classes (local members)."""
+        """Scaled costs of classes (local members). An oracle is asked once per class: its answers are kept, so
+        pricing rounds that meet a class again (every k of the type) cost nothing."""
         if self.additive:
             return np.array([float(np.triu(self.W[np.ix_(c, c)], 1).sum()) for c in classes])
-        return np.asarray(self._cost_of(classes), dtype=np.float64) / self.scale
+        keys = [np.unique(c).tobytes() for c in classes]
+        new = {key: np.unique(c) for key, c in zip(keys, classes) if key not in self._oracle_costs}
+        if new:
+            values = np.asarray(self._cost_of(list(new.values())), dtype=np.float64) / self.scale
+            self._oracle_costs.update(zip(new, values.tolist()))
+        return np.array([self._oracle_costs[key] for key in keys])
 
     def add_classes(self, classes: list[np.ndarray], costs: list[float] | None = None) -> int:
         """Add the classes not yet in the pool (hard pairs never); ``costs`` (scaled) when already known."""
@@ -145,7 +154,10 @@ class TypeEngine:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
             return run.branch_and_price()
-        except KeyboardInterrupt:     # Ctrl-C: the incumbent stands, nothing is proven
+        except (KeyboardInterrupt, SystemError) as exc:     # Ctrl-C: the incumbent stands, nothing is proven
+            # a Ctrl-C that lands while numba hands a kernel's result back surfaces as a SystemError caused by it
+            if not isinstance(exc, KeyboardInterrupt) and not isinstance(exc.__cause__, KeyboardInterrupt):
+                raise
             out = run.result(-INF)
             out.status = "feasible" if out.labels is not None else "unknown"
             out.bound, out.interrupted = -INF, True
@@ -270,7 +282,7 @@ class _Run:
     def column_generation(self, node: NodeProblem, bound: float):
         """Until exact pricing finds no column: returns ``(bound, x, artificial, complete)``."""
         e, s = self.e, self.e.settings
-        centre, centre_value, smooth = None, -INF, True
+        centre, centre_value, smooth, enough = None, -INF, True, bool(s.stop_at_keep)
         while True:
             t0 = time.monotonic()
             value, x, artificial, pi, mu = e.lp.solve(self.time_left())
@@ -279,7 +291,7 @@ class _Run:
             self.stats["lp_s"] += time.monotonic() - t0
             if self.expired() or not np.isfinite(value):    # no LP optimum: the node stays open
                 return bound, x, artificial, False
-            if self.heuristic_columns(node, pi, mu):
+            if self.heuristic_columns(node, pi, mu, x):
                 continue
             if e.pricer is None:        # heuristic pricing only: nothing more can be found or proven
                 return bound, x, artificial, True
@@ -291,7 +303,7 @@ class _Run:
             t0 = time.monotonic()
             # only classes of negative reduced cost at these duals are wanted: the search prunes at that threshold,
             # and its ``least`` (the minimum, or the threshold when nothing is below it) still gives a valid bound
-            priced = e.pricer.exact(node, duals, count_dual - RC_TOL, s.keep, self.deadline)
+            priced = e.pricer.exact(node, duals, count_dual - RC_TOL, s.keep, self.deadline, enough)
             self.stats["exact_pricings"] += 1
             self.stats["exact_s"] += time.monotonic() - t0
             lagrangian = self.lagrangian(duals, priced)
@@ -303,19 +315,22 @@ class _Run:
             added = self.add_negative(priced, pi, mu)
             self.stats["columns_exact"] += added
             if added:
-                smooth = True
+                smooth, enough = True, bool(s.stop_at_keep)
                 continue
-            if not smoothed:
+            if smoothed:        # a mispricing: the smoothed duals' classes do not price out at the LP's
+                self.stats["mispricings"] += 1
+                smooth = False
+            elif not priced.exact and priced.classes and not self.expired():
+                enough = False      # stopped early on classes the pool holds already: search everything
+            else:
                 return bound, x, artificial, priced.exact
-            self.stats["mispricings"] += 1
-            smooth = False
 
-    def heuristic_columns(self, node: NodeProblem, pi: np.ndarray, mu: float) -> int:
+    def heuristic_columns(self, node: NodeProblem, pi: np.ndarray, mu: float, x: np.ndarray) -> int:
         """Local search on the quadratic reduced cost; for an oracle, the surrogate's best proposals (whatever
         their sign under the surrogate) are priced by the oracle and improved by single add / drop moves."""
         e = self.e
         thresh = mu - RC_TOL if e.additive else INF
-        priced = e.proposer.heuristic(node, pi, thresh, e.settings.keep)
+        priced = e.proposer.heuristic(node, pi, thresh, e.settings.keep, e.pool.matrix[x > 1e-9])
         if not e.additive:
             priced = self.oracle_moves(node, priced.classes, pi)
         added = self.add_negative(priced, pi, mu)
@@ -324,7 +339,7 @@ class _Run:
 
     def oracle_moves(self, node: NodeProblem, classes: list[np.ndarray], pi: np.ndarray) -> Priced:
         """Improve the first ``ORACLE_STARTS`` classes by single-group add / drop moves priced by the oracle (in
-        one batch per step), for ``ORACLE_STEPS`` steps; returns every class priced on the way."""
+        one batch per step), for ``settings.oracle_steps`` steps; returns every class priced on the way."""
         e = self.e
         seen: dict[bytes, float] = {}
         out = Priced([], [], costs=[])
@@ -341,7 +356,7 @@ class _Run:
         price(classes)
         for start in classes[:ORACLE_STARTS]:
             current = start
-            for _ in range(ORACLE_STEPS):
+            for _ in range(e.settings.oracle_steps):
                 moves = _neighbours(node, current, e.hard)
                 if not moves:
                     break

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quiet import new_highs, run_highs, stdout_to_stderr
+
 INF = float("inf")
 #: primal and dual feasibility tolerances of the master LP: the costs are scaled to max |w| = 1, so the duals are
 #: accurate enough for the Lagrangian bound to meet the package's 1e-9 optimality tolerance
@@ -64,7 +66,6 @@ class MasterLP:
 
     def __init__(self, pool: ColumnPool, k: int, penalty: float):
         import highspy
-        from ..quiet import new_highs
         self.pool = pool
         self.n = pool.n
         self.h = h = new_highs()
@@ -124,8 +125,14 @@ class MasterLP:
         # HiGHS compares its time limit with the run time accumulated over every run() of this object
         limit = self._inf if time_limit is None else self.h.getRunTime() + max(float(time_limit), 1e-3)
         self.h.setOptionValue("time_limit", limit)
-        self.h.run()
+        run_highs(self.h)
         self.last_iterations = int(self.h.getInfo().simplex_iteration_count)
+        if self.h.getModelStatus() == highspy.HighsModelStatus.kUnknown:
+            # the warm basis can leave HiGHS without a verdict (numerical trouble at tight tolerances): once more
+            # from scratch, which has always ended with an optimum on the benchmark instances
+            self.h.clearSolver()
+            run_highs(self.h)
+            self.last_iterations += int(self.h.getInfo().simplex_iteration_count)
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return INF, np.zeros(len(self.pool)), 0.0, np.zeros(self.n), 0.0
         sol = self.h.getSolution()
@@ -141,7 +148,6 @@ def restricted_mip(pool: ColumnPool, allowed: np.ndarray, k: int, max_nodes: int
     ``max_nodes`` branch-and-bound nodes (deterministic) and ``time_limit`` seconds. Returns ``(value, chosen
     column indices)`` or ``(inf, None)``."""
     import highspy
-    from ..quiet import new_highs, stdout_to_stderr
     cols = np.flatnonzero(allowed)
     if len(cols) == 0:
         return INF, None
@@ -165,7 +171,7 @@ def restricted_mip(pool: ColumnPool, allowed: np.ndarray, k: int, max_nodes: int
     h.changeColsIntegrality(len(cols), np.arange(len(cols), dtype=np.int32),
                             np.full(len(cols), highspy.HighsVarType.kInteger))
     with stdout_to_stderr():
-        h.run()
+        run_highs(h)
     info = h.getInfo()
     if info.primal_solution_status != 2:
         return INF, None

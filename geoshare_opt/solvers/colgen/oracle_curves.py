@@ -6,6 +6,8 @@ alone with at most k classes under the oracle's class costs, its cost and a prov
 depends on the oracle (``oracle.py``): additive costs and non-additive costs with a subset table are priced exactly,
 so the points are proven optima of the set-partitioning model; other oracles are priced heuristically (the
 surrogate proposes classes, the oracle prices them, the pool MIP picks) and their points say ``proven: false``.
+An oracle is asked once per distinct class (``TypeEngine.costs`` keeps its answers); for an expensive one,
+``Settings(oracle_steps=0, keep=...)`` limits how many classes a pricing round sends it.
 ``combine_curves`` then picks the class counts per type under a class and parameter budget by the exact DP of
 decomposition.md.
 """

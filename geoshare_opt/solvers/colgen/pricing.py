@@ -26,6 +26,8 @@ ENUM_MAX_ITEMS = 12
 #: work (search nodes × groups, each node costs O(groups)) of one branch-and-bound call before the deadline is
 #: looked at again: about 0.05 s; an unfinished search restarts with twice the limit
 BB_WORK_CHUNK = 50_000_000
+#: operations one local-search pricing call may spend (about 0.04 s on random 300- and 800-group problems)
+HEURISTIC_WORK = 30_000_000
 
 
 class WorkMeter:
@@ -138,14 +140,30 @@ class QuadraticPricer:
         self.enum_max = enum_max
         self.work = work if work is not None else WorkMeter()
 
-    def heuristic(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int) -> Priced:
+    def heuristic(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int,
+                  seeds: np.ndarray | None = None) -> Priced:
+        """Local search from every group alone (kept in its class) and from ``seeds`` (rows over the local nodes,
+        e.g. the LP's positive columns, which have reduced cost 0 and are one move from a negative class). Starts
+        in order of promise (the most negative groups, the seeds, the other groups) under a work budget."""
         d = node.linear(pi)
-        starts = np.argsort(d)[:max(keep, 8)].astype(np.int64)
-        vals, sets = _kernels.local_search_best(node.Q, d, node.conflict, starts, keep, thresh)
-        self.work.spend(len(starts) * node.m ** 2)
+        m = node.m
+        order = np.argsort(d).astype(np.int64)
+        first = max(keep, 8)
+        starts = np.eye(m, dtype=np.uint8)[order]
+        pins = order
+        if seeds is not None and len(seeds):
+            grouped = (np.asarray(seeds, dtype=np.float64) @ node.A > 0).astype(np.uint8)
+            starts = np.vstack([starts[:first], grouped, starts[first:]])
+            pins = np.concatenate([pins[:first], np.full(len(grouped), -1, dtype=np.int64), pins[first:]])
+        vals, sets, work = _kernels.local_search_best(node.Q, d, node.conflict, starts, pins, keep, thresh,
+                                                      HEURISTIC_WORK)
+        self.work.spend(work)
         return Priced(*_rows(node, vals, sets))
 
-    def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None) -> Priced:
+    def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None,
+              enough: bool = False) -> Priced:
+        """The ``keep`` best classes below ``thresh`` and a lower bound on the least reduced cost; ``enough``: the
+        branch and bound may stop once it holds ``keep`` classes below ``thresh`` (then ``exact`` is False)."""
         d = node.linear(pi)
         m = max(node.m, 1)
         if node.m <= self.enum_max and self.work.left() >= m * 2 ** node.m:
@@ -157,10 +175,11 @@ class QuadraticPricer:
             limit = int(min(limit, self.work.left() // m))
             started = time.monotonic()
             vals, sets, least, complete, nodes = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep,
-                                                                                thresh, max(limit, 1))
+                                                                                thresh, max(limit, 1), True, enough)
             self.work.spend(nodes * m)
             now = time.monotonic()
-            if complete or self.work.exhausted or (deadline is not None and now >= deadline):
+            full = enough and vals[-1] < thresh
+            if complete or full or self.work.exhausted or (deadline is not None and now >= deadline):
                 return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
             limit *= 2
             if deadline is not None:    # the next try must end by the deadline, at the rate just measured
@@ -190,7 +209,8 @@ class TablePricer:
             self._rules_cache[node.rules] = got
         return got
 
-    def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None) -> Priced:
+    def exact(self, node: NodeProblem, pi: np.ndarray, thresh: float, keep: int, deadline: float | None,
+              enough: bool = False) -> Priced:
         r = self.table - _subset_sums(pi)
         r = np.where(self._node_valid(node), r, np.inf)
         r[0] = np.inf

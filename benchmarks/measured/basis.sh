@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Basis mode: the package's recommendation (row `measured`) against the solved colouring, every heuristic and
 # per-layer low rank (row `none`) at the same ratio, held-out metric before and after the same recovery budget:
-# tiny-gpt at 20/30/40/50 %. One thread; each run records the load average in its results. docs/measured.md.
+# tiny-gpt at 20/30/40/50 %, and MiniLM at 50 % without recovery. One thread; each run records the load average
+# in its results. docs/measured.md.
 #
 #     bash benchmarks/measured/basis.sh > basis.log 2>&1
 set -euo pipefail
@@ -10,3 +11,6 @@ PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1
 $PY benchmarks/compression/run.py --spec tiny-gpt --modes basis --solver auto --time-limit none \
     --recover 40 --recover-batch 8 --recover-lr 1e-3 --out benchmarks/compression/measured/tiny-gpt-basis --no-readme
+# MiniLM, 50 % only, without recovery (what fitted this round's time):
+$PY benchmarks/compression/run.py --spec minilm --modes basis --ratios 0.5 --solver auto --time-limit none \
+    --out benchmarks/compression/measured/minilm-basis --no-readme

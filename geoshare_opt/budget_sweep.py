@@ -41,6 +41,7 @@ from .solvers.base import SolveContext
 from .solvers.curves import (INF, Curve, Model, ModelAnswer, Part, best_within, by_class_count, first_appearance,
                              global_labels, merge_down, param_front, part_greedy, part_instance, parts_of)
 from .solvers.decompose import EXACT_MODEL_SOLVERS, exact_model_solver
+from .solvers.disjoint_sets import DisjointSets
 
 FORMAT = "geoshare-sweep"
 VERSION = 1
@@ -123,21 +124,12 @@ def lightest_forest(part: Part) -> list[tuple[int, int, float]] | None:
     iu, ju = np.triu_indices(n, 1)
     w = W[iu, ju]
     order = np.argsort(w, kind="stable")
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = DisjointSets(n)
     out = []
     for e in order.tolist():
         if not np.isfinite(w[e]) or len(out) == n - 1:
             break
-        a, b = find(int(iu[e])), find(int(ju[e]))
-        if a != b:
-            parent[a] = b
+        if sets.union(int(iu[e]), int(ju[e])):
             out.append((int(iu[e]), int(ju[e]), float(w[e])))
     return out
 
@@ -163,17 +155,10 @@ def linkage_labels(part: Part, forest: list | None, k: int) -> np.ndarray | None
     edge or the forest is too short)."""
     if forest is None or part.n - k > len(forest) or k < 1:
         return None
-    parent = list(range(part.n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = DisjointSets(part.n)
     for a, b, _ in forest[:part.n - k]:
-        parent[find(a)] = find(b)
-    labels = first_appearance(np.array([find(i) for i in range(part.n)], dtype=np.int64))
+        sets.union(a, b)
+    labels = first_appearance(np.array(sets.roots(), dtype=np.int64))
     return labels if part.feasible(labels, k) else None
 
 

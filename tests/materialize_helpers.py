@@ -1,6 +1,8 @@
 """Tiny torch models and hand-made instances for the back-end tests (node ids = parameter names)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -122,3 +124,19 @@ def write_instance_with_sidecar(tmp_path, model, instance_kwargs=None, with_cov=
     path = tmp_path / f"{stem}.json"
     inst.save(path)
     return inst, path, curv
+
+
+#: the spec of this module as the command line names it, and a tie colouring of TinyMLP with every kind of class
+SPEC = "tests/materialize_helpers.py:make"
+GROUPS = {"hidden.0.weight": 0, "hidden.1.weight": 0, "hidden.2.weight": 1, "hidden.3.weight": 0,
+          "up.0.weight": 2, "up.1.weight": 2, "down.0.weight": 3, "down.1.weight": 4}
+
+
+def saved_tie_directory(folder: Path):
+    """A compressed directory (tie mode, ``GROUPS``) of a fresh TinyMLP saved under ``folder / "out"``:
+    ``(model, path)``. Tests that edit it work on a copy."""
+    from geoshare_opt.materialize import apply, save_compressed
+    model = TinyMLP()
+    inst = make_instance(model)
+    compressed, report = apply(model, inst, make_result(inst, GROUPS), "tie", curvature_for(model), spec=SPEC)
+    return model, save_compressed(compressed, folder / "out", report.tie_map)

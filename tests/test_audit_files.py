@@ -12,7 +12,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -22,42 +21,28 @@ from click.testing import CliRunner  # noqa: E402
 from geoshare_opt.cli import cli  # noqa: E402
 from geoshare_opt.errors import InputError  # noqa: E402
 from geoshare_opt.instance import Instance  # noqa: E402
-from geoshare_opt.materialize import TieMapError, apply, load_compressed, save_compressed  # noqa: E402
+from geoshare_opt.materialize import TieMapError, load_compressed  # noqa: E402
 from geoshare_opt.materialize.save import read_tie_map  # noqa: E402
 from geoshare_opt.options import MAX_THREADS, SolveOptions  # noqa: E402
-from materialize_helpers import (TinyMLP, curvature_for, make_instance, make_result,  # noqa: E402
-                                 write_instance_with_sidecar)
+from cli_checks import one_error_line  # noqa: E402
+from random_instances import one_type  # noqa: E402
+from materialize_helpers import (GROUPS, SPEC, TinyMLP, make_instance, make_result,  # noqa: E402
+                                 saved_tie_directory, write_instance_with_sidecar)
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = "tests/materialize_helpers.py:make"
-GROUPS = {"hidden.0.weight": 0, "hidden.1.weight": 0, "hidden.2.weight": 1, "hidden.3.weight": 0,
-          "up.0.weight": 2, "up.1.weight": 2, "down.0.weight": 3, "down.1.weight": 4}
 
 
 def run(*args, **kw):
     return CliRunner().invoke(cli, [str(a) for a in args], **kw)
 
 
-def one_error_line(res, code=2):
-    lines = res.stderr.strip().splitlines()
-    assert res.exit_code == code, (res.exit_code, res.stderr[-2000:])
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr, res.stderr
-    return lines[0]
-
-
 def signed(n, k=4, seed=0, density=0.5):
-    rng = np.random.default_rng(seed)
-    edges = [(f"n{i}", f"n{j}", float(rng.normal())) for i in range(n) for j in range(i + 1, n)
-             if rng.random() < density]
-    return Instance.build([{"id": f"n{i}", "type": "t"} for i in range(n)], edges, k)
+    return one_type(n, k, density, seed)
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    model = TinyMLP()
-    inst = make_instance(model)
-    compressed, report = apply(model, inst, make_result(inst, GROUPS), "tie", curvature_for(model), spec=SPEC)
-    return model, save_compressed(compressed, tmp_path_factory.mktemp("saved") / "out", report.tie_map)
+    return saved_tie_directory(tmp_path_factory.mktemp("saved"))
 
 
 def edited(saved, tmp_path, edit):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conformance import _restricted_growth
 
 from geoshare_opt import DiagonalClassCost, InputError, Instance, solve, sweep
 from geoshare_opt.classcost import ClassCost
@@ -21,23 +22,11 @@ REAL = Path(__file__).resolve().parents[1] / "benchmarks" / "solvers" / "real" /
 
 
 # ---------------------------------------------------------------------- brute-force references
-def _partitions(n: int):
-    def rec(prefix, top):
-        if len(prefix) == n:
-            yield np.array(prefix)
-            return
-        for c in range(top + 2):
-            prefix.append(c)
-            yield from rec(prefix, max(top, c))
-            prefix.pop()
-    yield from rec([0], 0)
-
-
 def brute_curve(W: np.ndarray, hard: np.ndarray, cost=None) -> list[float]:
     """f(k) for k = 1..n (at most k classes) by enumerating every partition; inf where infeasible."""
     n = len(W)
     best = np.full(n + 1, np.inf)
-    for lab in _partitions(n):
+    for lab in map(np.array, _restricted_growth(n)):
         same = lab[:, None] == lab[None, :]
         if np.any(hard & same):
             continue

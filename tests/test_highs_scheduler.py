@@ -1,17 +1,15 @@
 """HiGHS keeps one thread scheduler per process, sized by the first run that needs it; a later run that sets
 another ``threads`` ends at once with an error and no result. Backends that run HiGHS after someone else did (the
 user's own HiGHS model, the highs backend with another thread count, a test before) must still prove."""
-import numpy as np
 import pytest
+from random_instances import one_type
 
-from geoshare_opt import Instance, solve
+from geoshare_opt import solve
 from geoshare_opt.solvers.quiet import new_highs
 
 
 def _signed(n=16, k=4, seed=3):
-    rng = np.random.default_rng(seed)
-    edges = [(f"a{i}", f"a{j}", float(rng.normal())) for i in range(n) for j in range(i + 1, n) if rng.random() < .6]
-    return Instance.build([{"id": f"a{i}", "type": "a"} for i in range(n)], edges, max_classes=k)
+    return one_type(n, k, 0.6, seed, prefix="a", type_="a")
 
 
 def _run_with_threads(threads: int) -> None:

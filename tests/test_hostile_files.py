@@ -15,13 +15,11 @@ from click.testing import CliRunner  # noqa: E402
 
 from geoshare_opt.cli import cli  # noqa: E402
 from geoshare_opt.errors import InputError  # noqa: E402
-from geoshare_opt.materialize import TieMapError, apply, load_compressed, save_compressed  # noqa: E402
-from materialize_helpers import (TinyMLP, curvature_for, make_instance, make_result,  # noqa: E402
+from geoshare_opt.materialize import TieMapError, load_compressed  # noqa: E402
+from cli_checks import one_error_line  # noqa: E402
+from materialize_helpers import (GROUPS, SPEC, TinyMLP, make_result, saved_tie_directory,  # noqa: E402
                                  write_instance_with_sidecar)
 
-SPEC = "tests/materialize_helpers.py:make"
-GROUPS = {"hidden.0.weight": 0, "hidden.1.weight": 0, "hidden.2.weight": 1, "hidden.3.weight": 0,
-          "up.0.weight": 2, "up.1.weight": 2, "down.0.weight": 3, "down.1.weight": 4}
 
 
 def run(*args):
@@ -29,20 +27,15 @@ def run(*args):
 
 
 def assert_exit_2(res, needle=None):
-    assert res.exit_code == 2, (res.exit_code, res.output)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr, res.stderr
+    line = one_error_line(res, 2)
     if needle:
-        assert needle in lines[0], lines[0]
+        assert needle in line, line
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A compressed directory (tie mode) of the tiny spec, made once; tests copy it before editing."""
-    model = TinyMLP()
-    inst = make_instance(model)
-    compressed, report = apply(model, inst, make_result(inst, GROUPS), "tie", curvature_for(model), spec=SPEC)
-    return model, save_compressed(compressed, tmp_path_factory.mktemp("saved") / "out", report.tie_map)
+    return saved_tie_directory(tmp_path_factory.mktemp("saved"))
 
 
 def edited(saved, tmp_path, edit) -> "os.PathLike":

@@ -3,8 +3,8 @@ a reproducible default solve, the sidecar it keeps, and saying so when nothing i
 import json
 import time
 
-import numpy as np
 import pytest
+from random_instances import one_type
 
 torch = pytest.importorskip("torch")
 
@@ -90,11 +90,7 @@ def test_pipeline_default_solve_has_no_wall_clock_limit(monkeypatch):
 
 
 def _signed_instance(n=24, k=5, density=0.6, seed=3, signed=True):
-    rng = np.random.default_rng(seed)
-    nodes = [{"id": f"a{i}", "type": "a"} for i in range(n)]
-    edges = [(f"a{i}", f"a{j}", float(rng.normal() if signed else abs(rng.normal()))) for i in range(n)
-             for j in range(i + 1, n) if rng.random() < density]
-    return Instance.build(nodes, edges, max_classes=k)
+    return one_type(n, k, density, seed, signed, prefix="a", type_="a")
 
 
 def test_auto_without_a_time_limit_gives_the_same_colouring_on_a_slow_machine(monkeypatch):

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from random_instances import one_type
 
 from geoshare_opt.instance import Instance
 
@@ -96,10 +96,7 @@ def _alive(pid):
 
 
 def _signed(n, density, seed=0, k=6):
-    rng = np.random.default_rng(seed)
-    edges = [(f"n{i}", f"n{j}", float(rng.normal())) for i in range(n) for j in range(i + 1, n)
-             if rng.random() < density]
-    return Instance.build([{"id": f"n{i}", "type": "t"} for i in range(n)], edges, k)
+    return one_type(n, k, density, seed)
 
 
 @pytest.fixture(scope="module")

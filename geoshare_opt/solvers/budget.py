@@ -100,6 +100,14 @@ def memory_available() -> int | None:
     return None
 
 
+def memory_limit_or_default(memory_limit: float | None) -> float | None:
+    """``memory_limit`` bytes, or by default ``MEMORY_SHARE`` of the memory available (None where unknown)."""
+    if memory_limit is not None:
+        return memory_limit
+    available = memory_available()
+    return None if available is None else MEMORY_SHARE * available
+
+
 def refusal(backend: str, model: Model, time_limit: float | None, memory_limit: float | None = None) -> str:
     """Why ``backend`` should not build ``model`` ("" when it may): the estimated memory above ``memory_limit``
     bytes (default ``MEMORY_SHARE`` of the memory available), or the estimated build time above ``BUILD_SHARE``
@@ -108,9 +116,7 @@ def refusal(backend: str, model: Model, time_limit: float | None, memory_limit: 
     size = model_size(model)
     terms = size.all_terms
     need = terms * per_byte
-    if memory_limit is None:
-        available = memory_available()
-        memory_limit = None if available is None else MEMORY_SHARE * available
+    memory_limit = memory_limit_or_default(memory_limit)
     if memory_limit is not None and need > memory_limit:
         return (f"{backend}: its model ({terms:,} terms) would need about {_gb(need)} to build, more than the "
                 f"{_gb(memory_limit)} it may use")

@@ -24,7 +24,7 @@ from ...errors import InputError
 from ...instance import Instance
 from ...options import SolveOptions
 from ..base import Backend, Outcome, SolveContext
-from ..budget import MEMORY_SHARE, memory_available
+from ..budget import memory_limit_or_default
 from ..curves import INF, Model, ModelAnswer, Part
 from ..decompose import model_memory_limit, solve_exact, solver_native
 from .engine import Settings, TypeEngine
@@ -75,9 +75,7 @@ def refusal(part: Part, memory_limit: float | None) -> str:
     pairs, a node's group sums) take about ``BYTES_PER_PAIR · n²`` bytes, compared with ``memory_limit`` (default
     the share of the available memory that ``budget.MEMORY_SHARE`` allows)."""
     need = BYTES_PER_PAIR * part.n ** 2
-    if memory_limit is None:
-        available = memory_available()
-        memory_limit = None if available is None else MEMORY_SHARE * available
+    memory_limit = memory_limit_or_default(memory_limit)
     if memory_limit is not None and need > memory_limit:
         return (f"colgen: type {part.type!r} ({part.n} nodes) would need about {need / 2 ** 30:.2g} GB of dense "
                 f"matrices, more than the {memory_limit / 2 ** 30:.2g} GB it may use")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..disjoint_sets import DisjointSets
 from . import _kernels
 
 #: up to this many groups the exact pricer enumerates every subset (2^m · m steps); beyond it, branch and bound
@@ -68,18 +69,10 @@ class NodeProblem:
 
     def __init__(self, W: np.ndarray, hard: np.ndarray, rules: Rules):
         n = len(W)
-        parent = list(range(n))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
+        sets = DisjointSets(n)
         for i, j in rules.same:
-            parent[find(i)] = find(j)
-        roots = [find(i) for i in range(n)]
-        _, self.group = np.unique(roots, return_inverse=True)
+            sets.union(i, j)
+        _, self.group = np.unique(sets.roots(), return_inverse=True)
         self.m = m = int(self.group.max()) + 1 if n else 0
         A = np.zeros((n, m))
         A[np.arange(n), self.group] = 1.0

@@ -278,11 +278,11 @@ def test_after_recovery_recommends_the_finalist_best_after_recovery(tiny, monkey
     assert not rows(train) & rows(confirm) and len(rows(train) | rows(confirm)) == 6 * 16   # calibration data only
     result, name = after_recovery.recommend_after_recovery(spec, instance, curvature, refined, record, starts,
                                                            RECOVERY, options=SMALL)
-    scores = {f["colouring"]: f["confirm_loss_after"] for f in record["after_recovery"]["finalists"]}
+    scores = {f["colouring"]: f["recovered_objective"] for f in record["after_recovery"]["finalists"]}
     assert len(scores) == 3 and "measured" in scores and all(math.isfinite(v) for v in scores.values())
     assert name == record["after_recovery"]["choice"] == min(scores, key=scores.get)
     # the choice follows the scores after recovery, not before: make the worst finalist before recovery the best
-    worst = max(record["after_recovery"]["finalists"], key=lambda f: f["confirm_loss_before"])["colouring"]
+    worst = max(record["after_recovery"]["finalists"], key=lambda f: f["confirm_loss"])["colouring"]
     fake = {n: (0.0 if n == worst else 1.0 + i) for i, n in enumerate(scores)}
     from geoshare_opt.measured.network import as_labels
     labels = {n: tuple(as_labels(instance, refined if n == "measured" else starts[n])) for n in scores}
@@ -328,7 +328,8 @@ def test_default_pass_budget_follows_the_work_of_a_pass_and_an_explicit_budget_w
     assert batch_positions(tokens) == 520 and batch_positions((features, torch.zeros(4, dtype=torch.long))) == 4
     assert batch_positions({"input_ids": tokens, "mask": tokens[:, :10]}) == 520
     small, big = torch.nn.Linear(10, 10), torch.nn.Linear(1000, 1000)
-    assert pass_budget(small, [tokens]) == PASS_RANGE[1] and pass_budget(big, [torch.zeros(64, 1000, dtype=torch.long)] * 3) == PASS_RANGE[0]
+    long_tokens = torch.zeros(64, 1000, dtype=torch.long)
+    assert pass_budget(small, [tokens]) == PASS_RANGE[1] and pass_budget(big, [long_tokens] * 3) == PASS_RANGE[0]
     middle = torch.nn.Linear(100, 100)                    # 10100 parameters
     expected = round(WORK_BUDGET / (10100 * 520 * 1000))
     assert PASS_RANGE[0] < expected < PASS_RANGE[1]
@@ -340,3 +341,22 @@ def test_default_pass_budget_follows_the_work_of_a_pass_and_an_explicit_budget_w
     assert explicit["max_passes"] == 10 and explicit["forward_passes"] <= 10 + 2 * 4 + 2
     _, default = recommend(spec, instance, curvature, starts, options={**SMALL, "max_passes": None})
     assert default["max_passes"] == PASS_RANGE[1]          # a tiny network: the most passes
+
+
+def test_objective_loss_measures_what_recovery_trains(tiny):
+    import copy
+    import dataclasses
+    from geoshare_opt.materialize.recover import objective_loss
+    spec, _, _ = tiny
+    spec = dataclasses.replace(spec, outputs=lambda m, b: m(b[0]))
+    batches = list(spec.batches())[:3]
+    assert objective_loss(spec, spec.model, batches) == 0.0          # the original network distils to itself
+    other = copy.deepcopy(spec.model)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    assert objective_loss(spec, other, batches) > 0.0
+    with torch.no_grad():
+        task = np.mean([float(spec.loss(other, b)) for b in batches])    # equal batches: the plain mean
+    assert objective_loss(spec, other, batches, "task") == pytest.approx(task)
+    with pytest.raises(InputError, match="unknown recovery objective"):
+        objective_loss(spec, other, batches, "mse")

@@ -170,8 +170,8 @@ def measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, pr
     after = info.get("after_recovery")
     if after:
         refined.update(rec_choice=after["choice"], rec_finalists=after["finalists"])
-        log(f"{mode} {ratio}: after recovery " + ", ".join(
-            f"{f['colouring']} {f['confirm_loss_before']:.4g} -> {f['confirm_loss_after']:.4g}"
+        log(f"{mode} {ratio}: confirm pieces before, after recovery ({after['objective']}): " + ", ".join(
+            f"{f['colouring']} loss {f['confirm_loss']:.4g}, recovered {f['recovered_objective']:.4g}"
             for f in after["finalists"]) + f": {after['choice']}")
     log(f"{mode} {ratio}: measured from {info['start']}, {len(info['accepted'])} moves, "
         f"{info['forward_passes']} passes, {refined['refine_s']} s")

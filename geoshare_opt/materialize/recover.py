@@ -182,6 +182,22 @@ def _mean_loss(fn: Callable, model: nn.Module, batches: list, teachers: list) ->
     return float(sum(float(fn(model, b, t)) for b, t in zip(batches, teachers)) / len(batches))
 
 
+def objective_loss(spec, model: nn.Module, batches: list, objective: str = "distill",
+                   teacher: nn.Module | None = None) -> float:
+    """What ``recover`` trains, measured on ``batches`` in eval mode, example-weighted: the distillation to
+    ``teacher`` (default: the spec's network) or, with ``objective="task"``, the spec's own loss."""
+    from ..specs.base import eval_mode
+    _check_options(METHODS[0], objective, SCHEDULES[0], None)
+    fn = _objective_fn(spec, objective)
+    teacher = spec.model if teacher is None else teacher
+    sizes = [_batch_length(b) or 1 for b in batches]
+    with eval_mode(model):
+        targets = _teacher_outputs(spec, teacher, batches, objective)
+        with torch.no_grad():
+            losses = [float(fn(model, b, t)) for b, t in zip(batches, targets)]
+    return sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)
+
+
 def _lr_factor(step: int, steps: int, schedule: str) -> float:
     warmup = max(1, int(WARMUP_FRACTION * steps)) if steps > 1 else 0
     if step < warmup:

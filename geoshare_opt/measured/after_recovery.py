@@ -4,8 +4,10 @@ The measured refinement (``recommend``) scores colourings before recovery, and t
 always the one that recovers best. With a recovery budget, ``recommend_after_recovery`` takes a few finalists (the
 refined colouring and the starts best on the refinement's search and confirm pieces together), recovers each with the
 same settings on the calibration examples outside the confirm pieces (``materialize.recover``), scores each by the
-spec's loss on the confirm pieces, and recommends the best. Calibration data only; held-out data stay for the report.
-Every finalist's scores go into the refinement's record (``record["after_recovery"]``).
+recovery's objective on the confirm pieces (``recovered_loss``), and recommends the best. Calibration data only;
+held-out data stay for the report.
+Every finalist's scores go into the refinement's record (``record["after_recovery"]``: ``confirm_loss``, the spec's
+loss before recovery; ``recovered_objective``, the recovery's objective after recovery, both on the confirm pieces).
 """
 from __future__ import annotations
 
@@ -55,21 +57,18 @@ def recovery_data(spec, opts: RecommendOptions) -> tuple[list, list, tuple[float
 
 def recovered_loss(spec, train_spec, instance: Instance, curvature, labels: np.ndarray, confirm: list, *,
                    mode: str, ratio: float | None, recovery: Mapping[str, Any], teacher_cache: dict) -> float:
-    """The spec's loss on the ``confirm`` pieces (example-weighted) of the network sharing ``labels`` after the
-    recovery ``recovery`` (``pipeline.recovery_settings``) on ``train_spec``'s batches."""
-    from ..frontend.runtime import batch_size_of
+    """The recovery's objective (``materialize.recover.objective_loss``) on the ``confirm`` pieces of the network
+    sharing ``labels`` after the recovery ``recovery`` (``pipeline.recovery_settings``) on ``train_spec``'s batches.
+    The objective recovery trains, not the spec's loss: after recovery the network is judged by how well it learned
+    to stand in for the original one, and the spec's loss on calibration data (often the original network's own
+    training data) also rewards what that network memorised there."""
     from ..materialize import apply
-    from ..materialize.recover import recover
-    from ..specs.base import eval_mode
-    from .network import batch_losses
+    from ..materialize.recover import objective_loss, recover
     model, _ = apply(spec.model, instance, as_result(instance, labels, {}, time.perf_counter()), mode, curvature,
                      ratio=ratio)
     recover(model, train_spec, steps=recovery["steps"], teacher_cache=teacher_cache,
             **{k: v for k, v in recovery.items() if k != "steps"})
-    with eval_mode(model):
-        losses = batch_losses(spec, model, confirm)
-    sizes = np.array([batch_size_of(b) for b in confirm], dtype=np.float64)
-    return float(np.dot(losses, sizes) / sizes.sum())
+    return objective_loss(spec, model, confirm, recovery.get("objective", "distill"))
 
 
 def recommend_after_recovery(spec, instance: Instance, curvature, refined, record: dict,
@@ -103,8 +102,9 @@ def recommend_after_recovery(spec, instance: Instance, curvature, refined, recor
     record["after_recovery"] = {
         "choice": best, "train_batches": len(train), "confirm_pieces": len(confirm),
         "time_s": round(time.perf_counter() - started, 3),
-        "finalists": [{"colouring": n, "confirm_loss_before": record["confirm_loss"] if n == REFINED
-                       else record["starts"][n]["confirm"], "confirm_loss_after": scores[n]} for n in chosen]}
+        "objective": recovery.get("objective", "distill"),
+        "finalists": [{"colouring": n, "confirm_loss": record["confirm_loss"] if n == REFINED
+                       else record["starts"][n]["confirm"], "recovered_objective": scores[n]} for n in chosen]}
     if best == REFINED:
         return refined, best
     return as_result(instance, chosen[best], record, started), best

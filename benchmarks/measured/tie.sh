@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The package's recommendation (row `measured`) against the solved colouring and every heuristic at the same stored
 # parameters, tie mode, 20/30/40/50 % fewer stored parameters, held-out metric before and after the same recovery
-# budget for every colouring: tiny-gpt (perplexity, the quicker one, first) and MiniLM (embedding cosine). With recovery
-# the package's recommendation is chosen after recovery: row `measured-rec` when it is not `measured`. One thread, as on the 2-core
-# reference machine; each run records the load average in its results. docs/measured.md quotes these files.
+# budget for every colouring: tiny-gpt (perplexity, the quicker one, first) and MiniLM (embedding cosine). With
+# recovery the recommendation is chosen after recovery: row `measured-rec` when it is not `measured`. One thread, as
+# on the 2-core reference machine; each run records the load average in its results. docs/measured.md quotes these.
 #
 #     bash benchmarks/measured/tie.sh > tie.log 2>&1      # ~1 h on one loaded core
 set -euo pipefail

@@ -115,11 +115,12 @@ def _negative_pairs(Q, free, nf):
 
 
 @njit()
-def _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum):
+def _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum, need):
     """A lower bound on the positive pair costs plus the marginals of every completion ``T`` of the current set
     (among the ``nf`` open items ``free``), by its size ``t``: each member ``j`` pays ``g_j`` and half of its
     ``Q⁺`` to the other ``t − 1`` members, at least half the ``t − 1`` smallest ``Q⁺_jl`` among the open items
-    (Gilmore–Lawler). Returns ``min_t`` of the sum of the ``t`` smallest such shares (0 for the empty completion)."""
+    (Gilmore–Lawler). Returns ``min_t`` of the sum of the ``t`` smallest such shares (0 for the empty completion),
+    or, as soon as one ``t`` is below ``need``, that value (a node that cannot be pruned needs no exact bound)."""
     m = len(g)
     for a in range(nf):
         mark[free[a]] = 1
@@ -147,23 +148,27 @@ def _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum):
             best = min(best, negative_sum)
             break
         best = min(best, np.sum(np.sort(hv[:nf])[:t]))
+        if best < need:
+            break
     for a in range(nf):
         mark[free[a]] = 0
     return best
 
 
 @njit()
-def _node_bound(Q, g, decided, cc, free, value, size, signed, pair_bound, Qp, rowsort, mark, hv, cum, cut):
+def _node_bound(Q, g, decided, cc, free, value, size, signed, pair_bound, Qp, rowsort, mark, hv, cum, cut, exact):
     """``(bound, item to branch on, pair bound used)`` at the current node: the least reduced cost of any set in
     its subtree is at least ``bound``; the item is −1 when the node is a leaf (nothing open, or, with ``Q ≥ 0`` and
-    a non-empty set, every open item's marginal is ≥ 0, so adding any of them cannot lower ``r``)."""
+    a non-empty set, every open item's marginal is ≥ 0, so adding any of them cannot lower ``r``). Without ``exact``
+    the pair bound stops as soon as it cannot prune (the bound is then only good for that decision)."""
     nf, pick, least, negative = _free_items(decided, cc, g, free)
     if nf == 0 or (least >= 0.0 and not signed and size > 0):
         return np.inf, -1, False
     negq = _negative_pairs(Q, free, nf) if signed else 0.0
     lower = value + negq + negative
     if lower < cut and pair_bound:
-        lower = max(lower, value + negq + _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum))
+        need = cut - value - negq if not exact else -np.inf
+        lower = max(lower, value + negq + _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum, need))
         return lower, pick, True
     return lower, pick, False
 
@@ -192,13 +197,14 @@ def search_branch_and_bound(Q, conf, thresh, enough, pair_bound, chunk, abandon,
                 paused = True
                 break
             work += 1
+            leaving = abandon or (enough and vals[keep - 1] < thresh)     # its bound must then be valid
             lower, j, paired = _node_bound(Q, g, decided, cc, free, value, size, signed, pair_bound, Qp, rowsort,
-                                           mark, hv, cum, cut)
+                                           mark, hv, cum, cut, leaving)
             work += m if paired else 0
             if j < 0 or lower >= cut:
                 depth -= 1
                 continue
-            if abandon or (enough and vals[keep - 1] < thresh):
+            if leaving:
                 open_bound = min(open_bound, lower)
                 depth -= 1
                 continue

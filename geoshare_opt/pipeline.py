@@ -147,7 +147,9 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
     result.json (the solver's), measured.json (the refinement's), pipeline.json and the recommended compressed
     network. With ``recover_steps`` every colouring is also recovered with the same budget
     (``materialize.recover``; ``recover_options``: lr, method, rank, batch_size, objective) and measured again:
-    ``row["recovered"]``; the saved network is then the recovered one."""
+    ``row["recovered"]``; the saved network is then the recovered one, and the recommendation is chosen for it:
+    the refined colouring and the best starts are recovered on calibration data and the best after recovery is
+    recommended (``measured.after_recovery``; row and file ``measured-rec`` when it is not the refined one)."""
     from .specs import ModelSpec
 
     kinds = check_pipeline_options(ratio, mode, baselines, sidecar)
@@ -179,10 +181,11 @@ def pipeline(spec: Any, ratio: float = 0.5, *, solver: str = "auto", mode: str =
         original = clock.run("evaluate", evaluate_model, spec, spec.model)
         extra = []
         if refinement is not None:
-            measured, header["refine"] = clock.run("refine", recommend_colouring, spec, instance, curvature, result,
-                                                   kinds, mode, ratio, seed, refinement, say)
-            output.result("measured", measured)
-            extra = [("measured", measured)]
+            extra, header["refine"] = clock.run("refine", recommend_colouring, spec, instance, curvature, result,
+                                                kinds, mode, ratio, seed, refinement, say, recovery)
+            for name, res in extra:
+                output.result(name, res)
+            header["recommended_colouring"] = extra[-1][0]
         rows, kept = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=seed,
                                         ref=ref, progress=say, clock=clock.times, keep_solved=output.out is not None,
                                         recovery=recovery, extra=extra, on_row=lambda done: output.report(
@@ -231,14 +234,24 @@ def refine_settings(refine: bool, options: dict | None):
 
 
 def recommend_colouring(spec, instance, curvature, result, kinds: Iterable[str], mode: str, ratio: float,
-                        seed: int, options, say: Callable[[dict], None]):
-    """``(measured Result, record)``: the measured refinement from the solved colouring and every heuristic."""
+                        seed: int, options, say: Callable[[dict], None], recovery: dict | None = None):
+    """``([(name, Result)], record)``: ``measured``, the measured refinement from the solved colouring and every
+    heuristic; with ``recovery``, the recommendation after recovery too (``measured.after_recovery``) when it is
+    another colouring (``measured-rec``). The last one is the recommendation."""
     from .measured import recommend
+    from .measured.after_recovery import REFINED, recommend_after_recovery
     say({"stage": "refine", "message": "measured refinement of the colouring on calibration data"})
     starts = {"solved": result, **dict(heuristic_colourings(instance, result, kinds, mode, seed))}
-    measured, record = recommend(spec, instance, curvature, starts, mode=mode,
-                                 ratio=ratio if mode == "basis" else None, options=options, progress=say)
-    return measured, record
+    basis_ratio = ratio if mode == "basis" else None
+    measured, record = recommend(spec, instance, curvature, starts, mode=mode, ratio=basis_ratio, options=options,
+                                 progress=say)
+    rows = [("measured", measured)]
+    if recovery is not None:
+        after, name = recommend_after_recovery(spec, instance, curvature, measured, record, starts, recovery,
+                                               mode=mode, ratio=basis_ratio, options=options, progress=say)
+        if name != REFINED:
+            rows.append(("measured-rec", after))
+    return rows, record
 
 
 def check_pipeline_options(ratio: float, mode: str, baselines: Iterable[str], sidecar: str) -> list[str]:
@@ -269,7 +282,7 @@ def pipeline_report(header: dict, instance, result, original: dict | None, rows:
         "recovery": recovery, "best_heuristic_recovered": best_heuristic(rows, original, recovered=True)
         if recovery and original else None,
         "recommended": recommended_verdict(rows, original, recovery,
-                                           "measured" if header.get("refine") else "solved"),
+                                           header.get("recommended_colouring", "solved")),
         "times_s": {k: round(v, 3) for k, v in times.items()}, "outdir": None if outdir is None else str(outdir),
     }
 

@@ -248,3 +248,115 @@ def test_calibration_pieces_mix_every_batch_and_keep_every_example():
     with_costs = RecommendOptions(search_chunks=2, confirm_chunks=2, cost_chunks=1, class_costs=True)
     assert split_indices(6, with_costs) == ([4], [0, 1], [2, 3])    # the same search and confirm pieces
     assert split_indices(3, with_costs) == ([], [0], [1, 2])
+
+
+# ---------------------------------------------------------------- the recommendation after recovery; the pass budget
+RECOVERY = {"steps": 3, "lr": 1e-3, "method": "distill", "rank": 8, "batch_size": None, "objective": "task", "seed": 0}
+SMALL = {"chunks": 12, "search_chunks": 2, "confirm_chunks": 2, "max_passes": 10}
+
+
+def test_pieces_except_keeps_every_example_outside_the_held_pieces():
+    from geoshare_opt.materialize.recover import interleaved_pieces, pieces_except
+    batches = [torch.arange(10), {"x": torch.arange(100, 107)}, torch.arange(200, 203)]
+    values = lambda ps: sorted(v for p in ps for v in (p["x"] if isinstance(p, dict) else p).tolist())
+    pieces = interleaved_pieces(batches, 4)
+    held = {1, 3, 4}                     # batch 1's first piece, batch 0's second, batch 1's second
+    kept = pieces_except(batches, 4, held)
+    assert values(kept) == sorted(set(values(pieces)) - set(values([pieces[i] for i in held])))
+    assert [p.tolist() if torch.is_tensor(p) else p["x"].tolist() for p in kept] == \
+        [[0, 1], [5, 6, 7, 8, 9], [104, 105, 106], [200, 201, 202]]    # runs of consecutive pieces, whole batches
+    assert pieces_except(batches, 4, set()) == batches
+
+
+def test_after_recovery_recommends_the_finalist_best_after_recovery(tiny, monkeypatch):
+    from geoshare_opt.measured import after_recovery
+    spec, instance, curvature = tiny
+    starts = {k: baseline(instance, k, classes=classes(instance)) for k in ("cycle", "sandwich", "adjacent")}
+    refined, record = recommend(spec, instance, curvature, starts, options=SMALL)
+    train, confirm, _ = after_recovery.recovery_data(spec, after_recovery.RecommendOptions.from_dict(SMALL))
+    rows = lambda bs: {tuple(r.tolist()) for b in bs for r in b[0]}
+    assert not rows(train) & rows(confirm) and len(rows(train) | rows(confirm)) == 6 * 16   # calibration data only
+    result, name = after_recovery.recommend_after_recovery(spec, instance, curvature, refined, record, starts,
+                                                           RECOVERY, options=SMALL)
+    scores = {f["colouring"]: f["recovered_objective"] for f in record["after_recovery"]["finalists"]}
+    assert len(scores) == 3 and "measured" in scores and all(math.isfinite(v) for v in scores.values())
+    assert name == record["after_recovery"]["choice"] == min(scores, key=scores.get)
+    # the choice follows the scores after recovery, not before: make the worst finalist before recovery the best
+    worst = max(record["after_recovery"]["finalists"], key=lambda f: f["confirm_loss"])["colouring"]
+    fake = {n: (0.0 if n == worst else 1.0 + i) for i, n in enumerate(scores)}
+    from geoshare_opt.measured.network import as_labels
+    labels = {n: tuple(as_labels(instance, refined if n == "measured" else starts[n])) for n in scores}
+    by_labels = {v: n for n, v in labels.items()}
+    monkeypatch.setattr(after_recovery, "recovered_loss",
+                        lambda spec, train_spec, instance, curvature, lab, confirm, **kw: fake[by_labels[tuple(lab)]])
+    result, name = after_recovery.recommend_after_recovery(spec, instance, curvature, refined, record, starts,
+                                                           RECOVERY, options=SMALL)
+    assert name == worst and tuple(as_labels(instance, result)) == labels[worst]
+    assert evaluate(instance, result.assignment).feasible
+
+
+def test_recovery_aware_recommendation_is_off_without_recovery(tiny, monkeypatch):
+    from geoshare_opt import solve
+    from geoshare_opt.measured import after_recovery
+    from geoshare_opt.pipeline import recommend_colouring, refine_settings
+    spec, instance, curvature = tiny
+    result = solve(instance, "auto")
+    calls = []
+    monkeypatch.setattr(after_recovery, "recommend_after_recovery",
+                        lambda spec, instance, curvature, refined, record, *a, **kw: calls.append(1) or
+                        (baseline(instance, "cycle", classes=classes(instance)), "cycle"))
+    args = (spec, instance, curvature, result, ["cycle", "sandwich"], "tie", 0.4, 0, refine_settings(True, SMALL),
+            lambda info: None)
+    rows, record = recommend_colouring(*args)
+    assert [n for n, _ in rows] == ["measured"] and "after_recovery" not in record and not calls
+    rows, _ = recommend_colouring(*args, RECOVERY)
+    assert [n for n, _ in rows] == ["measured", "measured-rec"] and calls == [1]    # the last one is recommended
+
+
+def test_refine_options_for_recovery_and_passes_are_checked():
+    from geoshare_opt.measured.recommend import RecommendOptions
+    for bad in ({"finalists": 0}, {"finalists": True}, {"finalists": 1.5}, {"max_passes": "many"}):
+        with pytest.raises(InputError, match="refine option (finalists|max_passes)") as info:
+            RecommendOptions.from_dict(bad)
+        assert "\n" not in str(info.value)
+    assert RecommendOptions.from_dict({"max_passes": None}).max_passes is None
+
+
+def test_default_pass_budget_follows_the_work_of_a_pass_and_an_explicit_budget_wins(tiny):
+    from geoshare_opt.measured.recommend import PASS_RANGE, WORK_BUDGET, batch_positions, pass_budget
+    tokens, features = torch.zeros(4, 130, dtype=torch.long), torch.zeros(4, 64)
+    assert batch_positions(tokens) == 520 and batch_positions((features, torch.zeros(4, dtype=torch.long))) == 4
+    assert batch_positions({"input_ids": tokens, "mask": tokens[:, :10]}) == 520
+    small, big = torch.nn.Linear(10, 10), torch.nn.Linear(1000, 1000)
+    long_tokens = torch.zeros(64, 1000, dtype=torch.long)
+    assert pass_budget(small, [tokens]) == PASS_RANGE[1] and pass_budget(big, [long_tokens] * 3) == PASS_RANGE[0]
+    middle = torch.nn.Linear(100, 100)                    # 10100 parameters
+    expected = round(WORK_BUDGET / (10100 * 520 * 1000))
+    assert PASS_RANGE[0] < expected < PASS_RANGE[1]
+    assert pass_budget(middle, [torch.zeros(1000, 520, dtype=torch.long)]) == expected
+    assert pass_budget(middle, [torch.zeros(1000, 520, dtype=torch.long)]) == expected      # no clock involved
+    spec, instance, curvature = tiny
+    starts = {"cycle": baseline(instance, "cycle", classes=classes(instance))}
+    _, explicit = recommend(spec, instance, curvature, starts, options=SMALL)
+    assert explicit["max_passes"] == 10 and explicit["forward_passes"] <= 10 + 2 * 4 + 2
+    _, default = recommend(spec, instance, curvature, starts, options={**SMALL, "max_passes": None})
+    assert default["max_passes"] == PASS_RANGE[1]          # a tiny network: the most passes
+
+
+def test_objective_loss_measures_what_recovery_trains(tiny):
+    import copy
+    import dataclasses
+    from geoshare_opt.materialize.recover import objective_loss
+    spec, _, _ = tiny
+    spec = dataclasses.replace(spec, outputs=lambda m, b: m(b[0]))
+    batches = list(spec.batches())[:3]
+    assert objective_loss(spec, spec.model, batches) == 0.0          # the original network distils to itself
+    other = copy.deepcopy(spec.model)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    assert objective_loss(spec, other, batches) > 0.0
+    with torch.no_grad():
+        task = np.mean([float(spec.loss(other, b)) for b in batches])    # equal batches: the plain mean
+    assert objective_loss(spec, other, batches, "task") == pytest.approx(task)
+    with pytest.raises(InputError, match="unknown recovery objective"):
+        objective_loss(spec, other, batches, "mse")

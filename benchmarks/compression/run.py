@@ -14,7 +14,9 @@ For every ratio R (fraction of the shareable layers' stored parameters removed):
            the same ratio. Every class gets Basis Sharing's rank for ratio R.
 With ``--recover N`` every colouring (solved and heuristic) is then recovered with the same budget (N steps of
 ``geoshare_opt.materialize.recover``: distillation to the original network on the calibration batches, or
-``--recover-method lora``) and measured again; the table shows each before -> after, and the recovery time.
+``--recover-method lora``) and measured again; the table shows each before -> after, and the recovery time. The
+package's recommendation is then chosen for the recovered network (``geoshare_opt.measured.after_recovery``, on
+calibration data): row ``measured-rec`` when it is not the ``measured`` colouring.
 ``--random-seeds 0,1,2`` runs the ``random`` heuristic once per seed (rows ``random-<seed>`` and their mean).
 Writes results.json, results.csv, compression.png and the results section of README.md (between markers), all
 from this run. Uses the public API only.
@@ -154,19 +156,26 @@ def instances_for(spec, mode: str, ratios: list[float], args, tmp: Path):
 
 
 def measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, progress):
-    """The package's recommendation (``pipeline.recommend_colouring``) and what its search did."""
+    """The package's recommendation (``pipeline.recommend_colouring``; with ``--recover`` also the one chosen after
+    recovery, row ``measured-rec`` when it is another colouring) and what its search did."""
     from geoshare_opt.pipeline import recommend_colouring, refine_settings
     t1 = time.perf_counter()
     opts = None if args.refine_passes is None else {"max_passes": args.refine_passes}
-    measured, info = recommend_colouring(spec, instance, curvature, result, kinds, mode, ratio, args.seed,
-                                         refine_settings(True, opts), progress)
+    extra, info = recommend_colouring(spec, instance, curvature, result, kinds, mode, ratio, args.seed,
+                                      refine_settings(True, opts), progress, args.recovery)
     refined = {"refine_s": round(time.perf_counter() - t1, 2), "refine_start": info["start"],
                "refine_passes": info["forward_passes"], "refine_moves": len(info["accepted"]),
                "refine_search_loss": info["search_loss"], "refine_confirm_loss": info["confirm_loss"],
                "refine_stopped": info["stopped"]}
+    after = info.get("after_recovery")
+    if after:
+        refined.update(rec_choice=after["choice"], rec_finalists=after["finalists"])
+        log(f"{mode} {ratio}: confirm pieces before, after recovery ({after['objective']}): " + ", ".join(
+            f"{f['colouring']} loss {f['confirm_loss']:.4g}, recovered {f['recovered_objective']:.4g}"
+            for f in after["finalists"]) + f": {after['choice']}")
     log(f"{mode} {ratio}: measured from {info['start']}, {len(info['accepted'])} moves, "
         f"{info['forward_passes']} passes, {refined['refine_s']} s")
-    return measured, refined
+    return extra, refined
 
 
 def measure_ratio(spec, mode: str, ratio: float, instance, curvature, inst_file: Path, t_an: float, args) -> list:
@@ -184,8 +193,7 @@ def measure_ratio(spec, mode: str, ratio: float, instance, curvature, inst_file:
         f"classes {result.classes_per_type}")
     extra, refined = [], {}
     if not args.no_refine:
-        measured, refined = measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, progress)
-        extra = [("measured", measured)]
+        extra, refined = measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, progress)
     random_seeds = [int(x) for x in args.random_seeds.split(",")] if args.random_seeds else None
     rows, _ = compare_colourings(spec, instance, curvature, result, mode, ratio, kinds, seed=args.seed,
                                  ref=args.spec, progress=progress, recovery=args.recovery,
@@ -199,7 +207,7 @@ def measure_ratio(spec, mode: str, ratio: float, instance, curvature, inst_file:
                         **(r.get("metrics") or {}), "solve_s": result.wall_time_s if solved else None,
                         "analyze_s": round(t_an, 2) if solved else None,
                         "solver_termination": result.termination if solved else None, "pattern": r.get("pattern"),
-                        **recovered_columns(r), **(refined if r["colouring"] == "measured" else {})})
+                        **recovered_columns(r), **(refined if r["colouring"] in PACKAGE_ROWS else {})})
     log(f"{mode} {ratio} done in {time.perf_counter() - t0:.0f}s")
     return records
 
@@ -266,7 +274,8 @@ def lower_is_better(name: str) -> bool:
 
 RANDOM_MEAN = "random (mean)"
 # not heuristics at the same budget (all stores fewer; none = no sharing; solved and measured are the package's)
-EXCLUDED = ("solved", "measured", "all", "none")
+PACKAGE_ROWS = ("measured", "measured-rec")       # the recommendation before / chosen after recovery
+EXCLUDED = ("solved", *PACKAGE_ROWS, "all", "none")
 
 
 def with_random_mean(rows: list[dict], metrics: list[str]) -> list[dict]:
@@ -327,7 +336,7 @@ def markdown(summary: dict, metrics: list[str]) -> str:
                 return "–"
             v = f"{r[k]:.4f}"
             b = best[(ratio, k)]
-            if n in ("solved", "measured") and b is not None:
+            if n in ("solved", *PACKAGE_ROWS) and b is not None:
                 v += " ✓" if sign * r[k] >= b else " ✗"
             return v
         for n in names:

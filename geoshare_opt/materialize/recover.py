@@ -102,17 +102,50 @@ def split_batches(batches, size: int | None) -> list:
     return out
 
 
+def _piece_cuts(batches, per_batch: int) -> list[tuple[Any, int | None, list]]:
+    """(batch, examples, piece bounds) for every batch cut into ``per_batch`` pieces of nearly equal size (fewer
+    for a batch with fewer examples; one piece, bounds ``[None, None]``, for a batch without a length)."""
+    out = []
+    for batch in batches:
+        n = _batch_length(batch)
+        k = 1 if n is None else max(1, min(per_batch, n))
+        out.append((batch, n, [round(i * n / k) for i in range(k + 1)] if n is not None else [None, None]))
+    return out
+
+
+def _piece_order(cuts) -> list[tuple[int, int]]:
+    """(batch, piece) in round-robin order: the first piece of every batch, then the second, ..."""
+    most = max((len(b) - 1 for _, _, b in cuts), default=0)
+    return [(j, i) for i in range(most) for j, (_, _, b) in enumerate(cuts) if i < len(b) - 1]
+
+
 def interleaved_pieces(batches, per_batch: int) -> list:
     """Every batch cut into ``per_batch`` pieces of nearly equal size (fewer for a batch with fewer examples), listed
     round robin over the batches (first piece of every batch, then the second, ...): any run of consecutive pieces
     mixes the batches evenly, whatever kinds of examples each batch holds."""
-    cut = []
-    for batch in batches:
-        n = _batch_length(batch)
-        k = 1 if n is None else max(1, min(per_batch, n))
-        bounds = [round(i * n / k) for i in range(k + 1)] if n is not None else [None, None]
-        cut.append([batch] if k == 1 else [_slice(batch, bounds[i], bounds[i + 1], n) for i in range(k)])
-    return [pieces[i] for i in range(max(map(len, cut), default=0)) for pieces in cut if i < len(pieces)]
+    cuts = _piece_cuts(batches, per_batch)
+    return [cuts[j][0] if len(cuts[j][2]) == 2 else _slice(cuts[j][0], cuts[j][2][i], cuts[j][2][i + 1], cuts[j][1])
+            for j, i in _piece_order(cuts)]
+
+
+def pieces_except(batches, per_batch: int, held: set[int]) -> list:
+    """The batches without the pieces that ``interleaved_pieces(batches, per_batch)`` lists at the positions
+    ``held``: each batch's remaining examples as runs of consecutive pieces (two runs where a middle piece is
+    held), so that training on them keeps the batches' sizes as far as it can."""
+    cuts = _piece_cuts(batches, per_batch)
+    dropped = {pos for k, pos in enumerate(_piece_order(cuts)) if k in held}
+    out = []
+    for j, (batch, n, bounds) in enumerate(cuts):
+        start = None
+        for i in range(len(bounds)):            # the last bound closes a run still open
+            kept = i < len(bounds) - 1 and (j, i) not in dropped
+            if kept and start is None:
+                start = i
+            elif not kept and start is not None:
+                whole = start == 0 and i == len(bounds) - 1
+                out.append(batch if whole else _slice(batch, bounds[start], bounds[i], n))
+                start = None
+    return out
 
 
 def _objective_fn(spec, objective: str) -> Callable:
@@ -147,6 +180,22 @@ def _mean_loss(fn: Callable, model: nn.Module, batches: list, teachers: list) ->
     if not batches:
         return None
     return float(sum(float(fn(model, b, t)) for b, t in zip(batches, teachers)) / len(batches))
+
+
+def objective_loss(spec, model: nn.Module, batches: list, objective: str = "distill",
+                   teacher: nn.Module | None = None) -> float:
+    """What ``recover`` trains, measured on ``batches`` in eval mode, example-weighted: the distillation to
+    ``teacher`` (default: the spec's network) or, with ``objective="task"``, the spec's own loss."""
+    from ..specs.base import eval_mode
+    _check_options(METHODS[0], objective, SCHEDULES[0], None)
+    fn = _objective_fn(spec, objective)
+    teacher = spec.model if teacher is None else teacher
+    sizes = [_batch_length(b) or 1 for b in batches]
+    with eval_mode(model):
+        targets = _teacher_outputs(spec, teacher, batches, objective)
+        with torch.no_grad():
+            losses = [float(fn(model, b, t)) for b, t in zip(batches, targets)]
+    return sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)
 
 
 def _lr_factor(step: int, steps: int, schedule: str) -> float:

@@ -105,6 +105,18 @@ class ClassWeights:
         return [w.to(dtype=weights[0].dtype) for w in rebuilt]
 
 
+def batch_losses(spec, model, batches: Sequence[Any]) -> np.ndarray:
+    """The spec's loss of ``model`` (as it is: put it in eval mode first) on each batch, without gradients."""
+    from ..frontend.runtime import call_user
+    out = np.empty(len(batches), dtype=np.float64)
+    with torch.inference_mode():
+        for k, batch in enumerate(batches):
+            out[k] = float(call_user(spec.loss, model, batch, what="loss"))
+    if not np.all(np.isfinite(out)):
+        raise InputError("the loss is not finite on the tied network")
+    return out
+
+
 class ColouringEvaluator:
     """Measures colourings of ``instance`` on ``spec``'s network (see the module docstring).
 
@@ -183,16 +195,9 @@ class ColouringEvaluator:
     # ------------------------------------------------------------------ measuring
     def batch_losses(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """The spec's loss on each batch (``indices``: a subset) in the network's current state."""
-        from ..frontend.runtime import call_user
         idx = range(len(self.batches)) if indices is None else indices
-        out = np.empty(len(idx), dtype=np.float64)
-        with torch.inference_mode():
-            for k, b in enumerate(idx):
-                value = call_user(self.spec.loss, self.model, self.batches[b], what="loss")
-                out[k] = float(value)
-                self.forward_passes += 1
-        if not np.all(np.isfinite(out)):
-            raise InputError("the loss is not finite on the tied network")
+        out = batch_losses(self.spec, self.model, [self.batches[b] for b in idx])
+        self.forward_passes += len(out)
         return out
 
     def mean(self, losses: np.ndarray, indices: Sequence[int] | None = None) -> float:

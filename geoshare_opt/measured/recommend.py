@@ -25,21 +25,29 @@ from ..errors import InputError
 from ..instance import Instance
 
 SOLVER = "measured"
+# The default pass budget: forward passes until their work (parameters x positions per piece, ``pass_budget``) reaches
+# WORK_BUDGET, about what 400 passes cost on MiniLM's pieces, clamped to PASS_RANGE: a network whose pass is cheap
+# gets more passes in about the same time; the same spec and data give the same budget on every machine.
+WORK_BUDGET = 3.6e12
+PASS_RANGE = (400, 4000)
 
 
 @dataclass
 class RecommendOptions:
     """How much the recommendation measures (defaults sized for ``pipeline minilm`` on a 2-core CPU, see
-    docs/measured.md). ``max_passes`` counts forward passes over one piece, after the starts are measured; the
-    default budget makes the result independent of the machine's speed; ``time_limit`` (seconds) caps it too."""
+    docs/measured.md). ``max_passes`` counts forward passes over one piece, after the starts are measured (None:
+    ``pass_budget``'s rule, from the network's size and the pieces' positions, so that the result does not depend on
+    the machine's speed); ``time_limit`` (seconds) caps it too. ``finalists``: with recovery, how many colourings
+    (the refined one and the best starts) are recovered and compared after recovery (``after_recovery``)."""
     chunks: int = 64
     cost_chunks: int = 1
     search_chunks: int = 6
     confirm_chunks: int = 6
-    max_passes: int = 400
+    max_passes: int | None = None
     time_limit: float | None = None
     class_costs: bool = False            # measured class costs first (a start and the candidates' order)
     cache: bool = True
+    finalists: int = 3
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None) -> "RecommendOptions":
@@ -49,12 +57,14 @@ class RecommendOptions:
         if unknown:
             raise InputError(f"unknown refine option {unknown[0]!r} (known: {', '.join(sorted(known))})")
         out = cls(**opts)
-        for name in ("chunks", "search_chunks", "confirm_chunks"):
+        for name in ("chunks", "search_chunks", "confirm_chunks", "finalists"):
             value = getattr(out, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"refine option {name} must be a positive integer, got {value!r}")
         for name in ("cost_chunks", "max_passes"):
             value = getattr(out, name)
+            if value is None and name == "max_passes":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InputError(f"refine option {name} must be an integer >= 0, got {value!r}")
         if out.time_limit is not None and (isinstance(out.time_limit, bool) or
@@ -75,6 +85,35 @@ def calibration_pieces(spec, chunks: int) -> list:
     if len(pieces) < 2:
         raise InputError("the measured refinement needs at least two calibration examples")
     return pieces
+
+
+def batch_positions(batch: Any) -> int:
+    """The positions a forward pass over ``batch`` computes: the elements of its largest integer tensor of two or
+    more dimensions (token ids: examples x tokens), else its number of examples."""
+    from ..frontend.runtime import batch_size_of
+    tensors = []
+
+    def walk(item):
+        if hasattr(item, "is_floating_point") and hasattr(item, "dim"):
+            tensors.append(item)
+        elif isinstance(item, Mapping):
+            for v in item.values():
+                walk(v)
+        elif isinstance(item, (list, tuple)):
+            for v in item:
+                walk(v)
+    walk(batch)
+    tokens = [int(t.numel()) for t in tensors if not t.is_floating_point() and t.dim() >= 2]
+    return max(tokens) if tokens else max(1, int(batch_size_of(batch)))
+
+
+def pass_budget(model, batches) -> int:
+    """The default number of refinement passes: ``WORK_BUDGET`` over the work of one pass (the model's parameters
+    times the mean positions of ``batches``, the pieces the passes run on), clamped to ``PASS_RANGE``."""
+    params = sum(int(p.numel()) for p in model.parameters())
+    positions = float(np.mean([batch_positions(b) for b in batches]))
+    low, high = PASS_RANGE
+    return int(min(high, max(low, round(WORK_BUDGET / max(1.0, params * positions)))))
 
 
 def split_indices(n: int, opts: RecommendOptions) -> tuple[list[int], list[int], list[int]]:
@@ -170,7 +209,11 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
                 labelled["measured-costs"] = optimum
         surrogate = oracle if oracle is not None else diagonal_surrogate(instance, evaluator, curvature)
         record["surrogate"] = type(surrogate).__name__
-        refiner = Refiner(evaluator, instance, search, confirm, surrogate, max_passes=opts.max_passes,
+        passes = opts.max_passes
+        if passes is None:
+            passes = pass_budget(evaluator.model, [evaluator.batches[i] for i in search + confirm])
+        record["max_passes"] = passes
+        refiner = Refiner(evaluator, instance, search, confirm, surrogate, max_passes=passes,
                           time_limit=opts.time_limit, progress=lambda info: say({"stage": "refine", **info}))
         found = refiner.run(labelled)
         record.update(found.to_dict())

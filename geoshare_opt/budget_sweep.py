@@ -244,14 +244,16 @@ def _bounded_curves(parts: Sequence[Part]) -> tuple[list[Curve], list]:
 
 def _fill_curves(curves: Sequence[Curve], forests, solve_model, flags: dict, deadline: float | None,
                  time_limit_per_solve: float | None, progress) -> tuple[list[dict[int, float]], bool]:
-    """Every point of every curve, large k first, from its best hint; a point not settled by its hint is solved
-    with an equal share of the time left. Under a time limit, the time the first pass leaves (easy points finish
-    well within their share) then goes to the points still unproven, in equal shares again: the hard points are
-    not all at the end of the order, so the first pass alone starves the early ones. Returns the sub-solve time per
-    point and whether Ctrl-C stopped it."""
+    """Every point of every curve from its best hint, large k first and the types side by side (k = 5 of every
+    type before any k = 4): the points of few classes are the hard ones (large classes: the weakest pricing
+    bounds), so they come last and share what the easy ones leave. A point not settled by its hint is solved with
+    an equal share of the time left. Under a time limit, the time the first pass leaves then goes to the points
+    still unproven, in equal shares again; a backend that keeps its search between calls (colgen) resumes it there.
+    Returns the sub-solve time per point and whether Ctrl-C stopped it."""
     times: list[dict[int, float]] = [{} for _ in curves]
     total_points = sum(cv.part.cap for cv in curves)
-    pending = [(t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)]
+    pending = sorted(((t, k) for t, cv in enumerate(curves) for k in range(cv.part.cap, 0, -1)),
+                     key=lambda point: (-point[1], point[0]))
     for pos, (t, k) in enumerate(pending):
         cv = curves[t]
         hint = _offer_hint(cv, forests[t], k)

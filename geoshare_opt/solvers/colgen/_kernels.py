@@ -85,32 +85,46 @@ def enumerate_best(Q, d, conf, keep, thresh):
 
 
 @njit()
-def _bound(depth, order, value, g, cc, neg_suffix):
-    """A lower bound on ``r`` over every completion of the current set with items ``order[depth:]``: each free item
-    adds at least ``min(0, g_j)`` plus its share of the negative ``Q`` among the undecided items."""
-    b = value + neg_suffix[depth]
-    for p in range(depth, len(order)):
-        j = order[p]
-        if cc[j] == 0 and g[j] < 0.0:
-            b += g[j]
-    return b
+def _free_items(decided, cc, g, free):
+    """The items still open at a search node (undecided, no conflict with the set) into ``free``; returns their
+    number, the open item with the least marginal (−1 if none), that marginal and the sum of the negative ones."""
+    nf = 0
+    pick = -1
+    least = np.inf
+    negative = 0.0
+    for a in range(len(g)):
+        if decided[a] == 0 and cc[a] == 0:
+            free[nf] = a
+            nf += 1
+            if g[a] < least:
+                least = g[a]
+                pick = a
+            if g[a] < 0.0:
+                negative += g[a]
+    return nf, pick, least, negative
 
 
 @njit()
-def _pair_bound(depth, order, g, cc, Qp, rowsort, free, mark, hv, cum):
+def _negative_pairs(Q, free, nf):
+    """The negative ``Q`` among the open items: every completion pays at least this much of them."""
+    total = 0.0
+    for p in range(nf):
+        for q in range(p + 1, nf):
+            total += min(0.0, Q[free[p], free[q]])
+    return total
+
+
+@njit()
+def _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum, need):
     """A lower bound on the positive pair costs plus the marginals of every completion ``T`` of the current set
-    (items ``order[depth:]`` without a conflict), by its size ``t``: each member ``j`` pays ``g_j`` and half of its
-    ``Q⁺`` to the other ``t − 1`` members, at least half the ``t − 1`` smallest ``Q⁺_jl`` among the free items
-    (Gilmore–Lawler). Returns ``min_t`` of the sum of the ``t`` smallest such shares (0 for the empty completion)."""
+    (among the ``nf`` open items ``free``), by its size ``t``: each member ``j`` pays ``g_j`` and half of its
+    ``Q⁺`` to the other ``t − 1`` members, at least half the ``t − 1`` smallest ``Q⁺_jl`` among the open items
+    (Gilmore–Lawler). Returns ``min_t`` of the sum of the ``t`` smallest such shares (0 for the empty completion),
+    or, as soon as one ``t`` is below ``need``, that value (a node that cannot be pruned needs no exact bound)."""
     m = len(g)
-    nf = 0
-    for p in range(depth, m):
-        j = order[p]
-        if cc[j] == 0:
-            free[nf] = j
-            mark[j] = 1
-            nf += 1
-    for a in range(nf):           # cum[a, r]: the r smallest Q⁺ from free item a to the other free items
+    for a in range(nf):
+        mark[free[a]] = 1
+    for a in range(nf):           # cum[a, r]: the r smallest Q⁺ from open item a to the other open items
         j = free[a]
         r = 0
         total = 0.0
@@ -134,94 +148,161 @@ def _pair_bound(depth, order, g, cc, Qp, rowsort, free, mark, hv, cum):
             best = min(best, negative_sum)
             break
         best = min(best, np.sum(np.sort(hv[:nf])[:t]))
+        if best < need:
+            break
     for a in range(nf):
         mark[free[a]] = 0
     return best
 
 
 @njit()
-def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit, pair_bound=True, enough=False):
-    """Depth-first search over include / exclude decisions (items by increasing ``d``), pruned by ``_bound`` and,
-    where that fails, by the stronger ``_pair_bound`` (``pair_bound``). Exact unless ``node_limit`` (> 0) work units
-    are exceeded (a search node is 1, a pair bound ``m``: about its cost in multiples of a node's), or, with
-    ``enough``, once ``keep`` sets below ``thresh`` are found (column generation needs negative columns, not the
-    best ones, until the last round, which finds none and so searches everything). Returns ``(vals, sets, least,
-    complete, work)`` where ``least`` is a valid lower bound on the minimum below ``thresh`` even when the search
-    stopped early (the bounds of the subtrees it left are in it)."""
-    m = len(d)
-    vals = np.full(keep, np.inf)
-    sets = np.zeros((keep, m), dtype=np.uint8)
-    in_set = np.zeros(m, dtype=np.uint8)
-    order = np.argsort(d)
-    neg_suffix = np.zeros(m + 1)
-    for p in range(m - 1, -1, -1):
-        s = 0.0
-        for q in range(p + 1, m):
-            s += min(0.0, Q[order[p], order[q]])
-        neg_suffix[p] = neg_suffix[p + 1] + s
-    Qp = np.maximum(Q, 0.0)
-    rowsort = np.empty((m, m), dtype=np.int64)
-    for j in range(m):
-        rowsort[j, :] = np.argsort(Qp[j])
-    free = np.zeros(m, dtype=np.int64)
-    mark = np.zeros(m, dtype=np.uint8)
-    hv = np.zeros(m)
-    cum = np.zeros((m, m + 1))
-    g = d.copy()
-    cc = np.zeros(m, dtype=np.int64)
-    action = np.zeros(m + 1, dtype=np.int64)
-    included = np.zeros(m + 1, dtype=np.uint8)
-    value = 0.0
-    best = np.inf
-    cut = thresh
-    open_bound = np.inf        # least bound of a subtree abandoned at the node limit
+def _node_bound(Q, g, decided, cc, free, value, size, signed, pair_bound, Qp, rowsort, mark, hv, cum, cut, exact):
+    """``(bound, item to branch on, pair bound used)`` at the current node: the least reduced cost of any set in
+    its subtree is at least ``bound``; the item is −1 when the node is a leaf (nothing open, or, with ``Q ≥ 0`` and
+    a non-empty set, every open item's marginal is ≥ 0, so adding any of them cannot lower ``r``). Without ``exact``
+    the pair bound stops as soon as it cannot prune (the bound is then only good for that decision)."""
+    nf, pick, least, negative = _free_items(decided, cc, g, free)
+    if nf == 0 or (least >= 0.0 and not signed and size > 0):
+        return np.inf, -1, False
+    negq = _negative_pairs(Q, free, nf) if signed else 0.0
+    lower = value + negq + negative
+    if lower < cut and pair_bound:
+        need = cut - value - negq if not exact else -np.inf
+        lower = max(lower, value + negq + _pair_bound(free, nf, g, Qp, rowsort, mark, hv, cum, need))
+        return lower, pick, True
+    return lower, pick, False
+
+
+@njit()
+def search_branch_and_bound(Q, conf, thresh, enough, pair_bound, chunk, abandon, vals, sets, in_set, g, cc,
+                            decided, chosen, action, Qp, rowsort, free, mark, hv, cum, state):
+    """Continue the depth-first search whose state the arguments hold (``BranchAndBound`` makes them). At each
+    node the open item with the least marginal is included first, then excluded; a subtree is pruned when its
+    bound reaches the cut (the worst kept value, at most ``thresh``). It pauses (returns with ``state`` ready to
+    resume) once ``chunk`` work units are spent (a node is 1, a pair bound ``m``); with ``abandon`` it visits no
+    subtree any more and only lowers ``state[OPEN]`` to the bounds of those it leaves, which makes ``least`` a
+    valid bound; with ``enough`` it abandons the rest once ``keep`` sets below ``thresh`` are held. Returns
+    ``(paused, work)``; ``state`` = depth, value, best, cut, open bound, signed, size of the set."""
+    m = len(g)
+    keep = len(vals)
+    depth = int(state[0])
+    value, best, cut, open_bound = state[1], state[2], state[3], state[4]
+    signed = state[5] > 0.0
+    size = int(state[6])
     work = 0
-    depth = 0
+    paused = False
     while depth >= 0:
         if action[depth] == 0:
+            if work >= chunk and not abandon:
+                paused = True
+                break
             work += 1
-            if depth == m:
+            leaving = abandon or (enough and vals[keep - 1] < thresh)     # its bound must then be valid
+            lower, j, paired = _node_bound(Q, g, decided, cc, free, value, size, signed, pair_bound, Qp, rowsort,
+                                           mark, hv, cum, cut, leaving)
+            work += m if paired else 0
+            if j < 0 or lower >= cut:
                 depth -= 1
                 continue
-            lower = _bound(depth, order, value, g, cc, neg_suffix)
-            if lower < cut and pair_bound:
-                work += m
-                lower = max(lower, value + neg_suffix[depth]
-                            + _pair_bound(depth, order, g, cc, Qp, rowsort, free, mark, hv, cum))
-            if lower >= cut:
-                depth -= 1
-                continue
-            if (node_limit > 0 and work > node_limit) or (enough and vals[keep - 1] < thresh):
+            if leaving:
                 open_bound = min(open_bound, lower)
                 depth -= 1
                 continue
-            j = order[depth]
-            included[depth] = 0
-            action[depth] = 1 if cc[j] == 0 else 2    # a conflicting item has only the exclude branch
-            if cc[j] == 0:
-                value += g[j]
-                _flip(j, True, Q, conf, g, cc, in_set)
-                included[depth] = 1
-                if value < best:
-                    best = value
-                if value < cut:
-                    cut = _insert(vals, sets, in_set, value, thresh)
+            chosen[depth] = j
+            decided[j] = 1
+            action[depth] = 1
+            value += g[j]
+            _flip(j, True, Q, conf, g, cc, in_set)
+            size += 1
+            if value < best:
+                best = value
+            if value < cut:
+                cut = _insert(vals, sets, in_set, value, thresh)
             action[depth + 1] = 0
             depth += 1
         elif action[depth] == 1:
-            if included[depth]:
-                j = order[depth]
-                _flip(j, False, Q, conf, g, cc, in_set)
-                value -= g[j]
-                included[depth] = 0
+            j = chosen[depth]
+            _flip(j, False, Q, conf, g, cc, in_set)
+            value -= g[j]
+            size -= 1
             action[depth] = 2
             action[depth + 1] = 0
             depth += 1
         else:
+            decided[chosen[depth]] = 0
             depth -= 1
-    # every set not visited lies in a subtree pruned at a bound >= the cut (>= min(thresh, best)) or abandoned
-    least = min(best, thresh, open_bound)
-    return vals, sets, least, open_bound == np.inf, work
+    state[0], state[1], state[2], state[3], state[4], state[6] = depth, value, best, cut, open_bound, size
+    return paused, work
+
+
+@njit()
+def _sorted_rows(Qp):
+    rowsort = np.empty(Qp.shape, dtype=np.int64)
+    for j in range(len(Qp)):
+        rowsort[j, :] = np.argsort(Qp[j])
+    return rowsort
+
+
+class BranchAndBound:
+    """An exact search for the ``keep`` best sets below ``thresh`` that can stop and resume (``run``), so that a
+    caller checks its deadline and Ctrl-C between chunks without searching anything twice. ``finish()`` abandons
+    what is left and returns ``(vals, sets, least, complete)``: ``least`` is a valid lower bound on the minimum
+    below ``thresh`` whether or not the search completed (the bounds of the subtrees it left are in it)."""
+
+    def __init__(self, Q, d, conf, keep, thresh, pair_bound=True, enough=False):
+        m = len(d)
+        self.Q, self.conf = Q, conf
+        self.thresh, self.enough, self.pair_bound = float(thresh), bool(enough), bool(pair_bound)
+        self.vals = np.full(keep, np.inf)
+        self.sets = np.zeros((keep, m), dtype=np.uint8)
+        self.in_set = np.zeros(m, dtype=np.uint8)
+        self.g = np.asarray(d, dtype=np.float64).copy()
+        self.cc = np.zeros(m, dtype=np.int64)
+        self.decided = np.zeros(m, dtype=np.uint8)
+        self.chosen = np.zeros(m + 1, dtype=np.int64)
+        self.action = np.zeros(m + 1, dtype=np.int64)
+        self.Qp = np.maximum(Q, 0.0)
+        self.rowsort = _sorted_rows(self.Qp)
+        self.free = np.zeros(m, dtype=np.int64)
+        self.mark = np.zeros(m, dtype=np.uint8)
+        self.hv = np.zeros(m)
+        self.cum = np.zeros((m, m + 1))
+        signed = 1.0 if m and float(Q.min()) < 0.0 else 0.0
+        # depth, value, best, cut, open bound, signed, size
+        self.state = np.array([0.0, 0.0, np.inf, self.thresh, np.inf, signed, 0.0])
+        self.done = False
+
+    def run(self, chunk: int, abandon: bool = False) -> int:
+        """Search on for about ``chunk`` work units (or, with ``abandon``, unwind); returns the work spent."""
+        if self.done:
+            return 0
+        paused, work = search_branch_and_bound(
+            self.Q, self.conf, self.thresh, self.enough, self.pair_bound, max(int(chunk), 1), abandon, self.vals,
+            self.sets, self.in_set, self.g, self.cc, self.decided, self.chosen, self.action, self.Qp, self.rowsort,
+            self.free, self.mark, self.hv, self.cum, self.state)
+        self.done = not paused
+        return int(work)
+
+    @property
+    def full(self) -> bool:
+        """Whether ``enough`` is asked for and ``keep`` sets below ``thresh`` are held."""
+        return self.enough and self.vals[-1] < self.thresh
+
+    def finish(self):
+        work = self.run(1, abandon=True) if not self.done else 0
+        open_bound = float(self.state[4])
+        least = min(float(self.state[2]), self.thresh, open_bound)
+        return self.vals, self.sets, least, open_bound == np.inf, work
+
+
+def branch_and_bound_best(Q, d, conf, keep, thresh, node_limit, pair_bound=True, enough=False):
+    """The whole search in one call: exact unless ``node_limit`` (> 0) work units are exceeded (then the rest is
+    abandoned with its bounds), or, with ``enough``, once ``keep`` sets below ``thresh`` are found. Returns
+    ``(vals, sets, least, complete, work)``."""
+    search = BranchAndBound(Q, d, conf, keep, thresh, pair_bound, enough)
+    work = search.run(node_limit if node_limit > 0 else np.iinfo(np.int64).max)
+    vals, sets, least, complete, more = search.finish()
+    return vals, sets, least, complete, work + more
 
 
 @njit()

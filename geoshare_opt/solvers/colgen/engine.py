@@ -93,6 +93,7 @@ class TypeEngine:
         self.pool = ColumnPool(n)
         self.add_classes([np.array([i]) for i in range(n)])
         self.lp = MasterLP(self.pool, n, self.penalty)
+        self._unfinished: dict[int, _Run] = {}     # k -> the search a deadline stopped, resumed by the next call
 
     @property
     def proves(self) -> bool:
@@ -139,8 +140,14 @@ class TypeEngine:
 
     # ------------------------------------------------------------------ one budget
     def solve(self, k: int, deadline: float | None = None, hint: np.ndarray | None = None) -> PointResult:
-        """Branch and price at budget ``k`` (at most k classes)."""
-        run = _Run(self, k, deadline)
+        """Branch and price at budget ``k`` (at most k classes). A search that an earlier call's deadline stopped
+        at this k resumes where it stopped (its open nodes, bounds and incumbent), so time given to a point in
+        several calls adds up."""
+        run = self._unfinished.pop(k, None)
+        if run is None:
+            run = _Run(self, k, deadline)
+        else:
+            run.resume(deadline)
         if k <= 1 or self.n <= 1:
             return run.one_class()
         try:
@@ -153,7 +160,10 @@ class TypeEngine:
             if hint is not None:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
-            return run.branch_and_price()
+            out = run.branch_and_price()
+            if run.heap and out.status not in ("optimal", "infeasible"):
+                self._unfinished[k] = run
+            return out
         except (KeyboardInterrupt, SystemError) as exc:     # Ctrl-C: the incumbent stands, nothing is proven
             # a Ctrl-C that lands while numba hands a kernel's result back surfaces as a SystemError caused by it
             if not isinstance(exc, KeyboardInterrupt) and not isinstance(exc.__cause__, KeyboardInterrupt):
@@ -178,8 +188,16 @@ class _Run:
         self.labels: np.ndarray | None = None
         self.stats = {"k": k, "nodes": 0, "lp_solves": 0, "columns_heuristic": 0, "columns_exact": 0,
                       "exact_pricings": 0, "mispricings": 0, "incumbent_from": None, "lp_s": 0.0, "exact_s": 0.0,
-                      "mip_s": 0.0}
+                      "mip_s": 0.0, "resumed": 0}
         self.started = time.monotonic()
+        self.counter = itertools.count()
+        self.heap: list = [(-INF, next(self.counter), Rules())]      # open nodes: (bound, tie-break, rules)
+
+    def resume(self, deadline: float | None) -> None:
+        """Continue this search under a new deadline (the counters add up; the wall time is this call's)."""
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.stats["resumed"] += 1
 
     def expired(self) -> bool:
         return self.e.work.exhausted or (self.deadline is not None and time.monotonic() >= self.deadline)
@@ -207,32 +225,31 @@ class _Run:
 
     # ------------------------------------------------------------------ the tree
     def branch_and_price(self) -> PointResult:
-        e = self.e
+        """Best-bound search over the open nodes until none is left or the deadline; a node the deadline
+        stops goes back to the open nodes with its bound, so the search can resume."""
+        e, heap = self.e, self.heap
         e.lp.set_k(self.k)
-        counter = itertools.count()
-        heap: list = [(-INF, next(counter), Rules())]
-        lower_open = INF          # least bound among nodes left unexplored by the deadline
         while heap:
-            bound, _, rules = heapq.heappop(heap)
+            bound, tie, rules = heapq.heappop(heap)
             if bound >= self.upper - self.tol():
                 heap.clear()
                 break
             if self.expired():
-                lower_open = bound
+                heapq.heappush(heap, (bound, tie, rules))
                 break
             outcome = self.process(rules, bound)
             if outcome is None:
                 continue
             node_bound, pair, complete = outcome
             if not complete:
-                lower_open = node_bound
+                heapq.heappush(heap, (max(bound, node_bound), tie, rules))
                 break
             if pair is not None and node_bound < self.upper - self.tol():
                 for together in (True, False):
-                    heapq.heappush(heap, (node_bound, next(counter), rules.child(*pair, together)))
+                    heapq.heappush(heap, (node_bound, next(self.counter), rules.child(*pair, together)))
             if self.stats["nodes"] % 50 == 1:
                 self.mip_incumbent()
-        lower = min([lower_open] + [b for b, _, _ in heap] + [self.upper])
+        lower = min([b for b, _, _ in heap] + [self.upper])
         return self.result(lower)
 
     def process(self, rules: Rules, bound: float):
@@ -251,7 +268,8 @@ class _Run:
         if not e.proves:       # heuristic pricing: the root LP's columns, then the pool MIP; no tree
             self.mip_incumbent()
             return None
-        if self.stats["nodes"] == 1:
+        root = not rules.same and not rules.diff
+        if root:
             self.stats["root_bound"] = node_bound * e.scale
         if node_bound >= self.upper - self.tol():
             return None
@@ -260,7 +278,7 @@ class _Run:
             if artificial <= INTEGRAL_TOL:
                 self.take_integral(x)
             return None
-        if self.stats["nodes"] == 1:      # a fractional root: the pool MIP for an incumbent before branching
+        if root:      # a fractional root: the pool MIP for an incumbent before branching
             self.mip_incumbent()
         return node_bound, pair, True
 

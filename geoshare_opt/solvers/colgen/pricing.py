@@ -24,8 +24,8 @@ from . import _kernels
 #: up to this many groups the exact pricer enumerates every subset (2^m · m steps); beyond it, branch and bound
 #: (measured on tiny-gpt's 24-layer types: see benchmarks/solvers/colgen/README.md)
 ENUM_MAX_ITEMS = 12
-#: work (search nodes × groups, each node costs O(groups)) of one branch-and-bound call before the deadline is
-#: looked at again: about 0.05 s; an unfinished search restarts with twice the limit
+#: work (search nodes × groups, each node costs O(groups)) of the branch and bound between two looks at the
+#: deadline (and chances for Ctrl-C): about 0.05 s; the search resumes where it paused
 BB_WORK_CHUNK = 50_000_000
 #: operations one local-search pricing call may spend (about 0.04 s on random 300- and 800-group problems)
 HEURISTIC_WORK = 30_000_000
@@ -163,21 +163,15 @@ class QuadraticPricer:
             vals, sets, least = _kernels.enumerate_best(node.Q, d, node.conflict, keep, thresh)
             self.work.spend(m * 2 ** node.m)
             return Priced(*_rows(node, vals, sets), least=float(least), exact=True)
-        limit = max(1000, BB_WORK_CHUNK // m)
-        while True:
-            limit = int(min(limit, self.work.left() // m))
-            started = time.monotonic()
-            vals, sets, least, complete, nodes = _kernels.branch_and_bound_best(node.Q, d, node.conflict, keep,
-                                                                                thresh, max(limit, 1), True, enough)
-            self.work.spend(nodes * m)
-            now = time.monotonic()
-            full = enough and vals[-1] < thresh
-            if complete or full or self.work.exhausted or (deadline is not None and now >= deadline):
-                return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
-            limit *= 2
-            if deadline is not None:    # the next try must end by the deadline, at the rate just measured
-                rate = nodes / max(now - started, 1e-6)
-                limit = max(1000, min(limit, int(rate * (deadline - now))))
+        search = _kernels.BranchAndBound(node.Q, d, node.conflict, keep, thresh, True, enough)
+        chunk = max(1000, BB_WORK_CHUNK // m)
+        while not search.done and not search.full:
+            if self.work.exhausted or (deadline is not None and time.monotonic() >= deadline):
+                break
+            self.work.spend(m * search.run(min(chunk, max(self.work.left() // m, 1))))
+        vals, sets, least, complete, work = search.finish()
+        self.work.spend(m * work)
+        return Priced(*_rows(node, vals, sets), least=float(least), exact=bool(complete))
 
 
 class TablePricer:

@@ -173,7 +173,17 @@ def _is_number(x: Any) -> bool:
 
 
 def _finite(x: Any) -> Any:
-    """JSON has no inf/nan: encode them as null (bounds of -inf mean 'no bound')."""
+    """``x`` as plain JSON values, however deep: JSON has no inf/nan, so they become null (bounds of -inf mean 'no
+    bound'); numpy scalars and arrays (a third-party backend's ``stats``) become Python numbers and lists; tuples
+    become lists."""
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if type(x).__module__ == "numpy":
+        x = x.tolist() if hasattr(x, "tolist") else x
+        if isinstance(x, list):
+            return _finite(x)
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x

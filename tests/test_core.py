@@ -281,6 +281,16 @@ def test_driver_keeps_incumbent_after_a_crash(tiny_instance):
     assert res.objective == pytest.approx(3.5)
 
 
+def test_a_backends_numpy_and_infinite_stats_still_make_a_result_file(tiny_instance):
+    """A third-party backend's stats may hold numpy numbers and arrays, tuples and infinities: the result is still
+    one valid JSON document (inf as null), read back as written."""
+    stats = {"nodes": np.int64(7), "bound": -float("inf"), "trace": (np.float32(1.5), float("nan")),
+             "per_k": {np.int64(2): np.array([1, 2])}, "gap": np.float64(0.25)}
+    res = _run(tiny_instance, lambda i, o, c: Outcome("optimal", GOOD, 2.0, stats=stats))
+    back = Result.loads(res.dumps())
+    assert back.stats == {"nodes": 7, "bound": None, "trace": [1.5, None], "per_k": {"2": [1, 2]}, "gap": 0.25}
+
+
 def test_driver_keeps_incumbent_after_ctrl_c(tiny_instance):
     def interrupted(i, o, ctx):
         ctx.offer(OK)

@@ -260,14 +260,12 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--recover-batch-size", "recover_batch", type=int, default=None,
               help="Cut calibration batches into pieces of this many examples for recovery.")
 @click.option("--refine/--no-refine", default=True, show_default=True,
-              help="Recommend the colouring found by the measured refinement (scored by the spec's loss on "
-                   "calibration data, started from the solved colouring and every heuristic; docs/measured.md) "
-                   "and save it; with --recover, the finalist best after recovery on calibration data (row "
-                   "measured-rec when it differs); --no-refine recommends the solved colouring.")
+              help="Recommend and save the measured refinement's colouring (scored on calibration data, from the "
+                   "solved colouring and every heuristic; with --recover the finalist best after recovery; "
+                   "docs/measured.md); --no-refine recommends the solved colouring.")
 @click.option("--refine-passes", "refine_passes", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Forward passes the refinement may spend after measuring its starts (default: from the "
-                   "network's size and the tokens per piece, 400 to 4000, the same on every machine; "
-                   "docs/measured.md).")
+              help="Forward passes the refinement may spend after measuring its starts (default: 400 to 4000 "
+                   "by the network's size and tokens per piece, the same on every machine).")
 @click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")

@@ -264,8 +264,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
                    "solved colouring and every heuristic; with --recover the finalist best after recovery; "
                    "docs/measured.md); --no-refine recommends the solved colouring.")
 @click.option("--refine-passes", "refine_passes", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Forward passes the refinement may spend after measuring its starts (default: 400 to 4000 "
-                   "by the network's size and tokens per piece, the same on every machine).")
+              help="Refinement passes after its starts (default: 400-4000 from the network's size; reproducible).")
 @click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")

@@ -322,6 +322,29 @@ def test_refine_options_for_recovery_and_passes_are_checked():
     assert RecommendOptions.from_dict({"max_passes": None}).max_passes is None
 
 
+def test_distillation_score_measures_the_damage_against_the_trained_networks_outputs(tiny):
+    """score="distill": the recovery's distillation to the trained network's outputs on the same pieces. The tiny
+    spec's loss is the MSE to the trained network's own outputs, so both scores agree there; a spec without
+    outputs cannot be scored so (one line), and an unknown score is refused."""
+    from geoshare_opt.measured.recommend import RecommendOptions
+    spec, instance, curvature = tiny
+    with_outputs = as_spec({"model": spec.model, "batches": list(spec.batches()), "loss": spec.loss,
+                            "outputs": lambda m, b: m(b[0]),
+                            "output_loss": lambda out, b: torch.nn.functional.mse_loss(out, b[1])}, "tiny-outputs")
+    colourings = [baseline(instance, k, classes=classes(instance)) for k in ("cycle", "sandwich")]
+    by_loss = ColouringEvaluator(with_outputs, instance, curvature)
+    by_distill = ColouringEvaluator(with_outputs, instance, curvature, score="distill")
+    for res in colourings:
+        assert by_distill.loss(res) == pytest.approx(by_loss.loss(res), rel=1e-5) and by_distill.loss(res) > 0
+    by_distill.reset()
+    assert by_distill.loss() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(InputError, match="score 'distill' needs outputs") as info:
+        recommend(spec, instance, curvature, {"cycle": colourings[0]}, options={"score": "distill"})
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="refine option score must be one of loss, distill"):
+        RecommendOptions.from_dict({"score": "cosine"})
+
+
 def test_default_pass_budget_follows_the_work_of_a_pass_and_an_explicit_budget_wins(tiny):
     from geoshare_opt.measured.recommend import PASS_RANGE, WORK_BUDGET, batch_positions, pass_budget
     tokens, features = torch.zeros(4, 130, dtype=torch.long), torch.zeros(4, 64)

@@ -52,6 +52,8 @@ def parse_args(argv=None):
     ap.add_argument("--time-limit", default="30", help="solver seconds, or 'none' (the work budgets the pipeline "
                     "uses by default: the same colouring on every machine)")
     ap.add_argument("--no-refine", action="store_true", help="no measured row (the package's recommendation)")
+    ap.add_argument("--refine-score", choices=("loss", "distill"), default=None, help="what the measured "
+                    "refinement scores: the spec's loss (default) or the distillation to the trained network")
     ap.add_argument("--refine-passes", type=int, default=None, help="forward passes of the measured refinement "
                     "(default: the pipeline's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -160,7 +162,8 @@ def measured_row(spec, instance, curvature, result, kinds, mode, ratio, args, pr
     recovery, row ``measured-rec`` when it is another colouring) and what its search did."""
     from geoshare_opt.pipeline import recommend_colouring, refine_settings
     t1 = time.perf_counter()
-    opts = None if args.refine_passes is None else {"max_passes": args.refine_passes}
+    opts = {k: v for k, v in (("max_passes", args.refine_passes), ("score", args.refine_score)) if v is not None}
+    opts = opts or None
     extra, info = recommend_colouring(spec, instance, curvature, result, kinds, mode, ratio, args.seed,
                                       refine_settings(True, opts), progress, args.recovery)
     refined = {"refine_s": round(time.perf_counter() - t1, 2), "refine_start": info["start"],

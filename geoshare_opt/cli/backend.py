@@ -239,8 +239,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--estimator", default="diag", show_default=True, help="Curvature estimator of analyze.")
 @click.option("--samples", type=int, default=None, help="Calibration sequences/batches for analyze.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
-              help="Solver wall-clock limit in seconds. Default: none; the solver then runs fixed work budgets, so "
-                   "the colouring is the same on every machine.")
+              help="Solver seconds (default none: fixed work budgets, the same colouring on every machine).")
 @click.option("--seed", type=int, default=0, show_default=True, callback=check_seed_option)
 @click.option("--baselines", default=",".join(("all", "sequence", "cycle", "cycle-rev", "adjacent", "sandwich",
                                                 "random")), show_default=True,
@@ -260,17 +259,18 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--recover-batch-size", "recover_batch", type=int, default=None,
               help="Cut calibration batches into pieces of this many examples for recovery.")
 @click.option("--refine/--no-refine", default=True, show_default=True,
-              help="Recommend and save the measured refinement's colouring (scored on calibration data, from the "
-                   "solved colouring and every heuristic; with --recover the finalist best after recovery; "
-                   "docs/measured.md); --no-refine recommends the solved colouring.")
+              help="Recommend the measured refinement's colouring (with --recover: the finalist best after "
+                   "recovery; docs/measured.md); --no-refine recommends the solved one.")
 @click.option("--refine-passes", "refine_passes", type=click.IntRange(min=0), default=None, metavar="N",
               help="Refinement passes after its starts (default: 400-4000 from the network's size; reproducible).")
 @click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
+@click.option("--refine-score", "refine_score", type=click.Choice(["loss", "distill"]), default=None,
+              help="Refinement scored by the spec's loss (default) or by distillation (docs/measured.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
 def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force, sidecar,
                  recover_steps, recover_lr, recover_method, recover_rank, recover_batch, refine, refine_passes,
-                 refine_time_limit, quiet, spec_options):
+                 refine_time_limit, refine_score, quiet, spec_options):
     """analyze -> solve -> apply -> evaluate on SPEC, against every heuristic colouring at the same budget.
 
     \b
@@ -284,8 +284,8 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
 
     refuse_replacing_inputs(outdir, spec_paths(spec))
     kinds = [k.strip() for k in baselines.split(",") if k.strip()]
-    options = {"lr": recover_lr, "method": recover_method, "rank": recover_rank, "batch_size": recover_batch}
-    options = {k: v for k, v in options.items() if v is not None}
+    recovery = present(lr=recover_lr, method=recover_method, rank=recover_rank, batch_size=recover_batch)
+    refinement = present(max_passes=refine_passes, time_limit=refine_time_limit, score=refine_score)
     if outdir is None and not quiet:
         err("pipeline: no -o DIR: the compressed network and the rows are not saved (the report goes to stdout "
             "at the end)")
@@ -293,8 +293,8 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
     try:
         out = pipeline(spec, ratio, solver=solver, mode=mode, estimator=estimator, time_limit=time_limit, seed=seed,
                        samples=samples, baselines=kinds, outdir=outdir, force=force, recover_steps=recover_steps,
-                       recover_options=options or None, spec_options=parse_spec_options(spec_options),
-                       refine=refine, refine_options=refine_cli_options(refine_passes, refine_time_limit),
+                       recover_options=recovery, spec_options=parse_spec_options(spec_options),
+                       refine=refine, refine_options=refinement,
                        sidecar=sidecar, progress=progress)
     except KeyboardInterrupt:
         progress.close()
@@ -310,9 +310,10 @@ def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed
         err(pipeline_table(out))
 
 
-def refine_cli_options(passes: int | None, time_limit: float | None) -> dict | None:
-    opts = {k: v for k, v in (("max_passes", passes), ("time_limit", time_limit)) if v is not None}
-    return opts or None
+def present(**options) -> dict | None:
+    """The options the user gave (None: not given), or None when none was."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return given or None
 
 
 def _partial_report(path: Path) -> bool:

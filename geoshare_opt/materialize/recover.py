@@ -148,7 +148,7 @@ def pieces_except(batches, per_batch: int, held: set[int]) -> list:
     return out
 
 
-def _objective_fn(spec, objective: str) -> Callable:
+def objective_fn(spec, objective: str) -> Callable:
     """``(model, batch, teacher_outputs) -> scalar loss`` for the chosen objective."""
     if objective == "task":
         return lambda net, batch, _teacher: spec.loss(net, batch)
@@ -166,7 +166,7 @@ def _objective_fn(spec, objective: str) -> Callable:
 
 
 @torch.no_grad()
-def _teacher_outputs(spec, teacher: nn.Module, batches: list, objective: str) -> list:
+def teacher_outputs(spec, teacher: nn.Module, batches: list, objective: str) -> list:
     if objective == "task":
         return [None] * len(batches)
     from ..specs.base import eval_mode
@@ -188,11 +188,11 @@ def objective_loss(spec, model: nn.Module, batches: list, objective: str = "dist
     ``teacher`` (default: the spec's network) or, with ``objective="task"``, the spec's own loss."""
     from ..specs.base import eval_mode
     _check_options(METHODS[0], objective, SCHEDULES[0], None)
-    fn = _objective_fn(spec, objective)
+    fn = objective_fn(spec, objective)
     teacher = spec.model if teacher is None else teacher
     sizes = [_batch_length(b) or 1 for b in batches]
     with eval_mode(model):
-        targets = _teacher_outputs(spec, teacher, batches, objective)
+        targets = teacher_outputs(spec, teacher, batches, objective)
         with torch.no_grad():
             losses = [float(fn(model, b, t)) for b, t in zip(batches, targets)]
     return sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)
@@ -229,7 +229,7 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
     t_start = time.perf_counter()
     steps, lr = check_budget(steps, lr)
     _check_options(method, objective, schedule, batch_size)
-    fn = _objective_fn(spec, objective)
+    fn = objective_fn(spec, objective)
     teacher = spec.model if teacher is None else teacher
     if teacher is model:
         raise InputError("the teacher must be the original network, not the model being recovered")
@@ -281,8 +281,8 @@ def _recovery_data(spec, teacher: nn.Module, objective: str, batch_size, device,
     cache = {} if teacher_cache is None else teacher_cache
     key = (id(spec), id(teacher), batch_size, objective)
     if key not in cache:
-        cache[key] = (_teacher_outputs(spec, teacher, calib, objective),
-                      _teacher_outputs(spec, teacher, heldout, objective))
+        cache[key] = (teacher_outputs(spec, teacher, calib, objective),
+                      teacher_outputs(spec, teacher, heldout, objective))
     calib_teacher, heldout_teacher = cache[key]
     return (calib, calib_teacher), (heldout, heldout_teacher)
 

@@ -117,16 +117,40 @@ def batch_losses(spec, model, batches: Sequence[Any]) -> np.ndarray:
     return out
 
 
+SCORES = ("loss", "distill")
+
+
+def distillation(spec, model, batches: Sequence[Any]):
+    """``(objective, teacher outputs per batch)``: the recovery's distillation to ``model`` as it is now (the trained
+    network), for ``score="distill"``."""
+    from ..materialize.recover import objective_fn, teacher_outputs
+    return objective_fn(spec, "distill"), teacher_outputs(spec, model, list(batches), "distill")
+
+
+def distilled_losses(distill, model, batches: Sequence[Any], indices: Iterable[int]) -> np.ndarray:
+    """The distillation loss of ``model`` to the trained network's outputs on the batches ``indices``."""
+    fn, targets = distill
+    with torch.inference_mode():
+        out = np.array([float(fn(model, batches[b], targets[b])) for b in indices], dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise InputError("the distillation loss is not finite on the tied network")
+    return out
+
+
 class ColouringEvaluator:
     """Measures colourings of ``instance`` on ``spec``'s network (see the module docstring).
 
     ``batches``: the data the loss is measured on (default: the spec's calibration batches), cut into pieces of at
     most ``chunk`` examples so that racing can stop early. ``copy=False`` works on ``spec.model`` itself and
-    restores its weights on ``close()`` (or leaving a ``with`` block): less memory for a large network."""
+    restores its weights on ``close()`` (or leaving a ``with`` block): less memory for a large network.
+    ``score``: ``"loss"`` (the spec's loss) or ``"distill"`` (the recovery's distillation to the trained network's
+    outputs, computed once per batch: where the spec's loss is the network's own training loss, the same damage
+    measured against the network's whole output distribution instead of sampled targets)."""
 
     def __init__(self, spec, instance: Instance, curvature: Mapping[str, torch.Tensor] | None = None, *,
                  mode: str = "tie", ratio: float | None = None, rank: int | str | None = None,
-                 batches: Iterable[Any] | None = None, chunk: int | None = None, copy_model: bool = True):
+                 batches: Iterable[Any] | None = None, chunk: int | None = None, copy_model: bool = True,
+                 score: str = "loss"):
         from ..materialize.recover import split_batches
         self.spec, self.instance, self.mode = spec, instance, mode
         self.model = copy.deepcopy(spec.model) if copy_model else spec.model
@@ -149,6 +173,8 @@ class ColouringEvaluator:
         from ..frontend.runtime import batch_size_of
         self.sizes = np.array([batch_size_of(b) for b in self.batches], dtype=np.float64)
         self.forward_passes = 0
+        self.score = score
+        self._distill = distillation(spec, self.model, self.batches) if score == "distill" else None
 
     # ------------------------------------------------------------------ the network's weights
     def set(self, colouring: Any) -> None:
@@ -196,7 +222,10 @@ class ColouringEvaluator:
     def batch_losses(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """The spec's loss on each batch (``indices``: a subset) in the network's current state."""
         idx = range(len(self.batches)) if indices is None else indices
-        out = batch_losses(self.spec, self.model, [self.batches[b] for b in idx])
+        if self._distill is None:
+            out = batch_losses(self.spec, self.model, [self.batches[b] for b in idx])
+        else:
+            out = distilled_losses(self._distill, self.model, self.batches, idx)
         self.forward_passes += len(out)
         return out
 

@@ -46,6 +46,7 @@ class RecommendOptions:
     max_passes: int | None = None
     time_limit: float | None = None
     class_costs: bool = False            # measured class costs first (a start and the candidates' order)
+    score: str = "loss"                  # "loss": the spec's loss; "distill": distillation to the trained network
     cache: bool = True
     finalists: int = 3
 
@@ -70,6 +71,9 @@ class RecommendOptions:
         if out.time_limit is not None and (isinstance(out.time_limit, bool) or
                                            not isinstance(out.time_limit, (int, float)) or out.time_limit < 0):
             raise InputError(f"refine option time_limit must be a number of seconds >= 0, got {out.time_limit!r}")
+        from .network import SCORES
+        if out.score not in SCORES:
+            raise InputError(f"refine option score must be one of {', '.join(SCORES)}, got {out.score!r}")
         for name in ("class_costs", "cache"):
             if not isinstance(getattr(out, name), bool):
                 raise InputError(f"refine option {name} must be true or false, got {getattr(out, name)!r}")
@@ -187,7 +191,10 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
     say = progress or (lambda info: None)
     started = time.perf_counter()
     pieces = calibration_pieces(spec, opts.chunks)
-    evaluator = ColouringEvaluator(spec, instance, curvature, mode=mode, ratio=ratio, batches=pieces)
+    if opts.score == "distill" and getattr(spec, "outputs", None) is None:
+        raise InputError(f"refine option score 'distill' needs outputs to distil to; spec {spec.name!r} gives none")
+    evaluator = ColouringEvaluator(spec, instance, curvature, mode=mode, ratio=ratio, batches=pieces,
+                                   score=opts.score)
     try:
         cost_idx, search, confirm = split_indices(len(evaluator.batches), opts)
         labelled = {}

@@ -5,12 +5,8 @@
 # in its results. docs/measured.md.
 #
 #     bash benchmarks/measured/basis.sh > basis.log 2>&1
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PY=${PYTHON:-python}
-export OMP_NUM_THREADS=1
-$PY benchmarks/compression/run.py --spec tiny-gpt --modes basis --solver auto --time-limit none \
-    --recover 40 --recover-batch 8 --recover-lr 1e-3 --out benchmarks/compression/measured/tiny-gpt-basis --no-readme
+source "$(dirname "$0")/common.sh"
+tiny_gpt basis
 # MiniLM, 50 % only, without recovery (what fitted this round's time):
 $PY benchmarks/compression/run.py --spec minilm --modes basis --ratios 0.5 --solver auto --time-limit none \
     --out benchmarks/compression/measured/minilm-basis --no-readme

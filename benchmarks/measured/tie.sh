@@ -6,11 +6,7 @@
 # on the 2-core reference machine; each run records the load average in its results. docs/measured.md quotes these.
 #
 #     bash benchmarks/measured/tie.sh > tie.log 2>&1      # ~1 h on one loaded core
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PY=${PYTHON:-python}
-export OMP_NUM_THREADS=1
-$PY benchmarks/compression/run.py --spec tiny-gpt --modes tie --solver auto --time-limit none \
-    --recover 40 --recover-batch 8 --recover-lr 1e-3 --out benchmarks/compression/measured/tiny-gpt-tie --no-readme
+source "$(dirname "$0")/common.sh"
+tiny_gpt tie
 $PY benchmarks/compression/run.py --spec minilm --modes tie --solver auto --time-limit none \
     --recover 16 --recover-batch 4 --recover-lr 2e-4 --out benchmarks/compression/measured/minilm-tie --no-readme

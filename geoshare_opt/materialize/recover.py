@@ -176,10 +176,15 @@ def teacher_outputs(spec, teacher: nn.Module, batches: list, objective: str) -> 
 
 
 @torch.no_grad()
+def _batch_values(fn: Callable, model: nn.Module, batches: list, teachers: list) -> list[float]:
+    """The objective ``fn`` of ``model`` on each batch against its teacher outputs."""
+    return [float(fn(model, b, t)) for b, t in zip(batches, teachers)]
+
+
 def _mean_loss(fn: Callable, model: nn.Module, batches: list, teachers: list) -> float | None:
     if not batches:
         return None
-    return float(sum(float(fn(model, b, t)) for b, t in zip(batches, teachers)) / len(batches))
+    return sum(_batch_values(fn, model, batches, teachers)) / len(batches)
 
 
 def objective_loss(spec, model: nn.Module, batches: list, objective: str = "distill",
@@ -192,9 +197,7 @@ def objective_loss(spec, model: nn.Module, batches: list, objective: str = "dist
     teacher = spec.model if teacher is None else teacher
     sizes = [_batch_length(b) or 1 for b in batches]
     with eval_mode(model):
-        targets = teacher_outputs(spec, teacher, batches, objective)
-        with torch.no_grad():
-            losses = [float(fn(model, b, t)) for b, t in zip(batches, targets)]
+        losses = _batch_values(fn, model, batches, teacher_outputs(spec, teacher, batches, objective))
     return sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)
 
 

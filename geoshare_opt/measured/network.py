@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -105,36 +105,18 @@ class ClassWeights:
         return [w.to(dtype=weights[0].dtype) for w in rebuilt]
 
 
-def batch_losses(spec, model, batches: Sequence[Any]) -> np.ndarray:
-    """The spec's loss of ``model`` (as it is: put it in eval mode first) on each batch, without gradients."""
-    from ..frontend.runtime import call_user
-    out = np.empty(len(batches), dtype=np.float64)
-    with torch.inference_mode():
-        for k, batch in enumerate(batches):
-            out[k] = float(call_user(spec.loss, model, batch, what="loss"))
-    if not np.all(np.isfinite(out)):
-        raise InputError("the loss is not finite on the tied network")
-    return out
-
-
 SCORES = ("loss", "distill")
 
 
-def distillation(spec, model, batches: Sequence[Any]):
-    """``(objective, teacher outputs per batch)``: the recovery's distillation to ``model`` as it is now (the trained
-    network), for ``score="distill"``."""
+def scorer(spec, model, batches: Sequence[Any], score: str = "loss") -> Callable[[Any, int], Any]:
+    """``(network, b) -> loss on batches[b]``: the spec's loss (``"loss"``) or the recovery's distillation to
+    ``model``'s outputs as they are now, the trained network's, computed once per batch (``"distill"``)."""
+    from ..frontend.runtime import call_user
+    if score == "loss":
+        return lambda net, b: call_user(spec.loss, net, batches[b], what="loss")
     from ..materialize.recover import objective_fn, teacher_outputs
-    return objective_fn(spec, "distill"), teacher_outputs(spec, model, list(batches), "distill")
-
-
-def distilled_losses(distill, model, batches: Sequence[Any], indices: Iterable[int]) -> np.ndarray:
-    """The distillation loss of ``model`` to the trained network's outputs on the batches ``indices``."""
-    fn, targets = distill
-    with torch.inference_mode():
-        out = np.array([float(fn(model, batches[b], targets[b])) for b in indices], dtype=np.float64)
-    if not np.all(np.isfinite(out)):
-        raise InputError("the distillation loss is not finite on the tied network")
-    return out
+    fn, targets = objective_fn(spec, "distill"), teacher_outputs(spec, model, list(batches), "distill")
+    return lambda net, b: fn(net, batches[b], targets[b])
 
 
 class ColouringEvaluator:
@@ -174,7 +156,7 @@ class ColouringEvaluator:
         self.sizes = np.array([batch_size_of(b) for b in self.batches], dtype=np.float64)
         self.forward_passes = 0
         self.score = score
-        self._distill = distillation(spec, self.model, self.batches) if score == "distill" else None
+        self._loss_of = scorer(spec, self.model, self.batches, score)
 
     # ------------------------------------------------------------------ the network's weights
     def set(self, colouring: Any) -> None:
@@ -220,13 +202,14 @@ class ColouringEvaluator:
 
     # ------------------------------------------------------------------ measuring
     def batch_losses(self, indices: Sequence[int] | None = None) -> np.ndarray:
-        """The spec's loss on each batch (``indices``: a subset) in the network's current state."""
+        """The score (the spec's loss, or the distillation) on each batch (``indices``: a subset) in the network's
+        current state, without gradients."""
         idx = range(len(self.batches)) if indices is None else indices
-        if self._distill is None:
-            out = batch_losses(self.spec, self.model, [self.batches[b] for b in idx])
-        else:
-            out = distilled_losses(self._distill, self.model, self.batches, idx)
+        with torch.inference_mode():
+            out = np.array([float(self._loss_of(self.model, b)) for b in idx], dtype=np.float64)
         self.forward_passes += len(out)
+        if not np.all(np.isfinite(out)):
+            raise InputError("the loss is not finite on the tied network")
         return out
 
     def mean(self, losses: np.ndarray, indices: Sequence[int] | None = None) -> float:

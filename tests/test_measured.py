@@ -345,6 +345,26 @@ def test_distillation_score_measures_the_damage_against_the_trained_networks_out
         RecommendOptions.from_dict({"score": "cosine"})
 
 
+def test_the_refinement_scores_by_the_specs_refine_score_unless_the_option_says_otherwise(tiny):
+    """A spec declares what the refinement ranks colourings by (``refine_score``, default the loss); the refine
+    option wins; a spec asking for distillation without outputs, or for an unknown score, is refused in one line."""
+    spec, instance, curvature = tiny
+    fields = {"model": spec.model, "batches": list(spec.batches()), "loss": spec.loss,
+              "outputs": lambda m, b: m(b[0]), "output_loss": lambda out, b: torch.nn.functional.mse_loss(out, b[1])}
+    assert as_spec(dict(fields), "plain").refine_score == "loss"
+    distilling = as_spec({**fields, "refine_score": "distill"}, "distilling")
+    start = {"cycle": baseline(instance, "cycle", classes=classes(instance))}
+    small = {**SMALL, "max_passes": 0}
+    assert recommend(distilling, instance, curvature, start, options=small)[1]["score"] == "distill"
+    assert recommend(distilling, instance, curvature, start, options={**small, "score": "loss"})[1]["score"] == "loss"
+    assert recommend(spec, instance, curvature, start, options=small)[1]["score"] == "loss"
+    for bad, message in (({"refine_score": "cosine"}, "'refine_score' must be 'loss' or 'distill'"),
+                         ({"refine_score": "distill", "outputs": None, "output_loss": None}, "needs 'outputs'")):
+        with pytest.raises(InputError, match=message) as info:
+            as_spec({**fields, **bad}, "bad")
+        assert "\n" not in str(info.value)
+
+
 def test_default_pass_budget_follows_the_work_of_a_pass_and_an_explicit_budget_wins(tiny):
     from geoshare_opt.measured.recommend import PASS_RANGE, WORK_BUDGET, batch_positions, pass_budget
     tokens, features = torch.zeros(4, 130, dtype=torch.long), torch.zeros(4, 64)

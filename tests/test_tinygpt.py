@@ -121,6 +121,8 @@ def test_spec_contract_batches_loss_outputs_and_distill_loss(spec):
     p = torch.softmax(logits, -1)
     manual = (p * (torch.log_softmax(logits, -1) - torch.log_softmax(other, -1))).sum(-1).mean()
     assert float(kl) == pytest.approx(float(manual), rel=1e-4) and float(kl) > 0
+    # the loss is cross-entropy on sampled next bytes: the refinement ranks colourings by the distillation instead
+    assert spec.refine_score == "distill"
 
 
 def test_discovery_finds_six_types_of_24_layers(spec):

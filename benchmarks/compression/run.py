@@ -53,7 +53,8 @@ def parse_args(argv=None):
                     "uses by default: the same colouring on every machine)")
     ap.add_argument("--no-refine", action="store_true", help="no measured row (the package's recommendation)")
     ap.add_argument("--refine-score", choices=("loss", "distill"), default=None, help="what the measured "
-                    "refinement scores: the spec's loss (default) or the distillation to the trained network")
+                    "refinement scores: the spec's loss or the distillation to the trained network (default: the spec's "
+                    "refine_score)")
     ap.add_argument("--refine-passes", type=int, default=None, help="forward passes of the measured refinement "
                     "(default: the pipeline's)")
     ap.add_argument("--seed", type=int, default=0)

@@ -46,7 +46,7 @@ class RecommendOptions:
     max_passes: int | None = None
     time_limit: float | None = None
     class_costs: bool = False            # measured class costs first (a start and the candidates' order)
-    score: str = "loss"                  # "loss": the spec's loss; "distill": distillation to the trained network
+    score: str | None = None             # "loss" | "distill" (to the trained network); None: the spec's refine_score
     cache: bool = True
     finalists: int = 3
 
@@ -72,7 +72,7 @@ class RecommendOptions:
                                            not isinstance(out.time_limit, (int, float)) or out.time_limit < 0):
             raise InputError(f"refine option time_limit must be a number of seconds >= 0, got {out.time_limit!r}")
         from .network import SCORES
-        if out.score not in SCORES:
+        if out.score is not None and out.score not in SCORES:
             raise InputError(f"refine option score must be one of {', '.join(SCORES)}, got {out.score!r}")
         for name in ("class_costs", "cache"):
             if not isinstance(getattr(out, name), bool):
@@ -191,10 +191,10 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
     say = progress or (lambda info: None)
     started = time.perf_counter()
     pieces = calibration_pieces(spec, opts.chunks)
-    if opts.score == "distill" and getattr(spec, "outputs", None) is None:
+    score = opts.score or getattr(spec, "refine_score", "loss")
+    if score == "distill" and getattr(spec, "outputs", None) is None:
         raise InputError(f"refine option score 'distill' needs outputs to distil to; spec {spec.name!r} gives none")
-    evaluator = ColouringEvaluator(spec, instance, curvature, mode=mode, ratio=ratio, batches=pieces,
-                                   score=opts.score)
+    evaluator = ColouringEvaluator(spec, instance, curvature, mode=mode, ratio=ratio, batches=pieces, score=score)
     try:
         cost_idx, search, confirm = split_indices(len(evaluator.batches), opts)
         labelled = {}
@@ -203,7 +203,7 @@ def recommend(spec, instance: Instance, curvature: Mapping | None, starts: Mappi
                 labelled[name] = as_labels(instance, colouring)
             except InputError:
                 continue                         # a heuristic the budget rejects is no start
-        oracle, record = None, {"options": asdict(opts), "pieces": len(pieces)}
+        oracle, record = None, {"options": asdict(opts), "score": score, "pieces": len(pieces)}
         if opts.class_costs and cost_idx:
             oracle = MeasuredClassCost(evaluator, cost_idx, curvature=curvature, cache=opts.cache,
                                        progress=lambda info: say({"stage": "refine", **info}))

@@ -20,6 +20,11 @@ with it (the prose encoders: MSE of hidden states, see ``prose_distill``).
 ``distill_loss`` (optional, ``(student_outputs, teacher_outputs, batch) -> scalar``, needs ``outputs``) is the loss
 recovery after sharing minimises to match the original network (e.g. KL between next-token distributions); recovery
 falls back to the MSE between outputs when it is absent.
+``refine_score`` (optional, ``"loss"`` or ``"distill"``; default ``"loss"``) is what the measured refinement ranks
+colourings by: the spec's loss, or (needs ``outputs``) the distillation to the trained network's outputs. Choose
+``"distill"`` where the loss is the network's own training loss on sampled targets (next-token cross-entropy): the
+distillation measures the same damage against the network's whole output distribution, with far less noise on a small
+calibration set (docs/measured.md, "Scoring by distillation").
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ class ModelSpec:
     outputs: Callable[[Any, Any], Any] | None = None       # (model, batch) -> output tensor
     output_loss: Callable[[Any, Any], Any] | None = None   # (outputs, batch) -> scalar; loss = output_loss(outputs(...))
     distill_loss: Callable[[Any, Any, Any], Any] | None = None  # (student outputs, teacher outputs, batch) -> scalar
+    refine_score: str = "loss"                   # what the measured refinement ranks colourings by: loss | distill
 
 
 def _as_batch_factory(obj: Any, what: str) -> Callable[[], Iterable[Any]] | None:
@@ -77,13 +83,13 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
         if missing:
             raise InputError(f"spec {name!r}: the dict lacks key {missing[0]!r} (needs model, batches, loss)")
         unknown = set(obj) - {"model", "batches", "loss", "metrics", "heldout", "meta", "name", "outputs",
-                              "output_loss", "distill_loss"}
+                              "output_loss", "distill_loss", "refine_score"}
         if unknown:
             raise InputError(f"spec {name!r}: unknown key {sorted(unknown)[0]!r}")
         spec = ModelSpec(name=obj.get("name", name), model=obj["model"], batches=obj["batches"], loss=obj["loss"],
                          metrics=obj.get("metrics"), heldout=obj.get("heldout"), meta=dict(obj.get("meta", {})),
                          outputs=obj.get("outputs"), output_loss=obj.get("output_loss"),
-                         distill_loss=obj.get("distill_loss"))
+                         distill_loss=obj.get("distill_loss"), refine_score=obj.get("refine_score", "loss"))
     else:
         raise InputError(f"spec {name!r}: make() must return a dict or a ModelSpec, got {type(obj).__name__}")
     if not isinstance(spec.model, torch.nn.Module):
@@ -95,6 +101,10 @@ def as_spec(obj: Any, name: str = "user") -> ModelSpec:
     if spec.distill_loss is not None and (not callable(spec.distill_loss) or spec.outputs is None):
         raise InputError(f"spec {name!r}: 'distill_loss' must be callable (student_outputs, teacher_outputs, batch) "
                          "-> scalar and needs 'outputs'")
+    if spec.refine_score not in ("loss", "distill"):
+        raise InputError(f"spec {name!r}: 'refine_score' must be 'loss' or 'distill', got {spec.refine_score!r}")
+    if spec.refine_score == "distill" and spec.outputs is None:
+        raise InputError(f"spec {name!r}: 'refine_score' 'distill' needs 'outputs' to distil to")
     if spec.metrics is not None and not callable(spec.metrics):
         raise InputError(f"spec {name!r}: 'metrics' must be callable model -> dict")
     spec.batches = _as_batch_factory(spec.batches, "batches")

@@ -362,4 +362,4 @@ def make(n_calib: int = 256, seq_len: int | None = None, batch_size: int = 32, h
             "batch_size": batch_size, "heldout_seqs": heldout_seqs}
     return ModelSpec(name="tiny-gpt", model=model, batches=lambda: iter(calib_batches), loss=loss, metrics=metrics,
                      heldout=lambda: iter(heldout_batches), meta=meta, outputs=outputs, output_loss=output_loss,
-                     distill_loss=kl_distill_loss)
+                     distill_loss=kl_distill_loss, refine_score="distill")

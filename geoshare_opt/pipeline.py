@@ -4,6 +4,7 @@ per-class compression in basis mode). The only module besides the CLI that impor
 solvers; nothing here prints (``progress`` receives one dict per step)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -349,6 +350,7 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
     keep = extra[-1][0] if extra else "solved"
     rows, solved = [], None
     teacher_cache: dict = {}             # the original network's outputs, computed once for every colouring
+    split = recovery_split(spec) if recovery is not None else None
     for name, res in colourings:
         say({"stage": "apply", "message": f"{name}: apply ({mode}) and evaluate"})
         row: dict[str, Any] = {"colouring": name, "solver": res.solver, "objective": res.objective,
@@ -377,7 +379,7 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
                    eval_s=round(t2 - t1, 3), metrics=metrics)
         if recovery is not None:
             row["recovered"], row["recover_s"] = recover_and_measure(spec, model, report, recovery, name, say,
-                                                                     times, teacher_cache)
+                                                                     times, teacher_cache, split)
         rows.append(row)
         on_row and on_row(rows)
         if name == keep and keep_solved:
@@ -386,15 +388,31 @@ def compare_colourings(spec, instance, curvature, result, mode: str, ratio: floa
     return rows, solved
 
 
+def recovery_split(spec) -> tuple[Any, list | None]:
+    """(the spec training on the calibration examples outside the refinement's confirm pieces, those pieces): the
+    recovery keeps its best checkpoint on them (``materialize.recover``), the split the choice after recovery
+    (``measured.after_recovery``) also uses. A calibration set too small to split: (spec, None), no checkpoints."""
+    from .measured.after_recovery import recovery_data
+    from .measured.recommend import RecommendOptions
+    try:
+        train, confirm, _ = recovery_data(spec, RecommendOptions())
+    except InputError:
+        return spec, None
+    return dataclasses.replace(spec, batches=lambda: iter(train)), confirm
+
+
 def recover_and_measure(spec, model, report, recovery: dict, name: str, say: Callable, times: dict,
-                        teacher_cache: dict | None = None):
-    """Recover ``model`` in place (its tie map in ``report`` updated) and measure it again: (record, seconds)."""
+                        teacher_cache: dict | None = None, split: tuple[Any, list | None] | None = None):
+    """Recover ``model`` in place (its tie map in ``report`` updated) and measure it again: (record, seconds).
+    ``split`` (``recovery_split``): train on its spec, keep the best checkpoint on its validation pieces."""
     from .materialize.recover import recover, recovered_tie_map
     from .materialize.report import parameter_report
     opts = {k: v for k, v in recovery.items() if k != "steps"}
+    train_spec, validation = split if split is not None else (spec, None)
     say({"stage": "recover", "message": f"{name}: recover ({recovery['method']}, {recovery['steps']} steps)"})
     t0 = time.perf_counter()
-    rep = recover(model, spec, steps=recovery["steps"], teacher_cache=teacher_cache, **opts)
+    rep = recover(model, train_spec, steps=recovery["steps"], teacher_cache=teacher_cache, validation=validation,
+                  **opts)
     t1 = time.perf_counter()
     metrics = evaluate_model(spec, model)
     times["recover"] = times.get("recover", 0.0) + t1 - t0
@@ -403,7 +421,7 @@ def recover_and_measure(spec, model, report, recovery: dict, name: str, say: Cal
     node_ids = list(report.tie_map.get("colouring") or [])
     record = {"metrics": metrics, "loss_before": rep.loss_before, "loss_after": rep.loss_after,
               "heldout_before": rep.heldout_before, "heldout_after": rep.heldout_after, "train_s": rep.train_s,
-              "params_added": rep.parameters["added"]}
+              "params_added": rep.parameters["added"], "kept_step": rep.kept_step}
     if node_ids:
         record["stored_params"] = parameter_report(model, node_ids)["shareable_params"]
     return record, round(t1 - t0, 3)

@@ -232,7 +232,7 @@ def test_pipeline_recover_on_digits(tmp_path):
     for r in rows.values():
         rec = r["recovered"]
         assert set(rec["metrics"]) == set(out["original"]) and r["recover_s"] > 0
-        assert rec["loss_after"] < rec["loss_before"]
+        assert rec["loss_after"] <= rec["loss_before"] and rec["kept_step"] is not None   # its best checkpoint
         assert rec["stored_params"] == r["stored_params"]            # distill: the same storage
     assert out["best_heuristic_recovered"]["metric"] == "accuracy"
     assert "accuracy recovered" in pipeline_table(out) and "after recovery" in pipeline_table(out)
@@ -267,3 +267,27 @@ def test_malformed_corrections_record_refused(spec, tmp_path):
     path.write_text(json.dumps({**good, "version": 1}))            # corrections need a version-2 map
     with pytest.raises(TieMapError, match="corrections"):
         load_compressed(out, spec)
+
+
+def test_with_validation_batches_recovery_keeps_its_best_checkpoint(spec):
+    """The objective on validation batches is measured at the start and at ``checks`` steps; the parameters of the
+    best checkpoint come back. A learning rate that wrecks the network keeps the network as it came (step 0); a
+    sound one keeps a later checkpoint no worse on the validation batches than the start."""
+    from geoshare_opt.materialize.recover import objective_loss
+    validation = [(X, None)]
+    wrecked, _ = compress(spec)
+    start = {k: v.detach().clone() for k, v in wrecked.state_dict().items()}
+    rep = recover(wrecked, spec, steps=8, lr=10.0, validation=validation, checks=4)
+    assert [s for s, _ in rep.validation] == [0, 2, 4, 6, 8] and rep.kept_step == 0
+    assert rep.validation[0][1] < min(v for s, v in rep.validation[1:])        # training made it worse here
+    assert all(torch.equal(start[k], v) for k, v in wrecked.state_dict().items())
+    sound, _ = compress(spec)
+    before = objective_loss(spec, sound, validation)
+    rep = recover(sound, spec, steps=40, lr=1e-2, validation=validation, checks=4)
+    assert rep.kept_step > 0 and len(rep.validation) == 5
+    assert objective_loss(spec, sound, validation) == pytest.approx(min(v for _, v in rep.validation), rel=1e-5)
+    assert objective_loss(spec, sound, validation) < before
+    plain, _ = compress(spec)
+    assert recover(plain, spec, steps=2, lr=1e-2).kept_step is None
+    with pytest.raises(InputError, match="recovery checkpoints must be a positive integer"):
+        recover(plain, spec, steps=2, lr=1e-2, validation=validation, checks=0)

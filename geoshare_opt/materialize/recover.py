@@ -15,6 +15,10 @@ its sharing intact.
 * AdamW with linear warm-up (the first 10 % of steps) and cosine (or linear) decay to zero, gradient-norm clipping;
   the network is kept in eval mode (no dropout: the objective trained is the one measured). Deterministic for a
   seed on CPU (batch order and correction init come from seeded generators; the global RNG is untouched).
+* **Best checkpoint** (with ``validation``, batches it does not train on): the objective on them is measured at the
+  start and at ``checks`` evenly spaced steps, and the trained parameters of the best of these checkpoints are
+  kept. A short recovery at a learning rate that suits a badly damaged network can make a slightly damaged one
+  worse; with a validation split, recovery never returns a network it measured to be worse than one it passed.
 """
 from __future__ import annotations
 
@@ -56,6 +60,8 @@ class RecoveryReport:
     parameters: dict                   # unique parameters before/after (lora: grows by the corrections)
     corrections: dict | None = None    # lora: {method, rank, scale, members}
     curve: list = field(default_factory=list)   # [step, training loss] at up to 50 points
+    validation: list = field(default_factory=list)   # [step, objective on the validation batches] per checkpoint
+    kept_step: int | None = None       # the checkpoint kept (0: the network as it came), None without validation
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -218,6 +224,7 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
             seed: int = 0, batch_size: int | None = None, objective: str = "distill", teacher: nn.Module | None = None,
             weight_decay: float = 0.0, max_grad_norm: float = 1.0, schedule: str = "cosine",
             members: list[str] | None = None, teacher_cache: dict | None = None,
+            validation: list | None = None, checks: int = 4,
             progress: Callable[[dict], None] | None = None) -> RecoveryReport:
     """Train the compressed ``model`` IN PLACE for ``steps`` optimiser steps on ``spec``'s calibration batches (cut
     into pieces of ``batch_size`` examples when given) and return a ``RecoveryReport``.
@@ -225,7 +232,9 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
     ``teacher``: the original network (default ``spec.model``). ``method="lora"`` adds rank-``rank`` corrections to
     ``members`` (default: every shared member, ``corrections.shared_members``) and trains only those.
     ``teacher_cache``: a dict the caller keeps to reuse the teacher's outputs across calls with the same spec,
-    teacher and batch size (e.g. recovering every colouring of a comparison). ``progress`` receives ``{"stage": "recover", "step": "recover", "done", "total", "loss"}`` after every step.
+    teacher and batch size (e.g. recovering every colouring of a comparison). ``validation``: batches not in
+    ``spec``'s, on which the best of ``checks`` + 1 checkpoints is chosen and kept (module docstring). ``progress``
+    receives ``{"stage": "recover", "step": "recover", "done", "total", "loss"}`` after every step.
     """
     from ..specs.base import eval_mode
 
@@ -237,6 +246,10 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
     if teacher is model:
         raise InputError("the teacher must be the original network, not the model being recovered")
     calib, heldout = _recovery_data(spec, teacher, objective, batch_size, _device_of(model), teacher_cache)
+    best = None
+    if validation:
+        best = BestCheckpoint(fn, model, _validation_data(spec, teacher, objective, validation, _device_of(model),
+                                                          teacher_cache), steps, checks)
     gen = torch.Generator().manual_seed(int(seed))
     before = parameter_report(model)
     with eval_mode(model):   # no dropout: the objective trained is the one measured; the caller's mode comes back
@@ -244,8 +257,12 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
         loss_before, heldout_before = _mean_loss(fn, model, *calib), _mean_loss(fn, model, *heldout)
         t_train = time.perf_counter()
         try:
+            if best is not None:
+                best.start(trainable)
             curve = _train(fn, model, calib, trainable, gen, steps=steps, lr=lr, weight_decay=weight_decay,
-                           max_grad_norm=max_grad_norm, schedule=schedule, progress=progress)
+                           max_grad_norm=max_grad_norm, schedule=schedule, progress=progress, after_step=best)
+            if best is not None:
+                best.restore()
         finally:
             train_s = time.perf_counter() - t_train
             for p, flag in frozen:
@@ -259,7 +276,40 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
         total_s=round(time.perf_counter() - t_start, 3), trainable_params=sum(p.numel() for p in trainable),
         parameters={"before": before["params"], "after": after["params"],
                     "added": after["params"] - before["params"]},
-        corrections=corrections, curve=curve)
+        corrections=corrections, curve=curve, validation=[] if best is None else best.losses,
+        kept_step=None if best is None else best.kept)
+
+
+class BestCheckpoint:
+    """The objective on validation batches at the start and after ``checks`` evenly spaced steps; ``restore`` puts
+    the trained parameters of the lowest back (a snapshot of the trainable parameters only: the rest never moves)."""
+
+    def __init__(self, fn: Callable, model: nn.Module, data: tuple[list, list], steps: int, checks: int):
+        if isinstance(checks, bool) or not isinstance(checks, int) or checks < 1:
+            raise InputError(f"recovery checkpoints must be a positive integer, got {checks!r}")
+        self.fn, self.model, self.data = fn, model, data
+        self.at = {max(1, round(steps * i / checks)) for i in range(1, checks + 1)}
+        self.losses: list[list] = []
+        self.kept, self.value, self.state, self.trainable = 0, math.inf, [], []
+
+    def start(self, trainable: list) -> None:
+        self.trainable = trainable
+        self(0)
+
+    def __call__(self, step: int) -> None:
+        if step and step not in self.at:
+            return
+        with torch.no_grad():
+            value = _mean_loss(self.fn, self.model, *self.data)
+        self.losses.append([step, value])
+        if value < self.value:
+            self.kept, self.value = step, value
+            self.state = [p.detach().clone() for p in self.trainable]
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.trainable, self.state):
+                p.copy_(saved)
 
 
 def _check_options(method: str, objective: str, schedule: str, batch_size) -> None:
@@ -290,6 +340,17 @@ def _recovery_data(spec, teacher: nn.Module, objective: str, batch_size, device,
     return (calib, calib_teacher), (heldout, heldout_teacher)
 
 
+def _validation_data(spec, teacher: nn.Module, objective: str, validation: list, device, teacher_cache):
+    """(validation batches, the teacher's outputs on them), the outputs cached like ``_recovery_data``'s."""
+    from ..specs.base import move_batch
+    batches = [move_batch(b, device) for b in validation]
+    cache = {} if teacher_cache is None else teacher_cache
+    key = ("validation", id(validation), id(teacher), objective)
+    if key not in cache:
+        cache[key] = teacher_outputs(spec, teacher, batches, objective)
+    return batches, cache[key]
+
+
 def _trainable(model: nn.Module, method: str, members, rank: int, gen):
     """(the parameters trained, the (parameter, requires_grad) flags to restore, the corrections record): every
     trainable parameter, or for ``lora`` new low-rank corrections on the shared members with the rest frozen."""
@@ -314,8 +375,9 @@ def _trainable(model: nn.Module, method: str, members, rank: int, gen):
 
 
 def _train(fn, model: nn.Module, calib, trainable, gen, *, steps: int, lr: float, weight_decay: float,
-           max_grad_norm: float, schedule: str, progress) -> list:
-    """``steps`` AdamW steps on calibration batches in a seeded random order; the loss curve (``CURVE_POINTS``)."""
+           max_grad_norm: float, schedule: str, progress, after_step: Callable[[int], None] | None = None) -> list:
+    """``steps`` AdamW steps on calibration batches in a seeded random order; the loss curve (``CURVE_POINTS``).
+    ``after_step(steps done)`` after every step (the best checkpoint)."""
     batches, teacher_out = calib
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, schedule))
@@ -336,6 +398,8 @@ def _train(fn, model: nn.Module, calib, trainable, gen, *, steps: int, lr: float
         opt.step()
         sched.step()
         value = float(loss.detach())
+        if after_step is not None:
+            after_step(step + 1)
         if step % every == 0 or step == steps - 1:
             curve.append([step + 1, value])
         if progress is not None:

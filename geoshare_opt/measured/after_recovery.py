@@ -58,7 +58,8 @@ def recovery_data(spec, opts: RecommendOptions) -> tuple[list, list, tuple[float
 def recovered_loss(spec, train_spec, instance: Instance, curvature, labels: np.ndarray, confirm: list, *,
                    mode: str, ratio: float | None, recovery: Mapping[str, Any], teacher_cache: dict) -> float:
     """The recovery's objective (``materialize.recover.objective_loss``) on the ``confirm`` pieces of the network
-    sharing ``labels`` after the recovery ``recovery`` (``pipeline.recovery_settings``) on ``train_spec``'s batches.
+    sharing ``labels`` after the recovery ``recovery`` (``pipeline.recovery_settings``) on ``train_spec``'s batches,
+    which keeps its best checkpoint on the same pieces, as the pipeline's recovery of every colouring does.
     The objective recovery trains, not the spec's loss: after recovery the network is judged by how well it learned
     to stand in for the original one, and the spec's loss on calibration data (often the original network's own
     training data) also rewards what that network memorised there."""
@@ -66,7 +67,7 @@ def recovered_loss(spec, train_spec, instance: Instance, curvature, labels: np.n
     from ..materialize.recover import objective_loss, recover
     model, _ = apply(spec.model, instance, as_result(instance, labels, {}, time.perf_counter()), mode, curvature,
                      ratio=ratio)
-    recover(model, train_spec, steps=recovery["steps"], teacher_cache=teacher_cache,
+    recover(model, train_spec, steps=recovery["steps"], teacher_cache=teacher_cache, validation=confirm,
             **{k: v for k, v in recovery.items() if k != "steps"})
     return objective_loss(spec, model, confirm, recovery.get("objective", "distill"))
 

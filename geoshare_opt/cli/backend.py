@@ -266,8 +266,7 @@ def evaluate_cmd(spec, outdir, quiet, spec_options):
 @click.option("--refine-time-limit", "refine_time_limit", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Wall-clock cap on the refinement in seconds (default none: the pass budget alone, reproducible).")
 @click.option("--refine-score", "refine_score", type=click.Choice(["loss", "distill"]), default=None,
-              help="Refinement scored by the spec's loss or by distillation (default: the spec's "
-                   "refine_score; docs/measured.md).")
+              help="Refinement scored by the spec's loss or by distillation (default: spec's refine_score).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no table on stderr.")
 def pipeline_cmd(spec, ratio, solver, mode, estimator, samples, time_limit, seed, baselines, outdir, force, sidecar,
                  recover_steps, recover_lr, recover_method, recover_rank, recover_batch, refine, refine_passes,

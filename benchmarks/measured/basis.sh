@@ -7,6 +7,6 @@
 #     bash benchmarks/measured/basis.sh > basis.log 2>&1
 source "$(dirname "$0")/common.sh"
 tiny_gpt basis
-# MiniLM, 50 % only, without recovery (what fitted this round's time):
-$PY benchmarks/compression/run.py --spec minilm --modes basis --ratios 0.5 --solver auto --time-limit none \
+# MiniLM at 20/30/40/50 %, without recovery:
+$PY benchmarks/compression/run.py --spec minilm --modes basis --ratios 0.2,0.3,0.4,0.5 --solver auto --time-limit none \
     --out benchmarks/compression/measured/minilm-basis --no-readme

@@ -61,13 +61,13 @@ def colourings(spec, ratio: float, tmp: Path) -> tuple:
 
 
 def recovered_metric(spec, instance, curvature, result, recovery: dict, cache: dict) -> dict:
+    """The metrics after the pipeline's recovery of one colouring, on all calibration data without checkpoints:
+    the recovery itself, not the best-checkpoint guard, is what this study measures."""
     from geoshare_opt.materialize import apply
-    from geoshare_opt.materialize.recover import recover
-    from geoshare_opt.pipeline import evaluate_model
-    model, _ = apply(spec.model, instance, result, "tie", curvature)
-    recover(model, spec, steps=recovery["steps"], teacher_cache=cache,
-            **{k: v for k, v in recovery.items() if k != "steps"})
-    return evaluate_model(spec, model)
+    from geoshare_opt.pipeline import recover_and_measure
+    model, report = apply(spec.model, instance, result, "tie", curvature)
+    record, _ = recover_and_measure(spec, model, report, recovery, "", lambda info: None, {}, cache)
+    return record["metrics"]
 
 
 def summary_of(values: list[float]) -> dict:

@@ -248,8 +248,9 @@ def recover(model: nn.Module, spec, *, steps: int, lr: float = 1e-4, method: str
     calib, heldout = _recovery_data(spec, teacher, objective, batch_size, _device_of(model), teacher_cache)
     best = None
     if validation:
-        best = BestCheckpoint(fn, model, _validation_data(spec, teacher, objective, validation, _device_of(model),
-                                                          teacher_cache), steps, checks)
+        data = _with_teacher(spec, teacher, objective, validation, _device_of(model), teacher_cache,
+                             ("validation", id(validation), id(teacher), objective))
+        best = BestCheckpoint(fn, model, data, steps, checks)
     gen = torch.Generator().manual_seed(int(seed))
     before = parameter_report(model)
     with eval_mode(model):   # no dropout: the objective trained is the one measured; the caller's mode comes back
@@ -324,31 +325,25 @@ def _check_options(method: str, objective: str, schedule: str, batch_size) -> No
 
 
 def _recovery_data(spec, teacher: nn.Module, objective: str, batch_size, device, teacher_cache):
-    """((calibration batches, the teacher's outputs on them), (held-out batches, the teacher's outputs)), the
-    teacher's outputs from ``teacher_cache`` when it holds them for this spec, teacher and batch size."""
-    from ..specs.base import move_batch
-    calib = [move_batch(b, device) for b in split_batches(spec.batches(), batch_size)]
+    """((calibration batches, the teacher's outputs on them), (held-out batches, the teacher's outputs))."""
+    calib = list(split_batches(spec.batches(), batch_size))
     if not calib:
         raise InputError(f"spec {spec.name!r} yields no calibration batches: nothing to recover on")
-    heldout = [move_batch(b, device) for b in split_batches(spec.heldout(), batch_size)] if spec.heldout else []
-    cache = {} if teacher_cache is None else teacher_cache
+    heldout = list(split_batches(spec.heldout(), batch_size)) if spec.heldout else []
     key = (id(spec), id(teacher), batch_size, objective)
-    if key not in cache:
-        cache[key] = (teacher_outputs(spec, teacher, calib, objective),
-                      teacher_outputs(spec, teacher, heldout, objective))
-    calib_teacher, heldout_teacher = cache[key]
-    return (calib, calib_teacher), (heldout, heldout_teacher)
+    return (_with_teacher(spec, teacher, objective, calib, device, teacher_cache, (*key, "calibration")),
+            _with_teacher(spec, teacher, objective, heldout, device, teacher_cache, (*key, "heldout")))
 
 
-def _validation_data(spec, teacher: nn.Module, objective: str, validation: list, device, teacher_cache):
-    """(validation batches, the teacher's outputs on them), the outputs cached like ``_recovery_data``'s."""
+def _with_teacher(spec, teacher: nn.Module, objective: str, batches: list, device, teacher_cache, key: tuple):
+    """(``batches`` on ``device``, the teacher's outputs on them), the outputs from ``teacher_cache`` under
+    ``key`` when it holds them (e.g. recovering every colouring of a comparison with one teacher)."""
     from ..specs.base import move_batch
-    batches = [move_batch(b, device) for b in validation]
+    moved = [move_batch(b, device) for b in batches]
     cache = {} if teacher_cache is None else teacher_cache
-    key = ("validation", id(validation), id(teacher), objective)
     if key not in cache:
-        cache[key] = teacher_outputs(spec, teacher, batches, objective)
-    return batches, cache[key]
+        cache[key] = teacher_outputs(spec, teacher, moved, objective)
+    return moved, cache[key]
 
 
 def _trainable(model: nn.Module, method: str, members, rank: int, gen):

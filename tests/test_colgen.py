@@ -14,6 +14,7 @@ from geoshare_opt import DiagonalClassCost, InputError, Instance, solve, sweep
 from geoshare_opt.classcost import ClassCost
 from geoshare_opt.solvers.colgen import Settings, TypeEngine, class_cost_curves, combine_curves
 from geoshare_opt.solvers.colgen import _kernels
+from geoshare_opt.solvers.colgen.sdp_bound import sdp_bound
 
 from exact_cases import case
 from test_exact_bruteforce import mismatches
@@ -141,6 +142,42 @@ def test_a_search_stopped_by_its_deadline_resumes_at_the_next_call():
             continue
         assert again.status == "optimal" and again.value == pytest.approx(optimum, abs=1e-9)
         assert again.stats["resumed"] == 1 and engine.solve(2).stats["resumed"] == 0
+
+
+def test_sdp_bound_is_below_brute_force_and_exact_on_complete_graphs():
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n = int(rng.integers(3, 8))
+        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.15 * (trial % 3))
+        ref = brute_curve(W, hard)
+        for k in range(2, n):
+            assert sdp_bound(W, hard, k) <= ref[k - 1] + 1e-12, (trial, k)
+    for n, k in ((6, 2), (9, 3), (12, 4)):       # K_n with unit weights: the equal split costs n(n − k)/2k
+        bound = sdp_bound(np.ones((n, n)) - np.eye(n), np.zeros((n, n), dtype=bool), k)
+        assert bound == pytest.approx(n * (n - k) / (2 * k), rel=1e-9) and bound <= n * (n - k) / (2 * k)
+    assert sdp_bound(np.ones((4, 4)), np.zeros((4, 4), dtype=bool), 1) == -np.inf
+
+
+def test_a_time_limited_point_spends_its_sdp_share_then_goes_back_to_branch_and_price(monkeypatch):
+    """With the whole time kept back for the SDP bound, branch and price first stops at once; the bound is valid
+    (below the proven optimum, and close to it on this dense real type), it serves every smaller budget, and the
+    time the ascent leaves goes back to branch and price, which still proves the point."""
+    from geoshare_opt.solvers.colgen import engine as engine_module
+
+    inst = Instance.load(REAL)
+    blk = inst.part(inst.types[0])
+    optimum = TypeEngine(blk.W, blk.hard).solve(3).value
+    monkeypatch.setattr(engine_module, "SDP_SHARE", 1.0)
+    engine = TypeEngine(blk.W, blk.hard)
+    res = engine.solve(3, time.monotonic() + 300)
+    assert res.status == "optimal" and res.value == pytest.approx(optimum, rel=1e-9)
+    assert 0.9 * optimum <= res.stats["sdp_bound"] <= optimum
+    assert engine.global_bound(2) * engine.scale == pytest.approx(res.stats["sdp_bound"])
+    assert engine.global_bound(4) == -np.inf
+    assert not engine.wants_sdp(3, time.monotonic() + 300) and engine.wants_sdp(4, time.monotonic() + 300)
+    assert not engine.wants_sdp(4, None)        # without a deadline branch and price proves the point itself
+    cut = TypeEngine(blk.W, blk.hard).solve(3, time.monotonic())       # out of time before anything
+    assert cut.status in ("feasible", "unknown") and cut.bound <= optimum
 
 
 # ---------------------------------------------------------------------- whole instances (the shared random cases)

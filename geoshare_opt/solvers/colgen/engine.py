@@ -21,6 +21,7 @@ import numpy as np
 
 from .master import INF, ColumnPool, MasterLP, restricted_mip
 from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer, WorkMeter
+from .sdp_bound import sdp_bound
 
 #: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
 #: the engine closes at half of it so that the curve sees the point as exact
@@ -31,6 +32,10 @@ RC_TOL = 1e-9
 INTEGRAL_TOL = 1e-6
 #: oracle pricing without a subset table: how many of the surrogate's proposals are improved by single moves
 ORACLE_STARTS = 4
+#: the share of a time-limited call's time kept back from branch and price for the SDP bound (sdp_bound.py)
+SDP_SHARE = 0.2
+#: ... and spent on it only if branch and price leaves a relative gap above this; else the time goes back to it
+SDP_MIN_GAP = 0.02
 
 
 @dataclass
@@ -94,6 +99,8 @@ class TypeEngine:
         self.add_classes([np.array([i]) for i in range(n)])
         self.lp = MasterLP(self.pool, n, self.penalty)
         self._unfinished: dict[int, _Run] = {}     # k -> the search a deadline stopped, resumed by the next call
+        self._sdp: dict[int, float] = {}            # k -> the SDP bound (scaled units)
+        self._sdp_finished: set[int] = set()        # the budgets whose ascent ended before its deadline
 
     @property
     def proves(self) -> bool:
@@ -160,7 +167,12 @@ class TypeEngine:
             if hint is not None:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
+            keep_sdp_share = self.wants_sdp(k, deadline)
+            if keep_sdp_share:
+                run.deadline = time.monotonic() + (1.0 - SDP_SHARE) * max(0.0, deadline - time.monotonic())
             out = run.branch_and_price()
+            if keep_sdp_share:
+                out = self._spend_the_sdp_share(run, out, deadline)
             if run.heap and out.status not in ("optimal", "infeasible"):
                 self._unfinished[k] = run
             return out
@@ -172,6 +184,35 @@ class TypeEngine:
             out.status = "feasible" if out.labels is not None else "unknown"
             out.bound, out.interrupted = -INF, True
             return out
+
+    def global_bound(self, k: int) -> float:
+        """The best SDP bound known for budget ``k`` (scaled units): f(k) ≥ f(k') for k' ≥ k (at most k classes),
+        so a bound computed at a larger budget holds here too; −inf when none is known."""
+        return max((b for kk, b in self._sdp.items() if kk >= k), default=-INF)
+
+    def wants_sdp(self, k: int, deadline: float | None) -> bool:
+        """Whether a call at ``k`` keeps time back for the SDP bound: a time-limited call (an unlimited one
+        proves optimality itself) on the graph objective, 2 ≤ k < n, not computed to the end yet."""
+        return deadline is not None and self.additive and 2 <= k < self.n and k not in self._sdp_finished
+
+    def compute_sdp(self, k: int, deadline: float | None) -> float:
+        self._sdp[k] = max(self.global_bound(k), sdp_bound(self.W, self.hard, k, deadline))
+        if deadline is None or time.monotonic() < deadline:
+            self._sdp_finished.add(k)
+        return self._sdp[k]
+
+    def _spend_the_sdp_share(self, run: "_Run", out: PointResult, deadline: float) -> PointResult:
+        """After branch and price stopped at its share of the time: the SDP bound if the point is still open
+        with a gap above ``SDP_MIN_GAP``; whatever time is left goes back to branch and price."""
+        run.deadline = deadline
+        if out.status in ("optimal", "infeasible"):
+            return out
+        if out.status == "unknown" or out.value - out.bound <= SDP_MIN_GAP * max(abs(out.value), 1e-12):
+            return run.branch_and_price() if run.heap else out
+        t0 = time.monotonic()
+        run.stats["sdp_bound"] = self.compute_sdp(run.k, deadline) * self.scale
+        run.stats["sdp_s"] = round(time.monotonic() - t0, 4)
+        return run.branch_and_price()
 
     def _breaks_hard(self, labels: np.ndarray) -> bool:
         return bool(np.any(self.hard & (labels[:, None] == labels[None, :])))
@@ -231,7 +272,7 @@ class _Run:
         e.lp.set_k(self.k)
         while heap:
             bound, tie, rules = heapq.heappop(heap)
-            if bound >= self.upper - self.tol():
+            if max(bound, e.global_bound(self.k)) >= self.upper - self.tol():
                 heap.clear()
                 break
             if self.expired():
@@ -249,8 +290,12 @@ class _Run:
                     heapq.heappush(heap, (node_bound, next(self.counter), rules.child(*pair, together)))
             if self.stats["nodes"] % 50 == 1:
                 self.mip_incumbent()
-        lower = min([b for b, _, _ in heap] + [self.upper])
-        return self.result(lower)
+        return self.result(self.lower())
+
+    def lower(self) -> float:
+        """The best proven bound: the least bound of an open node (the incumbent's value when none is open) or
+        the type's SDP bound at this budget, whichever is higher."""
+        return max(min([b for b, _, _ in self.heap] + [self.upper]), self.e.global_bound(self.k))
 
     def process(self, rules: Rules, bound: float):
         """Column generation at one node. Returns None when the node is pruned or integral, else

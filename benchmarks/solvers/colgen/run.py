@@ -74,6 +74,24 @@ def agreement(rows: list[dict]) -> str:
     return f"{worst:.2e}"
 
 
+def open_points(results: dict) -> list[str]:
+    """colgen's unproven per-type points by class budget k: how many, and their relative gaps (objective minus
+    bound over objective), the worst and the median."""
+    lines = ["colgen's unproven per-type points by k: count, median / max relative gap"]
+    for layers, rows in results["runs"].items():
+        for r in rows:
+            if r["solver"] != "colgen" or not r["unproven"]:
+                continue
+            by_k: dict[int, list[float]] = {}
+            for p in r["unproven"]:
+                gap = (p["objective"] - p["bound"]) / abs(p["objective"]) if p["bound"] is not None else float("inf")
+                by_k.setdefault(p["k"], []).append(gap)
+            cells = [f"k={k}: {len(g)}, {100 * statistics.median(g):.2f} / {100 * max(g):.2f} %"
+                     for k, g in sorted(by_k.items())]
+            lines.append(f"{layers} layers: " + "; ".join(cells))
+    return lines if len(lines) > 1 else []
+
+
 def write_md(results: dict, path: Path) -> None:
     lines = ["| layers per type | points | solver | time limit s | wall s | points proven | class budgets proven | "
              "frontier proven | frontier median gap | frontier max gap | load before → after |",
@@ -86,7 +104,7 @@ def write_md(results: dict, path: Path) -> None:
                          f"{r['points_proven']}/{r['points']} | {r['rows_proven']}/{r['rows']} | "
                          f"{r['frontier_proven']}/{r['frontier']} | {med} | {mx} | "
                          f"{r['load_before']:.2f} → {r['load_after']:.2f} |")
-    lines.append("")
+    lines += ["", *open_points(results), ""]
     lines.append("colgen's damage minus the other solver's, relative, worst over every class budget "
                  "(negative: colgen better): " + ", ".join(f"{k} layers: {v}" for k, v in results["agreement"].items()))
     path.write_text("\n".join(lines) + "\n")

@@ -14,6 +14,8 @@ from geoshare_opt import DiagonalClassCost, InputError, Instance, solve, sweep
 from geoshare_opt.classcost import ClassCost
 from geoshare_opt.solvers.colgen import Settings, TypeEngine, class_cost_curves, combine_curves
 from geoshare_opt.solvers.colgen import _kernels
+from geoshare_opt.solvers.colgen._local_search import iterated_tabu_search
+from geoshare_opt.solvers.colgen.engine import merged_labels
 from geoshare_opt.solvers.colgen.sdp_bound import sdp_bound
 
 from exact_cases import case
@@ -158,24 +160,49 @@ def test_sdp_bound_is_below_brute_force_and_exact_on_complete_graphs():
     assert sdp_bound(np.ones((4, 4)), np.zeros((4, 4), dtype=bool), 1) == -np.inf
 
 
-def test_a_time_limited_point_spends_its_sdp_share_then_goes_back_to_branch_and_price(monkeypatch):
-    """With the whole time kept back for the SDP bound, branch and price first stops at once; the bound is valid
-    (below the proven optimum, and close to it on this dense real type), it serves every smaller budget, and the
-    time the ascent leaves goes back to branch and price, which still proves the point."""
+def test_tabu_search_keeps_hard_pairs_apart_and_finds_small_optima():
+    rng = np.random.default_rng(12)
+    found = tried = 0
+    for trial in range(40):
+        n = int(rng.integers(4, 9))
+        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.1 * (trial % 3))
+        k = int(rng.integers(2, n))
+        start = merged_labels(W, hard, k)
+        if start is None:
+            continue
+        tried += 1
+        labels, value = iterated_tabu_search(W, hard, start.astype(np.int64), k, 50, 200, trial)
+        same = labels[:, None] == labels[None, :]
+        assert labels.max() < k and not np.any(hard & same)
+        assert value == pytest.approx(float(np.triu(W * same, 1).sum()), abs=1e-12)
+        assert value <= float(np.triu(W * (start[:, None] == start[None, :]), 1).sum()) + 1e-12
+        found += value <= brute_curve(W, hard)[k - 1] + 1e-9
+    assert found >= tried - 2 and tried >= 30       # a heuristic: it may miss one or two of these tiny optima
+
+
+def test_a_time_limited_open_point_gets_tabu_search_and_sdp_bound_then_branch_and_price(monkeypatch):
+    """With the whole time kept back, branch and price first stops at once; the tabu search improves the greedy
+    incumbent, the SDP bound is valid (below the proven optimum, and close to it on this dense real type) and
+    serves every smaller budget, and the time left goes back to branch and price, which still proves the point."""
     from geoshare_opt.solvers.colgen import engine as engine_module
 
     inst = Instance.load(REAL)
     blk = inst.part(inst.types[0])
     optimum = TypeEngine(blk.W, blk.hard).solve(3).value
-    monkeypatch.setattr(engine_module, "SDP_SHARE", 1.0)
+    greedy = merged_labels(blk.W, blk.hard, 3)
+    greedy_value = float(np.triu(blk.W * (greedy[:, None] == greedy[None, :]), 1).sum())
+    monkeypatch.setattr(engine_module, "FINISH_SHARE", 1.0)     # branch and price first gets no time at all
+    monkeypatch.setattr(engine_module, "SDP_MIN_GAP", 0.0)      # and the SDP bound runs whatever the gap
     engine = TypeEngine(blk.W, blk.hard)
     res = engine.solve(3, time.monotonic() + 300)
     assert res.status == "optimal" and res.value == pytest.approx(optimum, rel=1e-9)
+    assert "tabu_s" in res.stats and greedy_value > optimum * (1 + 1e-6)
     assert 0.9 * optimum <= res.stats["sdp_bound"] <= optimum
     assert engine.global_bound(2) * engine.scale == pytest.approx(res.stats["sdp_bound"])
     assert engine.global_bound(4) == -np.inf
-    assert not engine.wants_sdp(3, time.monotonic() + 300) and engine.wants_sdp(4, time.monotonic() + 300)
-    assert not engine.wants_sdp(4, None)        # without a deadline branch and price proves the point itself
+    assert not engine.keeps_time_back(3, time.monotonic() + 300)
+    assert engine.keeps_time_back(4, time.monotonic() + 300)
+    assert not engine.keeps_time_back(4, None)      # without a deadline branch and price proves the point itself
     cut = TypeEngine(blk.W, blk.hard).solve(3, time.monotonic())       # out of time before anything
     assert cut.status in ("feasible", "unknown") and cut.bound <= optimum
 

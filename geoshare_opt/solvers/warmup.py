@@ -31,8 +31,8 @@ def _spin_glass(n: int, rng: np.random.Generator, hubs: int = 0, k: int = 2, **b
 def compile_kernels(seed: int = 0) -> float:
     """Solve a few small instances so that every kernel path runs once: the plain K = 2 sweep (one chain, hubs and
     a population, time-driven and counted rounds, descent, kick, BLS), the generic sweep with hard edges and a
-    parameter cap, TabuCol, the greedy colourings (tests/test_cli.py checks that each kernel got compiled). Returns
-    the seconds it took (about a second on a warm cache). The backends run directly (no checking of their answers:
+    parameter cap, TabuCol, the greedy colourings, colgen's kernels (tests/test_cli.py checks that each kernel got
+    compiled). Returns the seconds it took (a few seconds on a warm cache). The backends run directly (no checking of their answers:
     only the compiling matters here)."""
     from .anneal import AnnealBackend
     from .dsatur import DsaturBackend
@@ -54,7 +54,21 @@ def compile_kernels(seed: int = 0) -> float:
     clique = Instance.build([{"id": str(i), "type": "t"} for i in range(5)],
                             [(str(i), str(j), "hard") for i in range(5) for j in range(i + 1, 5)], 3, name="warm-up")
     _run(AnnealBackend, clique, seed, native={"tabu_iters": 1000})
+    _compile_colgen(rng)
     return time.perf_counter() - t0
+
+
+def _compile_colgen(rng: np.random.Generator) -> None:
+    """colgen's pricing kernels (enumeration up to 12 groups, branch and bound beyond: 16 nodes) and the tabu
+    search it runs on open points."""
+    from .colgen import TypeEngine
+    from .colgen._local_search import iterated_tabu_search
+    W = np.triu(rng.random((16, 16)), 1)
+    W, hard = W + W.T, np.zeros((16, 16), dtype=bool)
+    engine = TypeEngine(W, hard)
+    for k in (4, 3):
+        engine.solve(k)
+    iterated_tabu_search(W, hard, np.arange(16, dtype=np.int64) % 3, 3, 2, 10, 0)
 
 
 def _run(backend_cls, instance: Instance, seed: int, time_limit: float | None = None, native: dict | None = None):

@@ -22,6 +22,7 @@ import numpy as np
 
 from .master import INF, ColumnPool, MasterLP, restricted_mip
 from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer, WorkMeter
+from ._local_search import iterated_tabu_search
 from .sdp_bound import sdp_bound
 
 #: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
@@ -33,10 +34,13 @@ RC_TOL = 1e-9
 INTEGRAL_TOL = 1e-6
 #: oracle pricing without a subset table: how many of the surrogate's proposals are improved by single moves
 ORACLE_STARTS = 4
-#: the share of a time-limited call's time kept back from branch and price for the SDP bound (sdp_bound.py)
-SDP_SHARE = 0.2
-#: ... and spent on it only if branch and price leaves a relative gap above this; else the time goes back to it
+#: the share of a time-limited call's time kept back from branch and price for a point it leaves open: a tabu
+#: search on the incumbent, then the SDP bound (sdp_bound.py); what they leave goes back to branch and price
+FINISH_SHARE = 0.2
+#: the SDP bound runs only if the relative gap after the tabu search is above this
 SDP_MIN_GAP = 0.02
+#: the iterated tabu search (_local_search.py): rounds × steps (about 0.1 s at 48 nodes)
+TABU_ROUNDS, TABU_STEPS = 300, 1000
 
 
 @dataclass
@@ -102,6 +106,7 @@ class TypeEngine:
         self._unfinished: dict[int, _Run] = {}     # k -> the search a deadline stopped, resumed by the next call
         self._sdp: dict[int, float] = {}            # k -> the SDP bound (scaled units)
         self._sdp_finished: set[int] = set()        # the budgets whose ascent ended before its deadline
+        self._searched: set[int] = set()            # the budgets whose incumbent the tabu search has improved
 
     @property
     def proves(self) -> bool:
@@ -168,12 +173,12 @@ class TypeEngine:
             if hint is not None:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
-            keep_sdp_share = self.wants_sdp(k, deadline)
-            if keep_sdp_share:
-                run.deadline = time.monotonic() + (1.0 - SDP_SHARE) * max(0.0, deadline - time.monotonic())
+            keep_time_back = self.keeps_time_back(k, deadline)
+            if keep_time_back:
+                run.deadline = time.monotonic() + (1.0 - FINISH_SHARE) * max(0.0, deadline - time.monotonic())
             out = run.branch_and_price()
-            if keep_sdp_share:
-                out = self._spend_the_sdp_share(run, out, deadline)
+            if keep_time_back:
+                out = self._finish_open_point(run, out, deadline)
             if run.heap and out.status not in ("optimal", "infeasible"):
                 self._unfinished[k] = run
             return out
@@ -191,10 +196,11 @@ class TypeEngine:
         so a bound computed at a larger budget holds here too; −inf when none is known."""
         return max((b for kk, b in self._sdp.items() if kk >= k), default=-INF)
 
-    def wants_sdp(self, k: int, deadline: float | None) -> bool:
-        """Whether a call at ``k`` keeps time back for the SDP bound: a time-limited call (an unlimited one
-        proves optimality itself) on the graph objective, 2 ≤ k < n, not computed to the end yet."""
-        return deadline is not None and self.additive and 2 <= k < self.n and k not in self._sdp_finished
+    def keeps_time_back(self, k: int, deadline: float | None) -> bool:
+        """Whether a call at ``k`` keeps time back for an open point (tabu search, SDP bound): a time-limited call
+        (an unlimited one proves optimality itself) on the graph objective, 2 ≤ k < n, not both done yet."""
+        return deadline is not None and self.additive and 2 <= k < self.n and \
+            (k not in self._searched or k not in self._sdp_finished)
 
     def compute_sdp(self, k: int, deadline: float | None) -> float:
         self._sdp[k] = max(self.global_bound(k), sdp_bound(self.W, self.hard, k, deadline))
@@ -202,18 +208,32 @@ class TypeEngine:
             self._sdp_finished.add(k)
         return self._sdp[k]
 
-    def _spend_the_sdp_share(self, run: "_Run", out: PointResult, deadline: float) -> PointResult:
-        """After branch and price stopped at its share of the time: the SDP bound if the point is still open
-        with a gap above ``SDP_MIN_GAP``; whatever time is left goes back to branch and price."""
+    def _finish_open_point(self, run: "_Run", out: PointResult, deadline: float) -> PointResult:
+        """After branch and price stopped at its share of the time with the point open: the tabu search on its
+        incumbent, then the SDP bound if the relative gap is still above ``SDP_MIN_GAP``; whatever time is left
+        goes back to branch and price."""
         run.deadline = deadline
-        if out.status in ("optimal", "infeasible"):
-            return out
-        if out.status == "unknown" or out.value - out.bound <= SDP_MIN_GAP * max(abs(out.value), 1e-12):
-            return run.branch_and_price() if run.heap else out
-        t0 = time.monotonic()
-        run.stats["sdp_bound"] = self.compute_sdp(run.k, deadline) * self.scale
-        run.stats["sdp_s"] = round(time.monotonic() - t0, 4)
+        if out.status != "feasible":
+            return run.branch_and_price() if out.status == "unknown" and run.heap else out
+        if run.k not in self._searched:
+            self._improve_incumbent(run)
+        if run.k not in self._sdp_finished and run.upper - run.lower() > SDP_MIN_GAP * max(abs(run.upper), 1e-12):
+            t0 = time.monotonic()
+            run.stats["sdp_bound"] = self.compute_sdp(run.k, deadline) * self.scale
+            run.stats["sdp_s"] = round(time.monotonic() - t0, 4)
         return run.branch_and_price()
+
+    def _improve_incumbent(self, run: "_Run") -> None:
+        """The iterated tabu search (_local_search.py) from the run's incumbent; a better colouring is offered."""
+        t0 = time.monotonic()
+        start = np.unique(run.labels, return_inverse=True)[1].astype(np.int64)
+        labels, _ = iterated_tabu_search(self.W, self.hard, start, run.k, TABU_ROUNDS, TABU_STEPS, 0)
+        labels = np.unique(labels, return_inverse=True)[1]
+        self._searched.add(run.k)
+        if not self._breaks_hard(labels):       # the search keeps hard pairs apart; checked, not assumed
+            self.add_labels(labels)
+            run.offer(labels, self.value_of(labels), "tabu search")
+        run.stats["tabu_s"] = round(time.monotonic() - t0, 4)
 
     def _breaks_hard(self, labels: np.ndarray) -> bool:
         return bool(np.any(self.hard & (labels[:, None] == labels[None, :])))

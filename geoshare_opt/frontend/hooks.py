@@ -78,8 +78,10 @@ class LinearCovariances:
                     x2 = x.reshape(-1, x.shape[-1]).to(torch.float32)
                     self._increments.clear()
                     inc = self._increments[key] = (x2.T @ x2, x2.shape[0], x)
+                # summed in float64: the batches' order (one process, or data-parallel ranks) then leaves no trace
+                # that whitening by near-null directions of G could amplify (basis mode, tests/test_distributed_*)
                 acc = self.G.get(name)
-                self.G[name] = inc[0].clone() if acc is None else acc.add_(inc[0])
+                self.G[name] = inc[0].to(torch.float64) if acc is None else acc.add_(inc[0])
                 self.tokens[name] = self.tokens.get(name, 0) + inc[1]
             if (self.output_grads or self.per_example) and output.requires_grad:
                 output.register_hook(self._grad_hook(name))
@@ -166,7 +168,7 @@ class LinearCovariances:
         device = next(iter(self.modules.values())).weight.device
         if self.inputs:
             self.G = shard.sum_named(self.G, {n: (m.in_features,) * 2 for n, m in self.modules.items()},
-                                     torch.float32, device)
+                                     torch.float64, device)
             tokens = shard.sum_numbers([self.tokens.get(n, 0) for n in self.modules])
             self.tokens = {n: int(t) for n, t in zip(self.modules, tokens) if n in self.G}
         if self.output_grads:
@@ -174,5 +176,5 @@ class LinearCovariances:
                                      torch.float32, device)
 
     def input_covariances(self) -> dict[str, torch.Tensor]:
-        """``E[x xᵀ]`` over every token seen (float32)."""
-        return {n: g / max(self.tokens[n], 1) for n, g in self.G.items()}
+        """``E[x xᵀ]`` over every token seen (float32; summed in float64)."""
+        return {n: (g / max(self.tokens[n], 1)).to(torch.float32) for n, g in self.G.items()}

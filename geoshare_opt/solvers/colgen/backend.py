@@ -37,13 +37,13 @@ BYTES_PER_PAIR = 48
 
 class ColgenBackend(Backend):
     name = "colgen"
-    summary = ("set partitioning: column generation and branch and price per type (exact pricing, Lagrangian "
+    summary = ("set partitioning: column generation and branch and price per type (exact pricing, Lagrangian and SDP "
                "bounds, Ryan-Foster branching)")
     exact = True
     gives_bound = True
     determinism = "deterministic"
     modules = ("highspy", "numba")
-    distributions = ("highspy", "numba")
+    distributions = ("highspy", "numba", "scipy")
 
     def run(self, instance: Instance, options: SolveOptions, ctx: SolveContext) -> Outcome:
         return solve_exact(instance, options, ctx, model_solver(options, ctx), full_curves=True)

@@ -6,8 +6,9 @@ pricer. ``TypeEngine.solve(k, deadline, hint)`` runs column generation at the ro
 pricing at Wentges-smoothed duals to prove that no column is left), then Ryan–Foster branch and price with best-bound
 node selection, incumbents from integral node LPs, the restricted-master MIP and the caller's hint. Every exact
 pricing gives a Lagrangian bound ``Σ_v π_v + k · min(0, min_S r(S))`` that is valid whatever the LP's state, so a
-deadline leaves a valid bound. A time-limited call that branch and price leaves open with a large gap also gets
-the type's SDP bound (sdp_bound.py; computed once per k, valid at every smaller k). Ctrl-C
+deadline leaves a valid bound. A time-limited call that branch and price leaves open gets a tabu search on its
+incumbent (_local_search.py) and, with a gap above 2 %, the type's SDP bound (sdp_bound.py; computed once per k,
+valid at every smaller k). Ctrl-C
 (``KeyboardInterrupt``) ends the call with the incumbent and no bound (``PointResult.interrupted``).
 """
 from __future__ import annotations

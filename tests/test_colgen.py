@@ -16,7 +16,7 @@ from geoshare_opt.solvers.colgen import Settings, TypeEngine, class_cost_curves,
 from geoshare_opt.solvers.colgen import _kernels
 from geoshare_opt.solvers.colgen._local_search import iterated_tabu_search
 from geoshare_opt.solvers.colgen.engine import merged_labels
-from geoshare_opt.solvers.colgen.sdp_bound import sdp_bound
+from geoshare_opt.solvers.colgen.sdp_bound import SdpBound, sdp_bound, violated_cuts
 
 from exact_cases import case
 from test_exact_bruteforce import mismatches
@@ -158,6 +158,44 @@ def test_sdp_bound_is_below_brute_force_and_exact_on_complete_graphs():
         bound = sdp_bound(np.ones((n, n)) - np.eye(n), np.zeros((n, n), dtype=bool), k)
         assert bound == pytest.approx(n * (n - k) / (2 * k), rel=1e-9) and bound <= n * (n - k) / (2 * k)
     assert sdp_bound(np.ones((4, 4)), np.zeros((4, 4), dtype=bool), 1) == -np.inf
+
+
+def test_sdp_cuts_hold_for_every_colouring_and_only_raise_the_bound():
+    """No colouring with at most k classes violates a triangle or clique cut; a round of cuts never lowers the
+    bound and tightens it on random types; a deadline leaves a valid bound that the next call resumes."""
+    rng = np.random.default_rng(13)
+    for trial in range(30):
+        n = int(rng.integers(4, 9))
+        k = int(rng.integers(2, n))
+        labels = rng.integers(0, k, n)
+        X = np.where(labels[:, None] == labels[None, :], 1.0, -1.0 / (k - 1))
+        assert violated_cuts(X, k, 1000)[0].shape[0] == 0, (trial, k)
+    X = np.array([[1, 1, -1], [1, 1, 1], [-1, 1, 1]], dtype=float)      # 0~1, 1~2 but 0 and 2 apart
+    rows, rhs = violated_cuts(X, 2, 10)
+    assert rows.shape[0] == 1 and rhs[0] == -1 and (rows @ X[np.triu_indices(3, 1)])[0] == -3
+    tighter = 0
+    for trial in range(20):
+        n = int(rng.integers(5, 9))
+        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.15 * (trial % 3))
+        ref = brute_curve(W, hard)
+        for k in range(2, min(n, 5)):
+            plain, cut = sdp_bound(W, hard, k, cuts=False), sdp_bound(W, hard, k)
+            assert plain - 1e-9 * abs(plain) <= cut <= ref[k - 1] + 1e-12, (trial, k)
+            tighter += cut > plain + 1e-6 * abs(ref[k - 1])
+    assert tighter >= 8
+    W, hard = random_type(rng, 12, signed=False, p_hard=0.0)
+    ascent = SdpBound(W, hard, 3)
+    early = ascent.improve(time.monotonic())
+    assert np.isfinite(early) and not ascent.converged
+    assert ascent.improve() >= early and ascent.converged
+    assert ascent.value == pytest.approx(sdp_bound(W, hard, 3), rel=1e-4)
+    sliced, values = SdpBound(W, hard, 3, iterations=200), []    # deadlines that land in every stage and round
+    while not sliced.converged and len(values) < 2000:
+        values.append(sliced.improve(time.monotonic() + 0.02))
+    greedy = merged_labels(W, hard, 3)
+    greedy_value = float(np.triu(W * (greedy[:, None] == greedy[None, :]), 1).sum())
+    assert sliced.converged and values == sorted(values) and values[-1] <= greedy_value
+    assert values[-1] == pytest.approx(ascent.value, rel=1e-3)
 
 
 def test_tabu_search_keeps_hard_pairs_apart_and_finds_small_optima():

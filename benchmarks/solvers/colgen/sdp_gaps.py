@@ -1,12 +1,13 @@
-"""The SDP bound alone at the points a sweep left open: how close it comes, and what it costs.
+"""The SDP bound alone, plain and with its cutting planes, at the points a sweep left open: how close it comes,
+and what it costs.
 
     python benchmarks/solvers/colgen/sdp_gaps.py [--results benchmarks/solvers/colgen/results.json] [--layers 48]
 
 For every per-type point that colgen left unproven in ``run.py``'s results (its incumbent and reported bound), the
-SDP bound of that type and k is computed afresh without a deadline (``sdp_bound.sdp_bound``, one thread) and
-compared: per k, the median and worst relative gap (incumbent minus bound, over the incumbent) of the reported
-bound and of the SDP bound alone, and the mean seconds of one SDP bound. Every SDP bound is checked to lie below
-the incumbent.
+SDP bound of that type and k is computed afresh without a deadline (``sdp_bound.SdpBound``, one thread), without
+and with the triangle and clique cuts, and compared: per k, the median and worst relative gap (incumbent minus
+bound, over the incumbent) of the reported bound and of each SDP bound, the mean seconds of each, and the mean
+number of cut rounds and of cuts held at the end. Every SDP bound is checked to lie below the incumbent.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def gap(objective: float, bound: float | None) -> float:
 def main(argv=None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from geoshare_opt import Instance
-    from geoshare_opt.solvers.colgen.sdp_bound import sdp_bound
+    from geoshare_opt.solvers.colgen.sdp_bound import SdpBound
     from run import INSTANCES
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -39,22 +40,33 @@ def main(argv=None) -> None:
     colgen = next(r for r in json.loads(args.results.read_text())["runs"][args.layers] if r["solver"] == "colgen")
     instance = Instance.load(INSTANCES[args.layers])
     parts = {t: instance.part(t) for t in instance.types}
-    by_k: dict[int, list[tuple[float, float, float]]] = {}
+    by_k: dict[int, list[tuple]] = {}
     for point in colgen["unproven"]:
         part = parts[point["type"]]
-        started = time.perf_counter()
-        bound = sdp_bound(part.W, part.hard, point["k"])
-        seconds = time.perf_counter() - started
-        if bound > point["objective"] + 1e-12 * abs(point["objective"]):
-            raise SystemExit(f"SDP bound {bound} above the incumbent {point['objective']} at {point}")
-        by_k.setdefault(point["k"], []).append((gap(point["objective"], point["bound"]),
-                                                gap(point["objective"], bound), seconds))
-    print("| k | open points | reported bound: median / max gap | SDP bound alone: median / max gap | s per SDP |")
-    print("|---|---|---|---|---|")
+        row = [gap(point["objective"], point["bound"])]
+        for max_rounds in (0, None):
+            started = time.perf_counter()
+            ascent = SdpBound(part.W, part.hard, point["k"]) if max_rounds is None else \
+                SdpBound(part.W, part.hard, point["k"], max_rounds=max_rounds)
+            bound = ascent.improve()
+            seconds = time.perf_counter() - started
+            if bound > point["objective"] + 1e-12 * abs(point["objective"]):
+                raise SystemExit(f"SDP bound {bound} above the incumbent {point['objective']} at {point}")
+            row += [gap(point["objective"], bound), seconds]
+        row += [ascent.rounds, ascent.cut_count]
+        by_k.setdefault(point["k"], []).append(tuple(row))
+    print("| k | open points | reported bound: median / max gap | plain SDP: median / max gap | s | "
+          "SDP with cuts: median / max gap | s | rounds | cuts |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k, rows in sorted(by_k.items()):
-        reported, alone, seconds = zip(*rows)
-        print(f"| {k} | {len(rows)} | {100 * statistics.median(reported):.2f} / {100 * max(reported):.2f} % | "
-              f"{100 * statistics.median(alone):.2f} / {100 * max(alone):.2f} % | {statistics.mean(seconds):.2f} |")
+        reported, plain, plain_s, cut, cut_s, rounds, cuts = zip(*rows)
+        print(f"| {k} | {len(rows)} | {_gaps(reported)} | {_gaps(plain)} | {statistics.mean(plain_s):.2f} | "
+              f"{_gaps(cut)} | {statistics.mean(cut_s):.2f} | {statistics.mean(rounds):.1f} | "
+              f"{statistics.mean(cuts):.0f} |")
+
+
+def _gaps(values) -> str:
+    return f"{100 * statistics.median(values):.3f} / {100 * max(values):.3f} %"
 
 
 if __name__ == "__main__":

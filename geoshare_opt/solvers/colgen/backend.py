@@ -12,7 +12,8 @@ apply): ``keep`` (classes per pricing call, default 24), ``smoothing`` (Wentges 
 enumeration up to this many groups, default 12, at most 30), ``work_limit`` (a deterministic work budget for the
 whole run, ``pricing.WorkMeter`` units, default 0 = none: ``auto`` uses it when no time limit is given),
 ``stop_at_keep`` (1, default: branch-and-bound pricing stops once it holds ``keep`` negative classes; 0: every
-exact pricing searches to the end).
+exact pricing searches to the end), ``sdp_cuts`` (1, default: the SDP bound of open points adds triangle and
+clique cuts; 0: the plain relaxation).
 """
 from __future__ import annotations
 
@@ -64,9 +65,10 @@ def settings_from(native: dict) -> Settings:
             raise InputError(f"colgen: native option {key!r} must be a number, got {value!r}") from None
         setattr(s, key, value)
     if s.keep < 1 or not 0 <= s.smoothing < 1 or s.mip_nodes < 0 or not 1 <= s.enum_max <= 30 \
-            or s.work_limit < 0 or s.oracle_steps < 0 or s.stop_at_keep not in (0, 1):
+            or s.work_limit < 0 or s.oracle_steps < 0 or s.stop_at_keep not in (0, 1) or s.sdp_cuts not in (0, 1):
         raise InputError("colgen: native options need keep >= 1, 0 <= smoothing < 1, mip_nodes >= 0, "
-                         "1 <= enum_max <= 30, work_limit >= 0, oracle_steps >= 0, stop_at_keep 0 or 1")
+                         "1 <= enum_max <= 30, work_limit >= 0, oracle_steps >= 0, stop_at_keep 0 or 1, "
+                         "sdp_cuts 0 or 1")
     return s
 
 

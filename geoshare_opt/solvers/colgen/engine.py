@@ -7,8 +7,8 @@ pricing at Wentges-smoothed duals to prove that no column is left), then Ryan–
 node selection, incumbents from integral node LPs, the restricted-master MIP and the caller's hint. Every exact
 pricing gives a Lagrangian bound ``Σ_v π_v + k · min(0, min_S r(S))`` that is valid whatever the LP's state, so a
 deadline leaves a valid bound. A time-limited call that branch and price leaves open gets a tabu search on its
-incumbent (_local_search.py) and, with a gap above 2 %, the type's SDP bound (sdp_bound.py; computed once per k,
-valid at every smaller k). Ctrl-C
+incumbent (_local_search.py) and, with a gap above 2 %, the type's SDP bound with its cutting planes (sdp_bound.py;
+resumed by the next call at that k until it converges, valid at every smaller k). Ctrl-C
 (``KeyboardInterrupt``) ends the call with the incumbent and no bound (``PointResult.interrupted``).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from .master import INF, ColumnPool, MasterLP, restricted_mip
 from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer, WorkMeter
 from ._local_search import iterated_tabu_search
-from .sdp_bound import sdp_bound
+from .sdp_bound import MAX_ROUNDS, SdpBound
 
 #: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
 #: the engine closes at half of it so that the curve sees the point as exact
@@ -38,7 +38,8 @@ ORACLE_STARTS = 4
 #: the share of a time-limited call's time kept back from branch and price for a point it leaves open: a tabu
 #: search on the incumbent, then the SDP bound (sdp_bound.py); what they leave goes back to branch and price
 FINISH_SHARE = 0.2
-#: the SDP bound runs only if the relative gap after the tabu search is above this
+#: the SDP bound starts only if the relative gap after the tabu search is above this (once started, later calls
+#: at that k continue its cutting planes until they converge)
 SDP_MIN_GAP = 0.02
 #: the iterated tabu search (_local_search.py): rounds × steps (about 0.1 s at 48 nodes)
 TABU_ROUNDS, TABU_STEPS = 300, 1000
@@ -54,6 +55,7 @@ class Settings:
     work_limit: float = 0.0         # deterministic work budget of a run (pricing.WorkMeter units; 0 = none)
     oracle_steps: int = 3           # oracle pricing without a subset table: add / drop moves per class (0 = none)
     stop_at_keep: int = 1           # 1: branch-and-bound pricing stops at `keep` negative classes; 0: searches all
+    sdp_cuts: int = 1               # 1: the SDP bound adds triangle and clique cuts; 0: the plain relaxation
 
 
 @dataclass
@@ -106,7 +108,8 @@ class TypeEngine:
         self.lp = MasterLP(self.pool, n, self.penalty)
         self._unfinished: dict[int, _Run] = {}     # k -> the search a deadline stopped, resumed by the next call
         self._sdp: dict[int, float] = {}            # k -> the SDP bound (scaled units)
-        self._sdp_finished: set[int] = set()        # the budgets whose ascent ended before its deadline
+        self._sdp_ascents: dict[int, SdpBound] = {}  # k -> its ascent and cuts, resumed by the next call
+        self._sdp_finished: set[int] = set()        # the budgets whose cutting-plane loop has converged
         self._searched: set[int] = set()            # the budgets whose incumbent the tabu search has improved
 
     @property
@@ -204,24 +207,33 @@ class TypeEngine:
             (k not in self._searched or k not in self._sdp_finished)
 
     def compute_sdp(self, k: int, deadline: float | None) -> float:
-        self._sdp[k] = max(self.global_bound(k), sdp_bound(self.W, self.hard, k, deadline))
-        if deadline is None or time.monotonic() < deadline:
+        """Improve the SDP bound at ``k`` until its cutting planes converge or ``deadline``; the best SDP bound
+        known at ``k`` (scaled units)."""
+        if k not in self._sdp_ascents:
+            rounds = MAX_ROUNDS if self.settings.sdp_cuts else 0
+            self._sdp_ascents[k] = SdpBound(self.W, self.hard, k, max_rounds=rounds)
+        ascent = self._sdp_ascents[k]
+        self._sdp[k] = max(self.global_bound(k), ascent.improve(deadline))
+        if ascent.converged:
             self._sdp_finished.add(k)
         return self._sdp[k]
 
     def _finish_open_point(self, run: "_Run", out: PointResult, deadline: float) -> PointResult:
         """After branch and price stopped at its share of the time with the point open: the tabu search on its
-        incumbent, then the SDP bound if the relative gap is still above ``SDP_MIN_GAP``; whatever time is left
-        goes back to branch and price."""
+        incumbent, then the SDP bound if the relative gap is still above ``SDP_MIN_GAP`` or an earlier call
+        started it; whatever time is left goes back to branch and price."""
         run.deadline = deadline
         if out.status != "feasible":
             return run.branch_and_price() if out.status == "unknown" and run.heap else out
         if run.k not in self._searched:
             self._improve_incumbent(run)
-        if run.k not in self._sdp_finished and run.upper - run.lower() > SDP_MIN_GAP * max(abs(run.upper), 1e-12):
+        started = run.k in self._sdp_ascents
+        wide = run.upper - run.lower() > SDP_MIN_GAP * max(abs(run.upper), 1e-12)
+        if run.k not in self._sdp_finished and (started or wide):
             t0 = time.monotonic()
             run.stats["sdp_bound"] = self.compute_sdp(run.k, deadline) * self.scale
             run.stats["sdp_s"] = round(time.monotonic() - t0, 4)
+            run.stats["sdp_cuts"] = self._sdp_ascents[run.k].cut_count
         return run.branch_and_price()
 
     def _improve_incumbent(self, run: "_Run") -> None:

@@ -16,6 +16,7 @@ from geoshare_opt.solvers.colgen import Settings, TypeEngine, class_cost_curves,
 from geoshare_opt.solvers.colgen import _kernels
 from geoshare_opt.solvers.colgen._local_search import iterated_tabu_search
 from geoshare_opt.solvers.colgen.engine import merged_labels
+from geoshare_opt.solvers.colgen.probing import contract, probe_pairs
 from geoshare_opt.solvers.colgen.sdp_bound import SdpBound, sdp_bound, violated_cuts
 
 from exact_cases import case
@@ -198,6 +199,59 @@ def test_sdp_cuts_hold_for_every_colouring_and_only_raise_the_bound():
     assert values[-1] == pytest.approx(ascent.value, rel=1e-3)
 
 
+def test_probing_keeps_a_valid_bound_and_contraction_keeps_values():
+    """With the optimum as the incumbent, whatever probing fixes, min(probe bounds, the contracted optimum plus
+    the weight inside the groups) stays at or below the optimum; a contracted colouring costs the same in the
+    original; probes do fix pairs on these instances (the check is not vacuous)."""
+    rng = np.random.default_rng(14)
+    fixed = 0
+    for trial in range(24):
+        n = int(rng.integers(6, 9))
+        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.1 * (trial % 3))
+        ref = brute_curve(W, hard)
+        k = int(rng.integers(2, min(n - 1, 4) + 1))
+        if not np.isfinite(ref[k - 1]):
+            continue
+        root = SdpBound(W, hard, k)
+        root.improve()
+        probed = probe_pairs(root, hard, ref[k - 1], 2, None)
+        fixed += probed.fixed
+        Wc, hard_c, inside = contract(W, hard, probed.groups)
+        contracted = brute_curve(Wc, hard_c)[min(k, len(Wc)) - 1] + inside
+        assert min(probed.bound, contracted) <= ref[k - 1] + 1e-9, (trial, k)
+        assert probed.fixed == 0 or probed.bound >= ref[k - 1]
+        labels = rng.integers(0, k, len(Wc))
+        same_c = labels[:, None] == labels[None, :]
+        full = labels[probed.groups]
+        same = full[:, None] == full[None, :]
+        assert float(np.triu(W * same, 1).sum()) == pytest.approx(float(np.triu(Wc * same_c, 1).sum()) + inside)
+    assert fixed >= 10
+
+
+def test_probing_in_the_engine_proves_points_that_brute_force_confirms(monkeypatch):
+    """Time-limited calls with the whole time kept back and probing down to 3 groups: every answer agrees with
+    brute force, every bound is below the optimum, and probing settles some of the points."""
+    from geoshare_opt.solvers.colgen import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "FINISH_SHARE", 1.0)
+    monkeypatch.setattr(engine_module, "SDP_MIN_GAP", 0.0)
+    monkeypatch.setattr(engine_module, "EXACT_GROUPS", 3)
+    rng = np.random.default_rng(15)
+    probed = 0
+    for trial in range(16):
+        n = int(rng.integers(6, 9))
+        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.1 * (trial % 3))
+        ref = brute_curve(W, hard)
+        engine = TypeEngine(W, hard)
+        for k in range(min(n - 1, 4), 1, -1):
+            res = engine.solve(k, time.monotonic() + 60)
+            assert res.bound <= ref[k - 1] + 1e-9, (trial, k)
+            if res.status == "optimal":
+                assert res.value == pytest.approx(ref[k - 1], abs=1e-9), (trial, k)
+            probed += res.stats.get("probe_fixed", 0) > 0
+    assert probed >= 5
+
+
 def test_tabu_search_keeps_hard_pairs_apart_and_finds_small_optima():
     rng = np.random.default_rng(12)
     found = tried = 0
@@ -235,7 +289,9 @@ def test_a_time_limited_open_point_gets_tabu_search_and_sdp_bound_then_branch_an
     res = engine.solve(3, time.monotonic() + 300)
     assert res.status == "optimal" and res.value == pytest.approx(optimum, rel=1e-9)
     assert "tabu_s" in res.stats and greedy_value > optimum * (1 + 1e-6)
-    assert 0.9 * optimum <= res.stats["sdp_bound"] <= optimum
+    assert 0.9 * optimum <= res.stats["sdp_bound"] <= optimum and res.stats["sdp_cuts"] > 0
+    plain = TypeEngine(blk.W, blk.hard, settings=Settings(sdp_cuts=0)).solve(3, time.monotonic() + 300)
+    assert plain.stats["sdp_cuts"] == 0 and plain.stats["sdp_bound"] <= res.stats["sdp_bound"] + 1e-12
     assert engine.global_bound(2) * engine.scale == pytest.approx(res.stats["sdp_bound"])
     assert engine.global_bound(4) == -np.inf
     assert not engine.keeps_time_back(3, time.monotonic() + 300)
@@ -271,6 +327,8 @@ def test_native_options_are_checked():
         solve(inst, "colgen", native={"nope": 1})
     with pytest.raises(InputError, match="smoothing"):
         solve(inst, "colgen", native={"smoothing": 1.5})
+    with pytest.raises(InputError, match="sdp_cuts 0 or 1"):
+        solve(inst, "colgen", native={"sdp_cuts": 2})
 
 
 # ---------------------------------------------------------------------- class-cost oracles

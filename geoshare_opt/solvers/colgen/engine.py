@@ -8,7 +8,9 @@ node selection, incumbents from integral node LPs, the restricted-master MIP and
 pricing gives a Lagrangian bound ``Σ_v π_v + k · min(0, min_S r(S))`` that is valid whatever the LP's state, so a
 deadline leaves a valid bound. A time-limited call that branch and price leaves open gets a tabu search on its
 incumbent (_local_search.py) and, with a gap above 2 %, the type's SDP bound with its cutting planes (sdp_bound.py;
-resumed by the next call at that k until it converges, valid at every smaller k). Ctrl-C
+resumed by the next call at that k until it converges, valid at every smaller k); once it has converged within 1 %,
+probing fixes pairs together and the contracted problem is solved exactly (probing.py). Where that settled the
+budget above, a call does it before branch and price instead of after. Ctrl-C
 (``KeyboardInterrupt``) ends the call with the incumbent and no bound (``PointResult.interrupted``).
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from .master import INF, ColumnPool, MasterLP, restricted_mip
 from .pricing import ENUM_MAX_ITEMS, NodeProblem, Priced, QuadraticPricer, Rules, TablePricer, WorkMeter
 from ._local_search import iterated_tabu_search
+from .probing import contract, probe_pairs
 from .sdp_bound import MAX_ROUNDS, SdpBound
 
 #: relative optimality tolerance, the package's (``decompose.Curve.exact``: lo >= hi − 1e-9 · max(1, |hi|));
@@ -41,6 +44,10 @@ FINISH_SHARE = 0.2
 #: the SDP bound starts only if the relative gap after the tabu search is above this (once started, later calls
 #: at that k continue its cutting planes until they converge)
 SDP_MIN_GAP = 0.02
+#: probing (probing.py) runs on a point whose converged SDP bound is within this relative gap of the incumbent
+PROBE_MAX_GAP = 0.01
+#: probing stops at this many groups: the contracted problem is small enough for branch and price to prove
+EXACT_GROUPS = 24
 #: the iterated tabu search (_local_search.py): rounds × steps (about 0.1 s at 48 nodes)
 TABU_ROUNDS, TABU_STEPS = 300, 1000
 
@@ -107,9 +114,12 @@ class TypeEngine:
         self.add_classes([np.array([i]) for i in range(n)])
         self.lp = MasterLP(self.pool, n, self.penalty)
         self._unfinished: dict[int, _Run] = {}     # k -> the search a deadline stopped, resumed by the next call
-        self._sdp: dict[int, float] = {}            # k -> the SDP bound (scaled units)
+        self._bounds: dict[int, float] = {}         # k -> a bound proven outside branch and price (SDP, probing)
         self._sdp_ascents: dict[int, SdpBound] = {}  # k -> its ascent and cuts, resumed by the next call
         self._sdp_finished: set[int] = set()        # the budgets whose cutting-plane loop has converged
+        self._probed: set[int] = set()              # the budgets probed (once each)
+        self._bounds_led: set[int] = set()          # budgets whose call ended with the bound from SDP or probing
+        self.probing = True                         # off in the engine of a contracted problem
         self._searched: set[int] = set()            # the budgets whose incumbent the tabu search has improved
 
     @property
@@ -178,11 +188,16 @@ class TypeEngine:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
             keep_time_back = self.keeps_time_back(k, deadline)
-            if keep_time_back:
+            if keep_time_back and (k + 1) in self._bounds_led and run.labels is not None:
+                self._bound_open_point(run, deadline, always=True)      # branch and price did not settle k + 1
+                out = run.branch_and_price()
+            elif keep_time_back:
                 run.deadline = time.monotonic() + (1.0 - FINISH_SHARE) * max(0.0, deadline - time.monotonic())
-            out = run.branch_and_price()
-            if keep_time_back:
-                out = self._finish_open_point(run, out, deadline)
+                out = self._finish_open_point(run, run.branch_and_price(), deadline)
+            else:
+                out = run.branch_and_price()
+            if keep_time_back and self._bounds.get(k, -INF) >= run.tree_bound() - run.tol():
+                self._bounds_led.add(k)
             if run.heap and out.status not in ("optimal", "infeasible"):
                 self._unfinished[k] = run
             return out
@@ -196,9 +211,9 @@ class TypeEngine:
             return out
 
     def global_bound(self, k: int) -> float:
-        """The best SDP bound known for budget ``k`` (scaled units): f(k) ≥ f(k') for k' ≥ k (at most k classes),
-        so a bound computed at a larger budget holds here too; −inf when none is known."""
-        return max((b for kk, b in self._sdp.items() if kk >= k), default=-INF)
+        """The best bound known for budget ``k`` from outside branch and price (SDP, probing; scaled units):
+        f(k) ≥ f(k') for k' ≥ k (at most k classes), so a bound at a larger budget holds here too; −inf if none."""
+        return max((b for kk, b in self._bounds.items() if kk >= k), default=-INF)
 
     def keeps_time_back(self, k: int, deadline: float | None) -> bool:
         """Whether a call at ``k`` keeps time back for an open point (tabu search, SDP bound): a time-limited call
@@ -213,28 +228,64 @@ class TypeEngine:
             rounds = MAX_ROUNDS if self.settings.sdp_cuts else 0
             self._sdp_ascents[k] = SdpBound(self.W, self.hard, k, max_rounds=rounds)
         ascent = self._sdp_ascents[k]
-        self._sdp[k] = max(self.global_bound(k), ascent.improve(deadline))
+        self._bounds[k] = max(self.global_bound(k), ascent.improve(deadline))
         if ascent.converged:
             self._sdp_finished.add(k)
-        return self._sdp[k]
+        return self._bounds[k]
 
     def _finish_open_point(self, run: "_Run", out: PointResult, deadline: float) -> PointResult:
         """After branch and price stopped at its share of the time with the point open: the tabu search on its
-        incumbent, then the SDP bound if the relative gap is still above ``SDP_MIN_GAP`` or an earlier call
-        started it; whatever time is left goes back to branch and price."""
+        incumbent, the SDP bound and probing (``_bound_open_point``); whatever time is left goes back to branch
+        and price."""
         run.deadline = deadline
         if out.status != "feasible":
             return run.branch_and_price() if out.status == "unknown" and run.heap else out
+        self._bound_open_point(run, deadline)
+        return run.branch_and_price()
+
+    def _bound_open_point(self, run: "_Run", deadline: float, always: bool = False) -> None:
+        """The tabu search on the run's incumbent; the SDP bound if the relative gap is above ``SDP_MIN_GAP``,
+        an earlier call started it, or ``always``; probing once the SDP bound has converged within
+        ``PROBE_MAX_GAP``."""
         if run.k not in self._searched:
             self._improve_incumbent(run)
         started = run.k in self._sdp_ascents
         wide = run.upper - run.lower() > SDP_MIN_GAP * max(abs(run.upper), 1e-12)
-        if run.k not in self._sdp_finished and (started or wide):
+        if run.k not in self._sdp_finished and (started or wide or always):
             t0 = time.monotonic()
             run.stats["sdp_bound"] = self.compute_sdp(run.k, deadline) * self.scale
             run.stats["sdp_s"] = round(time.monotonic() - t0, 4)
             run.stats["sdp_cuts"] = self._sdp_ascents[run.k].cut_count
-        return run.branch_and_price()
+        gap = run.upper - run.lower()
+        if self.probing and run.k in self._sdp_finished and run.k not in self._probed and \
+                run.tol() < gap <= PROBE_MAX_GAP * max(abs(run.upper), 1e-12):
+            self._probe(run, deadline)
+
+    def _probe(self, run: "_Run", deadline: float) -> None:
+        """Probing (probing.py) from the converged SDP bound at the run's k, then the contracted problem by a
+        branch and price of its own; the bound min(probe bounds, contracted bound) joins the global bounds and
+        the contracted optimum, if better, the incumbent."""
+        t0 = time.monotonic()
+        self._probed.add(run.k)
+        probed = probe_pairs(self._sdp_ascents[run.k], self.hard, run.upper, EXACT_GROUPS, deadline)
+        run.stats["probes"], run.stats["probe_fixed"] = probed.probes, probed.fixed
+        if probed.fixed and probed.groups.max() + 1 <= EXACT_GROUPS:
+            Wc, hard_c, inside = contract(self.W, self.hard, probed.groups)
+            small = TypeEngine(Wc, hard_c, settings=self.settings, work=self.work)
+            small.probing = False
+            res = small.solve(run.k, deadline)
+            if res.interrupted:
+                raise KeyboardInterrupt     # the contracted solve caught a Ctrl-C meant for this call
+            if res.labels is not None:
+                labels = np.asarray(res.labels)[probed.groups]
+                if not self._breaks_hard(labels) and len(np.unique(labels)) <= run.k:
+                    self.add_labels(labels)
+                    run.offer(labels, self.value_of(labels), "probing")
+            bound = min(probed.bound, res.bound + inside)
+            if bound > self._bounds.get(run.k, -INF):
+                self._bounds[run.k] = bound
+            run.stats["contracted"] = {"nodes": len(Wc), "status": res.status}
+        run.stats["probe_s"] = round(time.monotonic() - t0, 4)
 
     def _improve_incumbent(self, run: "_Run") -> None:
         """The iterated tabu search (_local_search.py) from the run's incumbent; a better colouring is offered."""
@@ -326,10 +377,14 @@ class _Run:
                 self.mip_incumbent()
         return self.result(self.lower())
 
+    def tree_bound(self) -> float:
+        """The least bound of an open node (the incumbent's value when none is open)."""
+        return min([b for b, _, _ in self.heap] + [self.upper])
+
     def lower(self) -> float:
-        """The best proven bound: the least bound of an open node (the incumbent's value when none is open) or
-        the type's SDP bound at this budget, whichever is higher."""
-        return max(min([b for b, _, _ in self.heap] + [self.upper]), self.e.global_bound(self.k))
+        """The best proven bound: the tree's bound or the type's global bound at this budget (SDP, probing),
+        whichever is higher."""
+        return max(self.tree_bound(), self.e.global_bound(self.k))
 
     def process(self, rules: Rules, bound: float):
         """Column generation at one node. Returns None when the node is pruned or integral, else

@@ -24,6 +24,7 @@ violated cuts, drops those whose multiplier fell to 0, and ascends again from wh
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -87,15 +88,44 @@ class SdpBound:
         return self.scale * (self.total + (self.k - 1) * self.dual.best) / self.k
 
     @property
+    def coldest_temperature(self) -> float:
+        return CUT_TEMPERATURES[-1] if self.rounds else TEMPERATURES[-1]
+
+    @property
     def cut_count(self) -> int:
         return 0 if self.trivial else self.dual.cut_count
 
-    def improve(self, deadline: float | None = None) -> float:
-        """Ascend (and add cuts) until converged or ``deadline`` (time.monotonic()); returns ``value``. At least
-        one evaluation happens even when the deadline has passed, so a first call always has a bound."""
-        if self.converged:
+    def restricted(self, apart: np.ndarray | None = None, together: np.ndarray | None = None,
+                   max_rounds: int | None = None) -> "SdpBound":
+        """The bound of the same type with more pairs fixed (boolean n × n masks; a pair in both is an error),
+        warm from this one's point and cuts: both stay feasible (the fixed pairs' multipliers become free, and
+        every cut holds for every colouring), so its first evaluation is at least this bound (together pairs
+        change the value) and the ascent goes on from there. Not converged until its own rounds say so."""
+        child = copy.copy(self)
+        child.dual = copy.copy(self.dual)
+        dual = child.dual
+        dual.fixed, dual.level = dual.fixed.copy(), dual.level.copy()
+        dual.best, dual._resume_value, dual.resume_point = -np.inf, -np.inf, None
+        for mask, level in ((apart, -1.0 / (self.k - 1)), (together, 1.0)):
+            if mask is not None:
+                pick = np.asarray(mask, dtype=bool)[dual.iu]
+                if np.any(dual.fixed[pick] & (dual.level[pick] != level)):
+                    raise ValueError("a pair fixed both apart and together")
+                dual.fixed[pick], dual.level[pick] = True, level
+        child.point = self.point.copy()
+        child.rounds, child.converged = 0, False
+        child.max_rounds = self.max_rounds if max_rounds is None else max_rounds
+        child._stages = [[t, CUT_ITERATIONS] for t in CUT_TEMPERATURES]
+        return child
+
+    def improve(self, deadline: float | None = None, target: float | None = None) -> float:
+        """Ascend (and add cuts) until converged, ``deadline`` (time.monotonic()) or a bound of at least
+        ``target`` (caller units); returns ``value``. At least one evaluation happens even when the deadline has
+        passed, so a first call always has a bound."""
+        if self.converged or (target is not None and self.value >= target):
             return self.value
         self.dual.deadline = deadline
+        self.dual.target = np.inf if target is None else (target * self.k / self.scale - self.total) / (self.k - 1)
         try:
             self._ascend()          # the plain relaxation's stages, or what a deadline left of a round's
             while self.rounds < self.max_rounds:
@@ -150,16 +180,24 @@ class _DualFunction:
         self.C = W / 2.0
         self.iu = np.triu_indices(n, 1)
         self.pairs = len(self.iu[0])
-        self.hard_pairs = hard[self.iu]
         self.k = k
+        # per pair: X_ij ≥ level (multiplier z ≥ 0), or = level where ``fixed`` (z free); level −1/(k−1) apart,
+        # 1 for a pair fixed together (``SdpBound.restricted``)
+        self.fixed = hard[self.iu].copy()
+        self.level = np.full(self.pairs, -1.0 / (k - 1))
         self.deadline: float | None = None
         self.best = -np.inf
+        self.target = np.inf            # stop once the dual value reaches this (scaled dual units)
         self.evaluations = 0
         # the best point in the current variables (cuts change them), where a call that a deadline stopped resumes
         self.resume_point: np.ndarray | None = None
         self._resume_value = -np.inf
         self.cuts = sparse.csr_matrix((0, self.pairs))
         self.rhs = np.zeros(0)
+
+    @property
+    def coldest_temperature(self) -> float:
+        return CUT_TEMPERATURES[-1] if self.rounds else TEMPERATURES[-1]
 
     @property
     def cut_count(self) -> int:
@@ -169,7 +207,7 @@ class _DualFunction:
         return np.zeros(self.n + self.pairs)
 
     def bounds(self) -> list[tuple[float | None, float | None]]:
-        pair = [(None, None) if h else (0.0, None) for h in self.hard_pairs.tolist()]
+        pair = [(None, None) if f else (0.0, None) for f in self.fixed.tolist()]
         return [(None, None)] * self.n + pair + [(0.0, None)] * self.cut_count
 
     def set_cuts(self, point: np.ndarray, rows: sparse.csr_matrix, rhs: np.ndarray) -> np.ndarray:
@@ -192,7 +230,7 @@ class _DualFunction:
         M[iu] -= off
         M.T[iu] -= off
         M[np.diag_indices(n)] -= y
-        linear = y.sum() - 2.0 / (self.k - 1) * z.sum() + (float(t @ self.rhs) if len(t) else 0.0)
+        linear = y.sum() + 2.0 * float(self.level @ z) + (float(t @ self.rhs) if len(t) else 0.0)
         return M, linear
 
     def primal(self, v: np.ndarray, temperature: float) -> np.ndarray:
@@ -213,7 +251,7 @@ class _DualFunction:
             self.best = max(self.best, float(true_value))
             if true_value > self._resume_value:
                 self.resume_point, self._resume_value = v.copy(), float(true_value)
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.best >= self.target or (self.deadline is not None and time.monotonic() >= self.deadline):
             raise _OutOfTime        # after one evaluation at least: a bound even when the time is already up
         weights = np.exp(-(values - values[0]) / temperature)
         soft_min = values[0] - temperature * np.log(weights.sum())
@@ -221,7 +259,7 @@ class _DualFunction:
         X = n * (vectors * (weights / weights.sum())) @ vectors.T
         Xp = X[self.iu]
         grad_y = 1.0 - np.diag(X)
-        grad_z = -2.0 / (self.k - 1) - 2.0 * Xp
+        grad_z = 2.0 * self.level - 2.0 * Xp
         grad_t = self.rhs - self.cuts @ Xp if self.cut_count else np.zeros(0)
         return -float(linear + n * soft_min), -np.concatenate([grad_y, grad_z, grad_t])
 

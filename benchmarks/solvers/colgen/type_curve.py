@@ -5,7 +5,8 @@
 
 TYPES: comma-separated type indices; ``--from-k``: start the descent at K instead of n (a cold pool there). Prints,
 per type, the wall time, how many points are proven, the seconds in exact pricing and every k that took more than
-3 s; ``--details`` adds one line per such k: gap, root-LP gap, branch-and-price nodes and where the time went. Used to compare pricing variants side by side (the same command
+3 s; ``--details`` adds one line per such k: gap, root-LP gap, branch-and-price nodes and where the time went (SDP
+bound, probing and the contracted problem where they ran). Used to compare pricing variants side by side (the same command
 at two commits, or with two ``--native`` settings of ``engine.Settings``).
 """
 from __future__ import annotations
@@ -33,9 +34,17 @@ def details(k: int, res) -> str:
     scale = max(abs(res.value), 1e-12)
     root = s.get("root_bound")
     root_gap = "-" if root is None else f"{(res.value - root) / scale:.2e}"
-    return (f"  k={k} {res.status} {s['wall_s']:.1f}s gap={(res.value - res.bound) / scale:.2e} "
+    line = (f"  k={k} {res.status} {s['wall_s']:.1f}s gap={(res.value - res.bound) / scale:.2e} "
             f"root_gap={root_gap} nodes={s['nodes']} exact_pricing={s['exact_pricings']}/{s['exact_s']:.1f}s "
             f"lp={s['lp_solves']}/{s['lp_s']:.1f}s mip={s['mip_s']:.1f}s pool={s['pool']}")
+    if "sdp_s" in s:
+        line += f" sdp={s['sdp_s']:.1f}s/{s['sdp_cuts']}cuts"
+    if "probes" in s:
+        contracted = s.get("contracted")
+        line += f" probes={s['probe_fixed']}/{s['probes']} fixed/{s['probe_s']:.1f}s"
+        if contracted:
+            line += f" contracted={contracted['nodes']}:{contracted['status']}"
+    return line
 
 
 def curve(instance: Instance, index: int, limit: float, settings: Settings, from_k: int | None = None,

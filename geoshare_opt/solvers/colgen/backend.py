@@ -39,7 +39,7 @@ BYTES_PER_PAIR = 48
 class ColgenBackend(Backend):
     name = "colgen"
     summary = ("set partitioning: column generation and branch and price per type (exact pricing, Lagrangian and SDP "
-               "bounds, Ryan-Foster branching)")
+               "bounds, probing, Ryan-Foster branching)")
     exact = True
     gives_bound = True
     determinism = "deterministic"

@@ -48,6 +48,15 @@ def random_type(rng, n: int, signed: bool, p_hard: float) -> tuple[np.ndarray, n
     return W + W.T, hard | hard.T
 
 
+def random_types_with_curves(seed: int, trials: int):
+    """(rng, W, hard, brute-force curve) for ``trials`` random types of 6-8 nodes, signed weights every other one,
+    hard pairs in two of three."""
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
+        W, hard = random_type(rng, int(rng.integers(6, 9)), signed=trial % 2 == 0, p_hard=0.1 * (trial % 3))
+        yield rng, W, hard, brute_curve(W, hard)
+
+
 # ---------------------------------------------------------------------- pricing kernels
 def test_pricing_kernels_find_the_least_reduced_cost():
     rng = np.random.default_rng(0)
@@ -203,13 +212,9 @@ def test_probing_keeps_a_valid_bound_and_contraction_keeps_values():
     """With the optimum as the incumbent, whatever probing fixes, min(probe bounds, the contracted optimum plus
     the weight inside the groups) stays at or below the optimum; a contracted colouring costs the same in the
     original; probes do fix pairs on these instances (the check is not vacuous)."""
-    rng = np.random.default_rng(14)
     fixed = 0
-    for trial in range(24):
-        n = int(rng.integers(6, 9))
-        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.1 * (trial % 3))
-        ref = brute_curve(W, hard)
-        k = int(rng.integers(2, min(n - 1, 4) + 1))
+    for trial, (rng, W, hard, ref) in enumerate(random_types_with_curves(14, 24)):
+        k = int(rng.integers(2, min(len(W) - 1, 4) + 1))
         if not np.isfinite(ref[k - 1]):
             continue
         root = SdpBound(W, hard, k)
@@ -236,14 +241,10 @@ def test_probing_in_the_engine_proves_points_that_brute_force_confirms(monkeypat
     monkeypatch.setattr(engine_module, "FINISH_SHARE", 1.0)
     monkeypatch.setattr(engine_module, "SDP_MIN_GAP", 0.0)
     monkeypatch.setattr(engine_module, "EXACT_GROUPS", 3)
-    rng = np.random.default_rng(15)
     probed = 0
-    for trial in range(16):
-        n = int(rng.integers(6, 9))
-        W, hard = random_type(rng, n, signed=trial % 2 == 0, p_hard=0.1 * (trial % 3))
-        ref = brute_curve(W, hard)
+    for trial, (_, W, hard, ref) in enumerate(random_types_with_curves(15, 16)):
         engine = TypeEngine(W, hard)
-        for k in range(min(n - 1, 4), 1, -1):
+        for k in range(min(len(W) - 1, 4), 1, -1):
             res = engine.solve(k, time.monotonic() + 60)
             assert res.bound <= ref[k - 1] + 1e-9, (trial, k)
             if res.status == "optimal":

@@ -241,7 +241,7 @@ def test_probing_in_the_engine_proves_points_that_brute_force_confirms(monkeypat
     monkeypatch.setattr(engine_module, "FINISH_SHARE", 1.0)
     monkeypatch.setattr(engine_module, "SDP_MIN_GAP", 0.0)
     monkeypatch.setattr(engine_module, "EXACT_GROUPS", 3)
-    probed = 0
+    probed = by_probing = 0
     for trial, (_, W, hard, ref) in enumerate(random_types_with_curves(15, 16)):
         engine = TypeEngine(W, hard)
         for k in range(min(len(W) - 1, 4), 1, -1):
@@ -250,7 +250,10 @@ def test_probing_in_the_engine_proves_points_that_brute_force_confirms(monkeypat
             if res.status == "optimal":
                 assert res.value == pytest.approx(ref[k - 1], abs=1e-9), (trial, k)
             probed += res.stats.get("probe_fixed", 0) > 0
-    assert probed >= 5
+            # proven with no branch-and-price node: the global bound from probing closed the point
+            by_probing += res.status == "optimal" and res.stats["nodes"] == 0 and \
+                res.stats.get("contracted", {}).get("status") == "optimal"
+    assert probed >= 5 and by_probing >= 10
 
 
 def test_tabu_search_keeps_hard_pairs_apart_and_finds_small_optima():

@@ -30,7 +30,7 @@ def gap(objective: float, bound: float | None) -> float:
 def main(argv=None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from geoshare_opt import Instance
-    from geoshare_opt.solvers.colgen.sdp_bound import SdpBound
+    from geoshare_opt.solvers.colgen.sdp_bound import MAX_ROUNDS, SdpBound
     from run import INSTANCES
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -44,10 +44,9 @@ def main(argv=None) -> None:
     for point in colgen["unproven"]:
         part = parts[point["type"]]
         row = [gap(point["objective"], point["bound"])]
-        for max_rounds in (0, None):
+        for max_rounds in (0, MAX_ROUNDS):
             started = time.perf_counter()
-            ascent = SdpBound(part.W, part.hard, point["k"]) if max_rounds is None else \
-                SdpBound(part.W, part.hard, point["k"], max_rounds=max_rounds)
+            ascent = SdpBound(part.W, part.hard, point["k"], max_rounds=max_rounds)
             bound = ascent.improve()
             seconds = time.perf_counter() - started
             if bound > point["objective"] + 1e-12 * abs(point["objective"]):

@@ -187,17 +187,10 @@ class TypeEngine:
             if hint is not None:
                 self.add_labels(hint)
                 run.offer(hint, self.value_of(hint), "greedy merge")
-            keep_time_back = self.keeps_time_back(k, deadline)
-            if keep_time_back and (k + 1) in self._bounds_led and run.labels is not None:
-                self._bound_open_point(run, deadline, always=True)      # branch and price did not settle k + 1
-                out = run.branch_and_price()
-            elif keep_time_back:
-                run.deadline = time.monotonic() + (1.0 - FINISH_SHARE) * max(0.0, deadline - time.monotonic())
-                out = self._finish_open_point(run, run.branch_and_price(), deadline)
+            if self.keeps_time_back(k, deadline):
+                out = self._solve_with_bounds(run, deadline)
             else:
                 out = run.branch_and_price()
-            if keep_time_back and self._bounds.get(k, -INF) >= run.tree_bound() - run.tol():
-                self._bounds_led.add(k)
             if run.heap and out.status not in ("optimal", "infeasible"):
                 self._unfinished[k] = run
             return out
@@ -232,6 +225,20 @@ class TypeEngine:
         if ascent.converged:
             self._sdp_finished.add(k)
         return self._bounds[k]
+
+    def _solve_with_bounds(self, run: "_Run", deadline: float) -> PointResult:
+        """A time-limited call that keeps time back: where branch and price did not settle k + 1 (its call ended on
+        the SDP or probing bound), the bounds of ``_bound_open_point`` first and branch and price with what they
+        leave; else branch and price with ``1 − FINISH_SHARE`` of the time, then ``_finish_open_point``."""
+        if (run.k + 1) in self._bounds_led and run.labels is not None:
+            self._bound_open_point(run, deadline, always=True)
+            out = run.branch_and_price()
+        else:
+            run.deadline = time.monotonic() + (1.0 - FINISH_SHARE) * max(0.0, deadline - time.monotonic())
+            out = self._finish_open_point(run, run.branch_and_price(), deadline)
+        if self._bounds.get(run.k, -INF) >= run.tree_bound() - run.tol():
+            self._bounds_led.add(run.k)
+        return out
 
     def _finish_open_point(self, run: "_Run", out: PointResult, deadline: float) -> PointResult:
         """After branch and price stopped at its share of the time with the point open: the tabu search on its

@@ -41,7 +41,7 @@ def probe_pairs(root: SdpBound, hard: np.ndarray, upper: float, target_groups: i
     n = len(hard)
     group = np.arange(n)
     base, bound, probes, fixed, failures = root, np.inf, 0, 0, 0
-    X = root.dual.primal(root.point, root.coldest_temperature)
+    X = root.primal_estimate()
     iu = np.triu_indices(n, 1)
     for p in np.argsort(-X[iu], kind="stable"):
         if len(np.unique(group)) <= target_groups or failures >= MAX_FAILURES or _expired(deadline):

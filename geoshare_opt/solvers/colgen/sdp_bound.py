@@ -37,7 +37,7 @@ TEMPERATURES = (3e-2, 3e-3, 3e-4, 3e-5)
 #: L-BFGS-B iterations per stage (a stage usually converges first; about 0.5 s in all at 48 nodes)
 ITERATIONS = 1000
 #: after a round of cuts the ascent restarts from its last point: the two coldest stages, fewer iterations
-CUT_TEMPERATURES, CUT_ITERATIONS = (3e-4, 3e-5), 300
+CUT_TEMPERATURES, CUT_ITERATIONS = TEMPERATURES[-2:], 300
 #: cuts added per round (the most violated), the least violation that counts (in X units), at most this many rounds
 CUTS_PER_ROUND, CUT_VIOLATION, MAX_ROUNDS = 1500, 1e-3, 30
 #: the loop has converged when a round raises the bound by less than this share of the bound's size
@@ -88,12 +88,13 @@ class SdpBound:
         return self.scale * (self.total + (self.k - 1) * self.dual.best) / self.k
 
     @property
-    def coldest_temperature(self) -> float:
-        return CUT_TEMPERATURES[-1] if self.rounds else TEMPERATURES[-1]
-
-    @property
     def cut_count(self) -> int:
         return 0 if self.trivial else self.dual.cut_count
+
+    def primal_estimate(self) -> np.ndarray:
+        """X ≈ n · Σ_i p_i u_i u_iᵀ at the current point and the coldest temperature (the soft minimum's gradient):
+        where cuts are separated and probes are ordered."""
+        return self.dual.primal(self.point, TEMPERATURES[-1])
 
     def restricted(self, apart: np.ndarray | None = None, together: np.ndarray | None = None,
                    max_rounds: int | None = None) -> "SdpBound":
@@ -115,7 +116,7 @@ class SdpBound:
         child.point = self.point.copy()
         child.rounds, child.converged = 0, False
         child.max_rounds = self.max_rounds if max_rounds is None else max_rounds
-        child._stages = [[t, CUT_ITERATIONS] for t in CUT_TEMPERATURES]
+        child._stages = _cut_stages()
         return child
 
     def improve(self, deadline: float | None = None, target: float | None = None) -> float:
@@ -133,7 +134,7 @@ class SdpBound:
                 if not self._add_cuts():
                     break
                 self.rounds += 1
-                self._stages = [[t, CUT_ITERATIONS] for t in CUT_TEMPERATURES]
+                self._stages = _cut_stages()
                 self._ascend()
                 if self.value - before < STALL * max(abs(self.value), 1e-300):
                     break
@@ -163,7 +164,7 @@ class SdpBound:
     def _add_cuts(self) -> bool:
         """Drop the cuts whose multiplier is 0, add the most violated ones at the current point; False if none is
         violated (the point is then kept as it is)."""
-        X = self.dual.primal(self.point, CUT_TEMPERATURES[-1])
+        X = self.primal_estimate()
         rows, rhs = violated_cuts(X, self.k, CUTS_PER_ROUND)
         if rows.shape[0] == 0:
             return False
@@ -194,10 +195,6 @@ class _DualFunction:
         self._resume_value = -np.inf
         self.cuts = sparse.csr_matrix((0, self.pairs))
         self.rhs = np.zeros(0)
-
-    @property
-    def coldest_temperature(self) -> float:
-        return CUT_TEMPERATURES[-1] if self.rounds else TEMPERATURES[-1]
 
     @property
     def cut_count(self) -> int:
@@ -235,10 +232,8 @@ class _DualFunction:
 
     def primal(self, v: np.ndarray, temperature: float) -> np.ndarray:
         """The primal estimate n · Σ_i p_i u_i u_iᵀ at ``v`` (p the soft minimum's weights)."""
-        M, _ = self._matrix(v)
-        values, vectors = np.linalg.eigh(M)
-        weights = np.exp(-(values - values[0]) / temperature)
-        return self.n * (vectors * (weights / weights.sum())) @ vectors.T
+        values, vectors = np.linalg.eigh(self._matrix(v)[0])
+        return self.n * (vectors * _soft_min_weights(values, temperature)) @ vectors.T
 
     def negative_smooth_value(self, v: np.ndarray, temperature: float) -> tuple[float, np.ndarray]:
         """−(the smoothed dual value) and its gradient; records the true dual value of ``v`` if it is the best."""
@@ -253,15 +248,25 @@ class _DualFunction:
                 self.resume_point, self._resume_value = v.copy(), float(true_value)
         if self.best >= self.target or (self.deadline is not None and time.monotonic() >= self.deadline):
             raise _OutOfTime        # after one evaluation at least: a bound even when the time is already up
-        weights = np.exp(-(values - values[0]) / temperature)
-        soft_min = values[0] - temperature * np.log(weights.sum())
+        soft_min = values[0] - temperature * np.log(np.exp(-(values - values[0]) / temperature).sum())
         # the soft minimum's gradient in M is Σ_i p_i u_i u_iᵀ, p the softmax weights of −λ / τ
-        X = n * (vectors * (weights / weights.sum())) @ vectors.T
+        X = n * (vectors * _soft_min_weights(values, temperature)) @ vectors.T
         Xp = X[self.iu]
         grad_y = 1.0 - np.diag(X)
         grad_z = 2.0 * self.level - 2.0 * Xp
         grad_t = self.rhs - self.cuts @ Xp if self.cut_count else np.zeros(0)
         return -float(linear + n * soft_min), -np.concatenate([grad_y, grad_z, grad_t])
+
+
+def _cut_stages() -> list[list]:
+    """The ascent after a change of the variables (new cuts, fixed pairs): [temperature, iterations left]."""
+    return [[t, CUT_ITERATIONS] for t in CUT_TEMPERATURES]
+
+
+def _soft_min_weights(values: np.ndarray, temperature: float) -> np.ndarray:
+    """The softmax of −λ / τ over ascending eigenvalues ``values`` (shifted by λ_min: no overflow)."""
+    weights = np.exp(-(values - values[0]) / temperature)
+    return weights / weights.sum()
 
 
 def violated_cuts(X: np.ndarray, k: int, limit: int) -> tuple[sparse.csr_matrix, np.ndarray]:
